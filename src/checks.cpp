@@ -1,0 +1,111 @@
+#include "checks.hpp"
+
+#include <algorithm>
+
+namespace mha {
+namespace {
+
+constexpr std::int64_t kMaxCount = std::int64_t(1) << 53;
+
+[[noreturn]] void range_error(const std::string& message) {
+  throw Error(Error::Kind::range, message);
+}
+[[noreturn]] void type_error(const std::string& message) {
+  throw Error(Error::Kind::type, message);
+}
+
+std::string str(std::int64_t v) { return std::to_string(v); }
+
+void check_non_negative(std::int64_t v, const char* name) {
+  if (v < 0) range_error(std::string(name) + " must be >= 0, got " + str(v));
+}
+
+void check_pointer(const void* p, std::int64_t count, const char* name) {
+  if (p == nullptr && count > 0)
+    type_error(std::string(name) + " is null but must hold " + str(count) + " values");
+}
+
+}  // namespace
+
+std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* what) {
+  if (a < 0 || b < 0) range_error(std::string(what) + ": negative size");
+  if (a != 0 && b > (kMaxCount - 1) / a)
+    range_error(std::string(what) + ": " + str(a) + " x " + str(b) + " elements is too large");
+  return a * b;
+}
+
+Config checked_config(const Config& c) {
+  Config r = c;
+  if (c.embed_dim <= 0) range_error("embed_dim must be a positive integer, got " + str(c.embed_dim));
+  if (c.num_heads <= 0) range_error("num_heads must be a positive integer, got " + str(c.num_heads));
+  if (c.embed_dim % c.num_heads != 0)
+    range_error("embed_dim must be divisible by num_heads, got embed_dim=" + str(c.embed_dim) +
+                " and num_heads=" + str(c.num_heads));
+  if (c.kdim < 0) range_error("kdim must be a positive integer (or 0 for embed_dim), got " + str(c.kdim));
+  if (c.vdim < 0) range_error("vdim must be a positive integer (or 0 for embed_dim), got " + str(c.vdim));
+  if (r.kdim == 0) r.kdim = c.embed_dim;
+  if (r.vdim == 0) r.vdim = c.embed_dim;
+  // The largest tensor of the layer must be countable.
+  checked_mul(3 * r.embed_dim, std::max({r.embed_dim, r.kdim, r.vdim}), "projection weights");
+  return r;
+}
+
+void check_forward(const Config& c, const ForwardInput& in, const ForwardOptions& o,
+                   const ForwardOutputs& out) {
+  check_non_negative(in.batch, "input.batch");
+  check_non_negative(in.query_len, "input.query_len");
+  check_non_negative(in.key_len, "input.key_len");
+  const std::int64_t e = c.embed_dim, h = c.num_heads;
+  const std::int64_t bq = checked_mul(in.batch, in.query_len, "query");
+  const std::int64_t bk = checked_mul(in.batch, in.key_len, "key");
+  const std::int64_t s = in.key_len + (c.add_bias_kv ? 1 : 0) + (c.add_zero_attn ? 1 : 0);
+
+  check_pointer(in.query, checked_mul(bq, e, "query"), "input.query");
+  if (in.key == nullptr) {
+    if (in.key_len != in.query_len)
+      range_error("input.key_len must equal input.query_len (" + str(in.query_len) +
+                  ") when key is null (self-attention), got " + str(in.key_len));
+    if (c.kdim != e)
+      range_error("key is null (self-attention) but kdim (" + str(c.kdim) +
+                  ") differs from embed_dim (" + str(e) + ")");
+  } else {
+    check_pointer(in.key, checked_mul(bk, c.kdim, "key"), "input.key");
+  }
+  if (in.value == nullptr) {
+    if (c.vdim != c.kdim)
+      range_error("value is null (value = key) but vdim (" + str(c.vdim) + ") differs from kdim (" +
+                  str(c.kdim) + ")");
+  } else {
+    check_pointer(in.value, checked_mul(bk, c.vdim, "value"), "input.value");
+  }
+
+  if (o.key_padding.blocked && o.key_padding.additive)
+    type_error("options.key_padding: give blocked or additive, not both");
+  if (o.attn.blocked && o.attn.additive)
+    type_error("options.attn: give blocked or additive, not both");
+  if (o.attn_per_head && !o.attn.present())
+    type_error("options.attn_per_head is set but options.attn is empty");
+  if (o.valid_lens_per_query && o.valid_lens == nullptr)
+    type_error("options.valid_lens_per_query is set but options.valid_lens is null");
+  if (o.valid_lens != nullptr) {
+    const std::int64_t n = o.valid_lens_per_query ? bq : in.batch;
+    for (std::int64_t i = 0; i < n; ++i)
+      if (o.valid_lens[i] < 0)
+        range_error("options.valid_lens[" + str(i) + "] must be >= 0, got " + str(o.valid_lens[i]));
+  }
+  if (o.need_weights != NeedWeights::none && o.need_weights != NeedWeights::average &&
+      o.need_weights != NeedWeights::per_head)
+    range_error("options.need_weights is not a NeedWeights value");
+  if (o.fully_masked_rows != FullyMaskedRows::zero && o.fully_masked_rows != FullyMaskedRows::nan)
+    range_error("options.fully_masked_rows is not a FullyMaskedRows value");
+
+  const std::int64_t out_count = checked_mul(bq, e, "output");
+  check_pointer(out.output, out_count, "outputs.output");
+  if (o.need_weights != NeedWeights::none) {
+    std::int64_t n = checked_mul(bq, s, "weights");
+    if (o.need_weights == NeedWeights::per_head) n = checked_mul(n, h, "weights");
+    check_pointer(out.weights, n, "outputs.weights");
+  }
+}
+
+}  // namespace mha

@@ -1,0 +1,23 @@
+// Boundary checks of the C++ entry points. The JS wrapper checks the same
+// things first with JS-level names; these run again so that the C++ API is
+// safe on its own and nothing past them needs to re-check.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "mha.hpp"
+
+namespace mha {
+
+// Resolves kdim/vdim (0 -> embed_dim) and throws Error when impossible.
+Config checked_config(const Config& config);
+
+// a * b, throwing Error (naming `what`) if the product leaves [0, 2^53),
+// the range in which JS numbers count exactly.
+std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* what);
+
+void check_forward(const Config& config, const ForwardInput& input, const ForwardOptions& options,
+                   const ForwardOutputs& outputs);
+
+}  // namespace mha

@@ -1,0 +1,51 @@
+// Small numeric primitives the attention routine is built from, each in two
+// versions with one signature: `simd` (xsimd::batch<float>, whole batches then
+// a scalar tail) and `scalar` (plain loops, the oracle the native kernel tests
+// compare against). Plain pointers and counts: no SIMD type leaks out.
+//
+// Preconditions shared by every function: pointers valid for the counts given,
+// counts may be 0, output ranges do not overlap inputs unless stated.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+namespace mha {
+
+// A linear layer's weight W [N, K] (PyTorch's out_features x in_features),
+// repacked once for the GEMM: panels of kPanel consecutive output columns,
+// each panel stored k-major (K rows of kPanel floats), the last zero-padded.
+// Packing turns the inner loop into unit-stride loads of W^T.
+struct PackedWeight {
+  static constexpr std::size_t kPanel = 8;  // two f32x4 batches
+  std::size_t n = 0;                        // N
+  std::size_t k = 0;                        // K
+  std::vector<float> data;                  // ceil(N / kPanel) * K * kPanel
+};
+
+PackedWeight pack_weight(const float* w, std::size_t n, std::size_t k);
+
+namespace simd {
+float dot(const float* a, const float* b, std::size_t n);
+void axpy(float alpha, const float* x, float* y, std::size_t n);   // y += alpha * x
+void scale(float alpha, float* x, std::size_t n);                  // x *= alpha
+float max(const float* x, std::size_t n);                          // -inf when n == 0
+float exp_shifted_sum(float* x, std::size_t n, float shift);       // x = exp(x - shift); returns the sum
+// y[m, N] = x[m, K] . W^T + bias   (bias may be nullptr)
+// x rows are x_stride floats apart, y rows y_stride apart.
+void linear(const float* x, std::size_t m, std::size_t x_stride, const PackedWeight& w,
+            const float* bias, float* y, std::size_t y_stride);
+}  // namespace simd
+
+namespace scalar {
+float dot(const float* a, const float* b, std::size_t n);
+void axpy(float alpha, const float* x, float* y, std::size_t n);
+void scale(float alpha, float* x, std::size_t n);
+float max(const float* x, std::size_t n);
+float exp_shifted_sum(float* x, std::size_t n, float shift);
+// Same contract as simd::linear but reads W [N, K] unpacked.
+void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w, std::size_t n,
+            std::size_t k, const float* bias, float* y, std::size_t y_stride);
+}  // namespace scalar
+
+}  // namespace mha

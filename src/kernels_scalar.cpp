@@ -1,0 +1,47 @@
+// Plain-loop versions of the primitives: the oracle the SIMD kernels are tested
+// against. Written for obviousness, accumulating in double where it is free to.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernels.hpp"
+
+namespace mha::scalar {
+
+float dot(const float* a, const float* b, std::size_t n) {
+  double sum = 0.0;
+  for (std::size_t i = 0; i < n; ++i) sum += double(a[i]) * double(b[i]);
+  return float(sum);
+}
+
+void axpy(float alpha, const float* x, float* y, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void scale(float alpha, float* x, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) x[i] *= alpha;
+}
+
+float max(const float* x, std::size_t n) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (std::size_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+float exp_shifted_sum(float* x, std::size_t n, float shift) {
+  double sum = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    sum += x[i];
+  }
+  return float(sum);
+}
+
+void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w, std::size_t n,
+            std::size_t k, const float* bias, float* y, std::size_t y_stride) {
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j)  // y[i, j] = x[i, :] . W[j, :] + bias[j]
+      y[i * y_stride + j] = dot(x + i * x_stride, w + j * k, k) + (bias ? bias[j] : 0.0f);
+}
+
+}  // namespace mha::scalar

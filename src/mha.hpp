@@ -1,0 +1,138 @@
+// mha-wasm: multi-head attention as torch.nn.MultiheadAttention computes it at
+// inference ("Attention Is All You Need", Vaswani et al. 2017, section 3.2.2).
+//
+// The one public C++ header. No SIMD type appears here; the kernels live in
+// kernels.hpp and are an implementation detail.
+//
+// Layout, written once: batch-first, row-major, float32.
+//
+//   tensor          shape                          notes
+//   query           [B, Lq, E]
+//   key             [B, Lk, kdim]                  nullptr: the query
+//   value           [B, Lk, vdim]                  nullptr: the key
+//   key_padding     [B, Lk]                        blocked (nonzero = ignore key) or additive
+//   attn            [Lq, Lk] or [B*H, Lq, Lk]      index b*H + h; blocked or additive
+//   valid_lens      [B] or [B, Lq]                 d2l.ai: key j is blocked when j >= len
+//   output          [B, Lq, E]
+//   weights         [B, Lq, S] or [B, H, Lq, S]    averaged over heads, or per head
+//   heads           [B, H, Lq, d]                  d = E / H; Z_i of the paper
+//   concat          [B, Lq, E]                     Concat(Z_1 .. Z_H), head h at columns h*d ..
+//
+//   S = Lk + add_bias_kv + add_zero_attn: the bias_k/bias_v row and the all-zero
+//   row are extra keys that no mask ever blocks (PyTorch pads its masks with 0).
+//
+// Parameters use PyTorch's state_dict names and layouts (see parameter_names()).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mha {
+
+// The one error type of the project. `kind` tells the JS wrapper which JS
+// error class to raise; the message names the argument, the expected and the
+// actual value.
+class Error : public std::runtime_error {
+ public:
+  enum class Kind { type, range };
+  Error(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  Kind kind() const noexcept { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
+// The layer's hyper-parameters, as nn.MultiheadAttention's constructor takes them.
+struct Config {
+  std::int64_t embed_dim = 0;   // E
+  std::int64_t num_heads = 0;   // H; E % H == 0
+  std::int64_t kdim = 0;        // 0 means embed_dim
+  std::int64_t vdim = 0;        // 0 means embed_dim
+  bool bias = true;             // in_proj_bias and out_proj.bias exist
+  bool add_bias_kv = false;     // bias_k and bias_v exist; one extra key
+  bool add_zero_attn = false;   // one extra all-zero key per head
+};
+
+// A mask given either as booleans (nonzero = blocked, as nn.MultiheadAttention)
+// or as floats added to the scaled scores. At most one of the two is set.
+struct Mask {
+  const std::uint8_t* blocked = nullptr;
+  const float* additive = nullptr;
+  bool present() const { return blocked != nullptr || additive != nullptr; }
+};
+
+enum class NeedWeights { none, average, per_head };
+
+// What a row whose every key is blocked yields. PyTorch 1.13 returns NaN there;
+// `zero` (the default) gives weights 0 and a head output of 0 instead.
+enum class FullyMaskedRows { zero, nan };
+
+struct ForwardInput {
+  std::int64_t batch = 0;      // B
+  std::int64_t query_len = 0;  // Lq
+  std::int64_t key_len = 0;    // Lk; must equal Lq when key is nullptr
+  const float* query = nullptr;
+  const float* key = nullptr;
+  const float* value = nullptr;
+};
+
+struct ForwardOptions {
+  Mask key_padding;                        // [B, Lk]
+  Mask attn;                               // [Lq, Lk], or [B*H, Lq, Lk] when attn_per_head
+  bool attn_per_head = false;
+  bool is_causal = false;                  // key j blocked for query i when j > i
+  const std::int32_t* valid_lens = nullptr;  // [B], or [B, Lq] when valid_lens_per_query
+  bool valid_lens_per_query = false;
+  NeedWeights need_weights = NeedWeights::none;
+  FullyMaskedRows fully_masked_rows = FullyMaskedRows::zero;
+};
+
+// Caller-owned destinations; nullptr means "not wanted" (output is required).
+struct ForwardOutputs {
+  float* output = nullptr;   // [B, Lq, E]
+  float* weights = nullptr;  // per ForwardOptions::need_weights
+  float* heads = nullptr;    // [B, H, Lq, d]
+  float* concat = nullptr;   // [B, Lq, E]
+};
+
+class MultiheadAttention {
+ public:
+  // Throws Error when the configuration is impossible. Parameters start as
+  // PyTorch initialises them (xavier-uniform input projections, zero biases,
+  // out_proj.weight uniform(+-1/sqrt(E)), xavier-normal bias_k/bias_v), drawn
+  // deterministically from `seed`.
+  explicit MultiheadAttention(const Config& config, std::uint64_t seed = 0);
+  ~MultiheadAttention();
+  MultiheadAttention(MultiheadAttention&&) noexcept;
+  MultiheadAttention& operator=(MultiheadAttention&&) noexcept;
+
+  const Config& config() const;  // kdim/vdim resolved
+  std::int64_t head_dim() const;
+  // S for a key sequence of length key_len.
+  std::int64_t source_len(std::int64_t key_len) const;
+
+  // The state_dict keys this configuration has, in PyTorch's order.
+  std::vector<std::string> parameter_names() const;
+  // The PyTorch shape of one parameter; throws Error for an unknown name.
+  std::vector<std::int64_t> parameter_shape(const std::string& name) const;
+  // Copies `count` floats into a parameter; throws Error when the name is not
+  // one of parameter_names() or count is not the product of its shape.
+  void set_parameter(const std::string& name, const float* data, std::size_t count);
+  // The parameter's values, row-major in PyTorch's layout.
+  const std::vector<float>& parameter(const std::string& name) const;
+
+  // Runs the layer. Checks every size and flag it can see and throws Error
+  // before writing anything; buffer lengths are the caller's contract (table above).
+  void forward(const ForwardInput& input, const ForwardOptions& options,
+               const ForwardOutputs& outputs);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mha

@@ -1,0 +1,141 @@
+#include "parameters.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "random.hpp"
+
+namespace mha {
+namespace {
+
+std::int64_t product(const std::vector<std::int64_t>& shape) {
+  std::int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+std::string shape_string(const std::vector<std::int64_t>& shape) {
+  std::ostringstream s;
+  s << '[';
+  for (std::size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+  s << ']';
+  return s.str();
+}
+
+void fill_uniform(std::vector<float>& v, Random& rng, double bound) {
+  for (auto& x : v) x = float(rng.uniform(-bound, bound));
+}
+
+}  // namespace
+
+Parameters::Parameters(const Config& c, std::uint64_t seed) : config_(c) {
+  const std::int64_t e = c.embed_dim;
+  const bool same_dims = c.kdim == e && c.vdim == e;  // PyTorch's _qkv_same_embed_dim
+  if (same_dims) {
+    params_.push_back({"in_proj_weight", {3 * e, e}, {}});
+  } else {
+    params_.push_back({"q_proj_weight", {e, e}, {}});
+    params_.push_back({"k_proj_weight", {e, c.kdim}, {}});
+    params_.push_back({"v_proj_weight", {e, c.vdim}, {}});
+  }
+  if (c.bias) params_.push_back({"in_proj_bias", {3 * e}, {}});
+  if (c.add_bias_kv) {
+    params_.push_back({"bias_k", {1, 1, e}, {}});
+    params_.push_back({"bias_v", {1, 1, e}, {}});
+  }
+  params_.push_back({"out_proj.weight", {e, e}, {}});
+  if (c.bias) params_.push_back({"out_proj.bias", {e}, {}});
+  for (auto& p : params_) p.values.assign(std::size_t(product(p.shape)), 0.0f);
+
+  // nn.MultiheadAttention._reset_parameters, in its order, from our own
+  // generator (PyTorch's RNG stream is not reproduced; the distributions are).
+  Random rng(seed);
+  if (same_dims) {
+    // xavier_uniform_ on [3E, E]: fan_in = E, fan_out = 3E.
+    fill_uniform(find_mutable("in_proj_weight")->values, rng, std::sqrt(6.0 / double(4 * e)));
+  } else {
+    fill_uniform(find_mutable("q_proj_weight")->values, rng, std::sqrt(6.0 / double(e + e)));
+    fill_uniform(find_mutable("k_proj_weight")->values, rng, std::sqrt(6.0 / double(e + c.kdim)));
+    fill_uniform(find_mutable("v_proj_weight")->values, rng, std::sqrt(6.0 / double(e + c.vdim)));
+  }
+  // out_proj is an nn.Linear: kaiming_uniform_(a=sqrt(5)) gives bound 1/sqrt(fan_in).
+  fill_uniform(find_mutable("out_proj.weight")->values, rng, 1.0 / std::sqrt(double(e)));
+  if (c.add_bias_kv) {
+    // xavier_normal_ on [1, 1, E]: fan_in = fan_out = E, std = sqrt(2 / 2E).
+    const double std_dev = std::sqrt(1.0 / double(e));
+    for (const char* name : {"bias_k", "bias_v"})
+      for (auto& x : find_mutable(name)->values) x = float(rng.normal() * std_dev);
+  }
+  // in_proj_bias and out_proj.bias stay 0, as PyTorch sets them.
+  bind_views();
+  for (const auto& p : params_) repack(p.name);
+}
+
+const Parameter* Parameters::find(const std::string& name) const {
+  for (const auto& p : params_)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+Parameter* Parameters::find_mutable(const std::string& name) {
+  return const_cast<Parameter*>(static_cast<const Parameters*>(this)->find(name));
+}
+
+void Parameters::set(const std::string& name, const float* data, std::size_t count) {
+  Parameter* p = find_mutable(name);
+  if (p == nullptr) {
+    std::string known;
+    for (const auto& q : params_) known += (known.empty() ? "" : ", ") + q.name;
+    throw Error(Error::Kind::range,
+                "parameter '" + name + "' does not exist in this layer; expected one of " + known);
+  }
+  if (count != p->values.size())
+    throw Error(Error::Kind::range, "parameter '" + name + "' must have " +
+                                        std::to_string(p->values.size()) + " values (shape " +
+                                        shape_string(p->shape) + "), got " + std::to_string(count));
+  if (count > 0 && data == nullptr)
+    throw Error(Error::Kind::type, "parameter '" + name + "': data is null");
+  std::copy(data, data + count, p->values.begin());
+  repack(name);
+}
+
+void Parameters::bind_views() {
+  const std::size_t e = std::size_t(config_.embed_dim);
+  if (const Parameter* in = find("in_proj_weight")) {
+    w_q_ = in->values.data();  // rows [0, E), [E, 2E), [2E, 3E) of [3E, E]
+    w_k_ = w_q_ + e * e;
+    w_v_ = w_k_ + e * e;
+  } else {
+    w_q_ = find("q_proj_weight")->values.data();
+    w_k_ = find("k_proj_weight")->values.data();
+    w_v_ = find("v_proj_weight")->values.data();
+  }
+  if (const Parameter* b = find("in_proj_bias")) {
+    b_q_ = b->values.data();
+    b_k_ = b_q_ + e;
+    b_v_ = b_k_ + e;
+  }
+  if (const Parameter* b = find("out_proj.bias")) b_o_ = b->values.data();
+  if (const Parameter* b = find("bias_k")) bias_k_ = b->values.data();
+  if (const Parameter* b = find("bias_v")) bias_v_ = b->values.data();
+}
+
+void Parameters::repack(const std::string& name) {
+  const std::size_t e = std::size_t(config_.embed_dim);
+  const std::size_t kd = std::size_t(config_.kdim), vd = std::size_t(config_.vdim);
+  if (name == "in_proj_weight") {
+    packed_q_ = pack_weight(w_q_, e, e);
+    packed_k_ = pack_weight(w_k_, e, e);
+    packed_v_ = pack_weight(w_v_, e, e);
+  } else if (name == "q_proj_weight") {
+    packed_q_ = pack_weight(w_q_, e, e);
+  } else if (name == "k_proj_weight") {
+    packed_k_ = pack_weight(w_k_, e, kd);
+  } else if (name == "v_proj_weight") {
+    packed_v_ = pack_weight(w_v_, e, vd);
+  } else if (name == "out_proj.weight") {
+    packed_o_ = pack_weight(w_o(), e, e);
+  }
+}
+
+}  // namespace mha

@@ -1,0 +1,120 @@
+// Each SIMD primitive against its scalar oracle, at sizes around the lane
+// count (4 for f32x4/SSE) and the micro-kernel's 4-row x 8-column tile, so
+// every whole-batch path and every scalar tail runs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "kernels.hpp"
+
+namespace {
+
+const std::size_t kSizes[] = {1, 3, 4, 5, 7, 8, 9, 63, 64, 65};
+
+std::vector<float> random_vector(std::size_t n, unsigned seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(gen);
+  return v;
+}
+
+// Tolerance for a sum of n products of values in [-1, 1]: float32 rounding grows ~sqrt(n).
+float sum_tolerance(std::size_t n) { return 1e-6f * float(n) + 1e-6f; }
+
+TEST(Kernels, DotMatchesScalarAtEverySize) {
+  for (std::size_t n : kSizes) {
+    auto a = random_vector(n, 1), b = random_vector(n, 2);
+    EXPECT_NEAR(mha::simd::dot(a.data(), b.data(), n), mha::scalar::dot(a.data(), b.data(), n),
+                sum_tolerance(n))
+        << "n=" << n;
+  }
+}
+
+TEST(Kernels, AxpyMatchesScalarAtEverySize) {
+  for (std::size_t n : kSizes) {
+    auto x = random_vector(n, 3), y1 = random_vector(n, 4), y2 = y1;
+    mha::simd::axpy(0.37f, x.data(), y1.data(), n);
+    mha::scalar::axpy(0.37f, x.data(), y2.data(), n);
+    for (std::size_t i = 0; i < n; ++i) EXPECT_NEAR(y1[i], y2[i], 1e-6f) << "n=" << n << " i=" << i;
+  }
+}
+
+TEST(Kernels, ScaleMatchesScalarAtEverySize) {
+  for (std::size_t n : kSizes) {
+    auto x1 = random_vector(n, 5), x2 = x1;
+    mha::simd::scale(-1.75f, x1.data(), n);
+    mha::scalar::scale(-1.75f, x2.data(), n);
+    for (std::size_t i = 0; i < n; ++i) EXPECT_FLOAT_EQ(x1[i], x2[i]) << "n=" << n << " i=" << i;
+  }
+}
+
+TEST(Kernels, MaxFindsTheLargestWhereverItIs) {
+  for (std::size_t n : kSizes) {
+    for (std::size_t where = 0; where < n; where += (n > 9 ? 7 : 1)) {
+      auto x = random_vector(n, 6);
+      x[where] = 5.0f;
+      EXPECT_EQ(mha::simd::max(x.data(), n), 5.0f) << "n=" << n << " at " << where;
+      EXPECT_EQ(mha::simd::max(x.data(), n), mha::scalar::max(x.data(), n));
+    }
+  }
+}
+
+TEST(Kernels, MaxOfNothingIsMinusInfinity) {
+  EXPECT_EQ(mha::simd::max(nullptr, 0), -std::numeric_limits<float>::infinity());
+}
+
+TEST(Kernels, ExpShiftedSumMatchesScalarAtEverySize) {
+  for (std::size_t n : kSizes) {
+    auto x1 = random_vector(n, 7, -30.0f, 0.0f), x2 = x1;
+    const float s1 = mha::simd::exp_shifted_sum(x1.data(), n, -1.5f);
+    const float s2 = mha::scalar::exp_shifted_sum(x2.data(), n, -1.5f);
+    EXPECT_NEAR(s1, s2, 1e-6f * std::abs(s2)) << "n=" << n;
+    for (std::size_t i = 0; i < n; ++i)
+      EXPECT_NEAR(x1[i], x2[i], 2e-7f * std::abs(x2[i]) + 1e-30f) << "n=" << n << " i=" << i;
+  }
+}
+
+TEST(Kernels, ExpShiftedSumOfMinusInfinityIsZero) {
+  std::vector<float> x(9, -std::numeric_limits<float>::infinity());
+  x[4] = 0.0f;
+  EXPECT_FLOAT_EQ(mha::simd::exp_shifted_sum(x.data(), x.size(), 0.0f), 1.0f);
+  for (std::size_t i = 0; i < x.size(); ++i) EXPECT_EQ(x[i], i == 4 ? 1.0f : 0.0f);
+}
+
+// linear = GEMM + bias. Rows m and columns n cross the 4-row micro-kernel and
+// the 8-column panel; k crosses nothing (the micro-kernel loops over it) but
+// includes 1.
+TEST(Kernels, LinearMatchesScalarAcrossTileEdges) {
+  for (std::size_t m : {1, 3, 4, 5, 9, 65, 130})
+    for (std::size_t n : {1, 3, 4, 5, 7, 8, 9, 64, 65})
+      for (std::size_t k : {1, 5, 8, 63}) {
+        const std::size_t x_stride = k + 2, y_stride = n + 3;  // strided rows, as the layer uses
+        auto x = random_vector(m * x_stride, 11);
+        auto w = random_vector(n * k, 12);
+        auto bias = random_vector(n, 13);
+        const auto packed = mha::pack_weight(w.data(), n, k);
+        std::vector<float> y1(m * y_stride, 42.0f), y2(m * y_stride, 42.0f);
+        mha::simd::linear(x.data(), m, x_stride, packed, bias.data(), y1.data(), y_stride);
+        mha::scalar::linear(x.data(), m, x_stride, w.data(), n, k, bias.data(), y2.data(), y_stride);
+        for (std::size_t i = 0; i < m; ++i)
+          for (std::size_t j = 0; j < y_stride; ++j)
+            ASSERT_NEAR(y1[i * y_stride + j], y2[i * y_stride + j], sum_tolerance(k))
+                << "m=" << m << " n=" << n << " k=" << k << " at " << i << "," << j
+                << (j >= n ? " (padding must stay untouched)" : "");
+      }
+}
+
+TEST(Kernels, LinearWithoutBiasAddsNothing) {
+  auto x = random_vector(5 * 6, 21), w = random_vector(7 * 6, 22);
+  const auto packed = mha::pack_weight(w.data(), 7, 6);
+  std::vector<float> y1(5 * 7), y2(5 * 7);
+  mha::simd::linear(x.data(), 5, 6, packed, nullptr, y1.data(), 7);
+  mha::scalar::linear(x.data(), 5, 6, w.data(), 7, 6, nullptr, y2.data(), 7);
+  for (std::size_t i = 0; i < y1.size(); ++i) EXPECT_NEAR(y1[i], y2[i], 1e-5f);
+}
+
+}  // namespace
