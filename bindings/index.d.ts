@@ -1,0 +1,188 @@
+/**
+ * mha-wasm: multi-head attention exactly as `torch.nn.MultiheadAttention`
+ * computes it at inference, in WebAssembly SIMD.
+ *
+ * Layout everywhere: batch-first, row-major float32.
+ *
+ * | tensor          | dims                                   |
+ * |-----------------|----------------------------------------|
+ * | query           | `[B, Lq, E]` (unbatched `[Lq, E]`)     |
+ * | key             | `[B, Lk, kdim]`                        |
+ * | value           | `[B, Lk, vdim]`                        |
+ * | output          | `[B, Lq, E]`                           |
+ * | weights         | `[B, Lq, S]` average, `[B, H, Lq, S]` per head |
+ * | heads           | `[B, H, Lq, d]`, d = E / H             |
+ * | concat          | `[B, Lq, E]`, head h in columns h·d … h·d+d−1 |
+ *
+ * S = Lk, plus one column with `addBiasKV`, plus one with `addZeroAttn`.
+ * @packageDocumentation
+ */
+
+/** The package version. */
+export declare const version: string;
+
+/** A row-major tensor: `data.length` equals the product of `dims`. */
+export interface TensorLike<D = Float32Array> {
+  data: D;
+  dims: readonly number[];
+}
+
+/** A float32 tensor; results are returned as Tensors whose `data` the caller owns. */
+export declare class Tensor implements TensorLike<Float32Array> {
+  constructor(data: Float32Array, dims: number[]);
+  data: Float32Array;
+  dims: number[];
+  /** Number of elements. */
+  readonly size: number;
+}
+
+/**
+ * A mask: booleans (`Uint8Array` or `boolean[]`, true/nonzero = blocked, as in
+ * nn.MultiheadAttention) or a `Float32Array` added to the scaled scores.
+ */
+export type Mask = TensorLike<Uint8Array | boolean[] | Float32Array>;
+
+/** Options of {@link init}. */
+export interface InitOptions {
+  /**
+   * Where the `.wasm` is: a URL or path (resolved against this module), its
+   * bytes, or a fetch `Response`. Default: `mha-core.wasm` next to `index.js`.
+   */
+  wasm?: URL | string | ArrayBuffer | ArrayBufferView | Response;
+}
+
+/** Loads the WebAssembly module once; later calls return the same promise. */
+export declare function init(options?: InitOptions): Promise<unknown>;
+
+/** What the loaded build can do, and why it was chosen. */
+export interface Capabilities {
+  simd: boolean;
+  threads: boolean;
+  crossOriginIsolated: boolean;
+  build: 'simd';
+  reason: string;
+  /** Where the .wasm came from; null before the module is loaded. */
+  loadedFrom: string | null;
+  version: string;
+}
+export declare function capabilities(): Capabilities;
+
+/** Bytes the WebAssembly heap spans now (it grows, never shrinks). */
+export declare function heapBytes(): Promise<number>;
+
+/** Options of {@link MultiheadAttention.create}; defaults are PyTorch's. */
+export interface CreateOptions {
+  /** E, the model width. */
+  embedDim: number;
+  /** H; `embedDim % numHeads` must be 0 (each head gets d = E / H columns). */
+  numHeads: number;
+  /** Width of the key input. Default: embedDim. */
+  kdim?: number;
+  /** Width of the value input. Default: embedDim. */
+  vdim?: number;
+  /** Input and output projection biases. Default: true. */
+  bias?: boolean;
+  /** Learned bias_k / bias_v appended as one more key and value. Default: false. */
+  addBiasKV?: boolean;
+  /** An all-zero key and value appended per head. Default: false. */
+  addZeroAttn?: boolean;
+  /** Seed of the PyTorch-style initial weights (deterministic). Default: 0. */
+  seed?: number;
+}
+
+/** Options of {@link MultiheadAttention.forward}. */
+export interface ForwardOptions {
+  /** `[B, Lk]` (unbatched `[Lk]`): true = ignore that key, or additive floats. */
+  keyPaddingMask?: Mask;
+  /**
+   * `[Lq, Lk]`, or `[B·H, Lq, Lk]` with index `b·H + h` (unbatched `[H, Lq, Lk]`):
+   * true = not allowed, or additive floats.
+   */
+  attnMask?: Mask;
+  /** Blocks key j for query i when j > i (top-left aligned, like `torch.tril`). */
+  isCausal?: boolean;
+  /**
+   * d2l.ai's valid_lens: key j is blocked when j >= the length. `[B]` (a plain
+   * array works) or `[B, Lq]`; unbatched: a number or `[Lq]`.
+   */
+  validLens?: number | number[] | Int32Array | TensorLike<number[] | Int32Array>;
+  /**
+   * Attention weights: `'none'` (default; memory stays O(L)), `'average'` over
+   * heads (PyTorch's default `need_weights=True`) or `'per-head'`
+   * (`average_attn_weights=False`).
+   */
+  needWeights?: 'none' | 'average' | 'per-head';
+  /** Also return the per-head outputs Z_i `[B, H, Lq, d]`. Default: false. */
+  returnHeads?: boolean;
+  /** Also return the concatenation of the heads `[B, Lq, E]`. Default: false. */
+  returnConcat?: boolean;
+  /**
+   * A query row whose every key is blocked: `'zero'` (default) gives weights 0
+   * and a head output of 0; `'nan'` gives NaN there, as PyTorch 1.13 does.
+   */
+  fullyMaskedRows?: 'zero' | 'nan';
+}
+
+/** What {@link MultiheadAttention.forward} returns; unbatched in, unbatched out. */
+export interface ForwardResult {
+  /** `[B, Lq, E]` */
+  output: Tensor;
+  /** `[B, Lq, S]` (average) or `[B, H, Lq, S]` (per-head), when asked for. */
+  weights?: Tensor;
+  /** `[B, H, Lq, d]`, with `returnHeads`. */
+  heads?: Tensor;
+  /** `[B, Lq, E]`, with `returnConcat`. */
+  concat?: Tensor;
+}
+
+/** Options of {@link MultiheadAttention.loadStateDict}. */
+export interface LoadStateDictOptions {
+  /** Require every key of the layer (PyTorch's `strict`). Default: true. */
+  strict?: boolean;
+}
+
+/** A PyTorch state_dict: `in_proj_weight`, `in_proj_bias`, `out_proj.weight`, … */
+export type StateDict = Record<string, Float32Array | TensorLike<Float32Array>>;
+
+/**
+ * One `nn.MultiheadAttention` layer (inference). Holds WebAssembly memory:
+ * call `dispose()` (or declare it with `using`) when done; a layer dropped
+ * without it is reclaimed by the garbage collector eventually.
+ */
+export declare class MultiheadAttention {
+  private constructor();
+  /** Creates a layer; throws RangeError when `embedDim % numHeads !== 0`. */
+  static create(options: CreateOptions): Promise<MultiheadAttention>;
+
+  readonly embedDim: number;
+  readonly numHeads: number;
+  /** d = embedDim / numHeads. */
+  readonly headDim: number;
+  readonly kdim: number;
+  readonly vdim: number;
+  readonly bias: boolean;
+  readonly addBiasKV: boolean;
+  readonly addZeroAttn: boolean;
+  /** True after `dispose()`. */
+  readonly disposed: boolean;
+
+  /** This layer's state_dict keys and their PyTorch shapes. */
+  parameterShapes(): Record<string, number[]>;
+  /**
+   * Loads weights under PyTorch's state_dict names (row-major, as PyTorch
+   * stores them). Missing, unexpected and misshapen keys are all named in one
+   * error, and nothing is loaded unless everything fits.
+   */
+  loadStateDict(dict: StateDict, options?: LoadStateDictOptions): void;
+  /** The current weights, as fresh tensors under PyTorch's names. */
+  stateDict(): Record<string, Tensor>;
+  /**
+   * Runs the layer. `key` defaults to `query` and `value` to `key`; pass
+   * `null` to use a default while giving later arguments.
+   */
+  forward(query: TensorLike, key?: TensorLike | null, value?: TensorLike | null,
+          options?: ForwardOptions): ForwardResult;
+  /** Frees the WebAssembly memory. A second call does nothing; any other use afterwards throws. */
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
