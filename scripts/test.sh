@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test against the build in build/ and dist/ (scripts/build.sh first):
+# the native GoogleTest suite (CTest), the Node suite, the browser suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== native (ctest)"
+ctest --test-dir build/native --output-on-failure -j "$(nproc)"
+
+# One runner for the Node and the browser suites, so its closing summary counts both.
+echo "== node and browser (node --test; Chromium via playwright-core)"
+node --test --test-reporter=spec tests/js/ tests/browser/

@@ -1,0 +1,64 @@
+// Shared setup of the Node suite: the package entry as users import it, the
+// PyTorch fixtures, and the comparison with an explicit tolerance.
+import { readFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
+
+export * from '../../dist/index.js';
+
+const fixturesDir = new URL('../fixtures/', import.meta.url);
+const TYPED = { float32: Float32Array, float64: Float64Array, uint8: Uint8Array, int32: Int32Array };
+
+// tests/fixtures/mha_cases.{json,bin}, written by tests/fixtures/generate.py
+// with PyTorch in float64. Tensors are decoded to { data, dims }.
+export function loadFixtures() {
+  const manifest = JSON.parse(readFileSync(new URL('mha_cases.json', fixturesDir), 'utf8'));
+  const bin = readFileSync(new URL('mha_cases.bin', fixturesDir));
+  const tensor = (ref) => {
+    const T = TYPED[ref.dtype];
+    const bytes = bin.buffer.slice(bin.byteOffset + ref.offset, bin.byteOffset + ref.offset + ref.length * T.BYTES_PER_ELEMENT);
+    return { data: new T(bytes), dims: ref.dims };
+  };
+  const decode = (obj) => Object.fromEntries(Object.entries(obj).map(([k, v]) =>
+    [k, v !== null && typeof v === 'object' && 'dtype' in v ? tensor(v) : v]));
+  return manifest.cases.map((c) => ({
+    ...c,
+    stateDict: decode(c.stateDict),
+    query: tensor(c.query),
+    key: c.key ? tensor(c.key) : null,
+    value: c.value ? tensor(c.value) : null,
+    options: decode(c.options ?? {}),
+    expected: decode(c.expected),
+  }));
+}
+
+// |got - want| <= atol + rtol * |want| everywhere; NaN exactly where expected.
+// Returns the largest absolute error, for reporting.
+export function assertClose(got, want, { atol = 1e-4, rtol = 1e-4, what = 'tensor' } = {}) {
+  assert.deepEqual(got.dims, want.dims, `${what}: dims`);
+  assert.equal(got.data.length, want.data.length, `${what}: length`);
+  let worst = 0;
+  for (let i = 0; i < want.data.length; i++) {
+    const g = got.data[i], w = want.data[i];
+    if (Number.isNaN(w)) {
+      assert.ok(Number.isNaN(g), `${what}[${i}]: expected NaN, got ${g}`);
+      continue;
+    }
+    const err = Math.abs(g - w);
+    if (!(err <= atol + rtol * Math.abs(w)))
+      assert.fail(`${what}[${i}]: got ${g}, expected ${w} (|error| ${err} > ${atol} + ${rtol}·|expected|)`);
+    worst = Math.max(worst, err);
+  }
+  return worst;
+}
+
+// Deterministic inputs for tests that need no reference values.
+export function randomTensor(dims, seed = 1, scale = 1) {
+  let s = seed >>> 0;
+  const n = dims.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    data[i] = ((s / 2 ** 32) * 2 - 1) * scale;
+  }
+  return { data, dims };
+}
