@@ -4,16 +4,19 @@
 #
 #   scripts/setup.sh            build + test needs (Emscripten, xsimd, Chromium, npm deps)
 #   scripts/setup.sh --fixtures also PyTorch, for tests/fixtures/generate.py
+#   scripts/setup.sh --bench    also ONNX (peer graphs) and Google Benchmark, for npm run bench
 #
 # Root, no prompts; only Debian's archive and the npm registry are reached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_fixtures=0
+want_bench=0
 for arg in "$@"; do
   case "$arg" in
     --fixtures) want_fixtures=1 ;;
-    *) echo "setup.sh: unknown argument '$arg' (expected --fixtures)" >&2; exit 2 ;;
+    --bench) want_bench=1 ;;
+    *) echo "setup.sh: unknown argument '$arg' (expected --fixtures or --bench)" >&2; exit 2 ;;
   esac
 done
 
@@ -34,6 +37,10 @@ need_deb python3         /usr/bin/python3
 need_deb clang           /usr/bin/clang++
 if [ "$want_fixtures" = 1 ]; then
   /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || debian_missing+=(python3-torch python3-numpy)
+fi
+
+if [ "$want_bench" = 1 ]; then
+  /usr/bin/python3 -c 'import onnx, numpy' 2>/dev/null || debian_missing+=(python3-onnx python3-numpy)
 fi
 
 if [ ${#debian_missing[@]} -gt 0 ]; then
