@@ -2,7 +2,7 @@
 # Builds what is missing or stale, reusing earlier builds:
 #   build/wasm    -> dist/ (mha-core.mjs, mha-core.wasm, index.js, index.d.ts)
 #   build/native  -> native GoogleTest suite (tests/native)
-# MHA_SANITIZE=1 also builds build/native-asan (AddressSanitizer + UBSan).
+#   build/native-asan -> the same suite under AddressSanitizer + UBSan
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # emcc's JS optimiser needs acorn, which Debian installs outside Node's search path.
@@ -18,7 +18,5 @@ configure build/wasm emcmake cmake -DCMAKE_BUILD_TYPE=Release
 cmake --build build/wasm -j "$jobs"
 configure build/native cmake -DCMAKE_BUILD_TYPE=Release -DMHA_BUILD_TESTS=ON
 cmake --build build/native -j "$jobs"
-if [ "${MHA_SANITIZE:-0}" = 1 ]; then
-  configure build/native-asan cmake -DMHA_BUILD_TESTS=ON -DMHA_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
-  cmake --build build/native-asan -j "$jobs"
-fi
+configure build/native-asan cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMHA_BUILD_TESTS=ON -DMHA_SANITIZE=ON
+cmake --build build/native-asan -j "$jobs"

@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 echo "== native (ctest)"
 ctest --test-dir build/native --output-on-failure -j "$(nproc)"
 
+echo "== native under AddressSanitizer + UBSan (ctest)"
+ctest --test-dir build/native-asan --output-on-failure -j "$(nproc)"
+
 # One runner for the Node and the browser suites, so its closing summary counts both.
 echo "== node and browser (node --test; Chromium via playwright-core)"
 node --test --test-reporter=spec tests/js/ tests/browser/
