@@ -25,14 +25,32 @@ struct PackedWeight {
 
 PackedWeight pack_weight(const float* w, std::size_t n, std::size_t k);
 
+// The B operand of a GEMM, as column panels of kPanel floats: element (kk, j)
+// is at data[(j / kPanel) * panel_stride + kk * row_stride + j % kPanel].
+// Packed weights: panel_stride = K * kPanel, row_stride = kPanel. A row-major
+// matrix whose width is a multiple of kPanel: panel_stride = kPanel,
+// row_stride = its width. Columns past n in the last panel must be readable.
+struct Panels {
+  const float* data;
+  std::size_t panel_stride;
+  std::size_t row_stride;
+};
+
+inline Panels panels_of(const PackedWeight& w) {
+  return {w.data.data(), w.k * PackedWeight::kPanel, PackedWeight::kPanel};
+}
+
 namespace simd {
 float dot(const float* a, const float* b, std::size_t n);
 void axpy(float alpha, const float* x, float* y, std::size_t n);   // y += alpha * x
 void scale(float alpha, float* x, std::size_t n);                  // x *= alpha
 float max(const float* x, std::size_t n);                          // -inf when n == 0
 float exp_shifted_sum(float* x, std::size_t n, float shift);       // x = exp(x - shift); returns the sum
-// y[m, N] = x[m, K] . W^T + bias   (bias may be nullptr)
-// x rows are x_stride floats apart, y rows y_stride apart.
+// C[m, n] = A[m, k] . B[k, n] + (accumulate ? C : bias), bias[n] or nullptr
+// for zero. A rows are lda floats apart, C rows ldc apart.
+void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t k, std::size_t n,
+          const float* bias, bool accumulate, float* c, std::size_t ldc);
+// y[m, N] = x[m, K] . W^T + bias: gemm over packed weights.
 void linear(const float* x, std::size_t m, std::size_t x_stride, const PackedWeight& w,
             const float* bias, float* y, std::size_t y_stride);
 }  // namespace simd
@@ -43,6 +61,8 @@ void axpy(float alpha, const float* x, float* y, std::size_t n);
 void scale(float alpha, float* x, std::size_t n);
 float max(const float* x, std::size_t n);
 float exp_shifted_sum(float* x, std::size_t n, float shift);
+void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t k, std::size_t n,
+          const float* bias, bool accumulate, float* c, std::size_t ldc);
 // Same contract as simd::linear but reads W [N, K] unpacked.
 void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w, std::size_t n,
             std::size_t k, const float* bias, float* y, std::size_t y_stride);

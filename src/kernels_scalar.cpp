@@ -37,6 +37,18 @@ float exp_shifted_sum(float* x, std::size_t n, float shift) {
   return float(sum);
 }
 
+void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t k, std::size_t n,
+          const float* bias, bool accumulate, float* c, std::size_t ldc) {
+  constexpr std::size_t P = PackedWeight::kPanel;
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      double acc = accumulate ? c[i * ldc + j] : (bias ? bias[j] : 0.0f);
+      for (std::size_t kk = 0; kk < k; ++kk)  // B(kk, j), per the Panels layout
+        acc += double(a[i * lda + kk]) * double(b.data[(j / P) * b.panel_stride + kk * b.row_stride + j % P]);
+      c[i * ldc + j] = float(acc);
+    }
+}
+
 void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w, std::size_t n,
             std::size_t k, const float* bias, float* y, std::size_t y_stride) {
   for (std::size_t i = 0; i < m; ++i)

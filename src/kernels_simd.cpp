@@ -26,36 +26,57 @@ constexpr std::size_t kRows = 4;
 // in L2 while every weight panel streams past them once.
 constexpr std::size_t kBlockRows = 64;
 
-// y[ROWS, cols] = x[ROWS, K] . panel + bias, for one panel of kPanel columns.
+// C[ROWS, cols] = A[ROWS, k] . panel[k, kPanel] + init, for one panel of
+// kPanel columns. `init` is ROWS x kPanel values, row r at init + r * init_stride
+// (init_stride 0 broadcasts one bias row); only the first `cols` columns of C
+// are written.
 template <std::size_t ROWS>
-inline void micro_kernel(const float* x, std::size_t x_stride, const float* panel, std::size_t k,
-                         const float* bias_padded, float* y, std::size_t y_stride,
-                         std::size_t cols) {
+inline void micro_kernel(const float* a, std::size_t lda, const float* panel, std::size_t ldb,
+                         std::size_t k, const float* init, std::size_t init_stride, float* c,
+                         std::size_t ldc, std::size_t cols) {
   batch acc[ROWS][kPanelBatches];
-  for (std::size_t c = 0; c < kPanelBatches; ++c) {
-    const batch b = batch::load_unaligned(bias_padded + c * kLanes);
-    for (std::size_t r = 0; r < ROWS; ++r) acc[r][c] = b;
-  }
+  for (std::size_t r = 0; r < ROWS; ++r)
+    for (std::size_t j = 0; j < kPanelBatches; ++j)
+      acc[r][j] = batch::load_unaligned(init + r * init_stride + j * kLanes);
   for (std::size_t kk = 0; kk < k; ++kk) {
     batch w[kPanelBatches];
-    for (std::size_t c = 0; c < kPanelBatches; ++c)
-      w[c] = batch::load_unaligned(panel + kk * kPanel + c * kLanes);
+    for (std::size_t j = 0; j < kPanelBatches; ++j)
+      w[j] = batch::load_unaligned(panel + kk * ldb + j * kLanes);
     for (std::size_t r = 0; r < ROWS; ++r) {
-      const batch a(x[r * x_stride + kk]);
-      for (std::size_t c = 0; c < kPanelBatches; ++c) acc[r][c] = xsimd::fma(a, w[c], acc[r][c]);
+      const batch x(a[r * lda + kk]);
+      for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = xsimd::fma(x, w[j], acc[r][j]);
     }
   }
   if (cols == kPanel) {
     for (std::size_t r = 0; r < ROWS; ++r)
-      for (std::size_t c = 0; c < kPanelBatches; ++c)
-        acc[r][c].store_unaligned(y + r * y_stride + c * kLanes);
+      for (std::size_t j = 0; j < kPanelBatches; ++j)
+        acc[r][j].store_unaligned(c + r * ldc + j * kLanes);
   } else {  // last, partial panel: the padded columns are dropped
     alignas(16) float tmp[kPanel];
     for (std::size_t r = 0; r < ROWS; ++r) {
-      for (std::size_t c = 0; c < kPanelBatches; ++c) acc[r][c].store_unaligned(tmp + c * kLanes);
-      std::copy(tmp, tmp + cols, y + r * y_stride);
+      for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j].store_unaligned(tmp + j * kLanes);
+      std::copy(tmp, tmp + cols, c + r * ldc);
     }
   }
+}
+
+// One block of up to kRows rows against one panel, choosing the starting
+// values: the bias row, or (accumulate) the current contents of C.
+template <std::size_t ROWS>
+inline void row_block(const float* a, std::size_t lda, const float* panel, std::size_t ldb,
+                      std::size_t k, const float* bias_padded, bool accumulate, float* c,
+                      std::size_t ldc, std::size_t cols) {
+  if (!accumulate) {
+    micro_kernel<ROWS>(a, lda, panel, ldb, k, bias_padded, 0, c, ldc, cols);
+    return;
+  }
+  if (cols == kPanel) {  // a whole panel of C is its own starting value
+    micro_kernel<ROWS>(a, lda, panel, ldb, k, c, ldc, c, ldc, cols);
+    return;
+  }
+  alignas(16) float init[ROWS * kPanel] = {};  // C's last columns, padded to a panel
+  for (std::size_t r = 0; r < ROWS; ++r) std::copy(c + r * ldc, c + r * ldc + cols, init + r * kPanel);
+  micro_kernel<ROWS>(a, lda, panel, ldb, k, init, kPanel, c, ldc, cols);
 }
 
 }  // namespace
@@ -137,32 +158,36 @@ float exp_shifted_sum(float* x, std::size_t n, float shift) {
   return sum;
 }
 
-void linear(const float* x, std::size_t m, std::size_t x_stride, const PackedWeight& w,
-            const float* bias, float* y, std::size_t y_stride) {
-  const std::size_t n = w.n, k = w.k;
+void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t k, std::size_t n,
+          const float* bias, bool accumulate, float* c, std::size_t ldc) {
   const std::size_t panels = (n + kPanel - 1) / kPanel;
   for (std::size_t i0 = 0; i0 < m; i0 += kBlockRows) {
     const std::size_t i1 = std::min(m, i0 + kBlockRows);
     for (std::size_t p = 0; p < panels; ++p) {
-      const float* panel = w.data.data() + p * k * kPanel;
+      const float* panel = b.data + p * b.panel_stride;
       const std::size_t col0 = p * kPanel;
       const std::size_t cols = std::min(kPanel, n - col0);
       alignas(16) float bias_padded[kPanel] = {};
       if (bias != nullptr) std::copy(bias + col0, bias + col0 + cols, bias_padded);
       std::size_t i = i0;
       for (; i + kRows <= i1; i += kRows)
-        micro_kernel<kRows>(x + i * x_stride, x_stride, panel, k, bias_padded,
-                            y + i * y_stride + col0, y_stride, cols);
-      const float* xr = x + i * x_stride;
-      float* yr = y + i * y_stride + col0;
+        row_block<kRows>(a + i * lda, lda, panel, b.row_stride, k, bias_padded, accumulate,
+                         c + i * ldc + col0, ldc, cols);
+      const float* ar = a + i * lda;
+      float* cr = c + i * ldc + col0;
       switch (i1 - i) {  // the rows left over from whole kRows blocks
-        case 3: micro_kernel<3>(xr, x_stride, panel, k, bias_padded, yr, y_stride, cols); break;
-        case 2: micro_kernel<2>(xr, x_stride, panel, k, bias_padded, yr, y_stride, cols); break;
-        case 1: micro_kernel<1>(xr, x_stride, panel, k, bias_padded, yr, y_stride, cols); break;
+        case 3: row_block<3>(ar, lda, panel, b.row_stride, k, bias_padded, accumulate, cr, ldc, cols); break;
+        case 2: row_block<2>(ar, lda, panel, b.row_stride, k, bias_padded, accumulate, cr, ldc, cols); break;
+        case 1: row_block<1>(ar, lda, panel, b.row_stride, k, bias_padded, accumulate, cr, ldc, cols); break;
         default: break;
       }
     }
   }
+}
+
+void linear(const float* x, std::size_t m, std::size_t x_stride, const PackedWeight& w,
+            const float* bias, float* y, std::size_t y_stride) {
+  gemm(x, m, x_stride, panels_of(w), w.k, w.n, bias, false, y, y_stride);
 }
 
 }  // namespace simd

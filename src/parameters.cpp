@@ -67,8 +67,9 @@ Parameters::Parameters(const Config& c, std::uint64_t seed) : config_(c) {
       for (auto& x : find_mutable(name)->values) x = float(rng.normal() * std_dev);
   }
   // in_proj_bias and out_proj.bias stay 0, as PyTorch sets them.
-  bind_views();
-  for (const auto& p : params_) repack(p.name);
+  if (const Parameter* b = find("out_proj.bias")) b_o_ = b->values.data();
+  if (const Parameter* b = find("bias_k")) bias_k_ = b->values.data();
+  if (const Parameter* b = find("bias_v")) bias_v_ = b->values.data();
 }
 
 const Parameter* Parameters::find(const std::string& name) const {
@@ -96,46 +97,45 @@ void Parameters::set(const std::string& name, const float* data, std::size_t cou
   if (count > 0 && data == nullptr)
     throw Error(Error::Kind::type, "parameter '" + name + "': data is null");
   std::copy(data, data + count, p->values.begin());
-  repack(name);
+  stale_ = true;
 }
 
-void Parameters::bind_views() {
-  const std::size_t e = std::size_t(config_.embed_dim);
-  if (const Parameter* in = find("in_proj_weight")) {
-    w_q_ = in->values.data();  // rows [0, E), [E, 2E), [2E, 3E) of [3E, E]
-    w_k_ = w_q_ + e * e;
-    w_v_ = w_k_ + e * e;
-  } else {
-    w_q_ = find("q_proj_weight")->values.data();
-    w_k_ = find("k_proj_weight")->values.data();
-    w_v_ = find("v_proj_weight")->values.data();
-  }
-  if (const Parameter* b = find("in_proj_bias")) {
-    b_q_ = b->values.data();
-    b_k_ = b_q_ + e;
-    b_v_ = b_k_ + e;
-  }
-  if (const Parameter* b = find("out_proj.bias")) b_o_ = b->values.data();
-  if (const Parameter* b = find("bias_k")) bias_k_ = b->values.data();
-  if (const Parameter* b = find("bias_v")) bias_v_ = b->values.data();
-}
-
-void Parameters::repack(const std::string& name) {
+void Parameters::prepare() {
+  if (!stale_) return;
   const std::size_t e = std::size_t(config_.embed_dim);
   const std::size_t kd = std::size_t(config_.kdim), vd = std::size_t(config_.vdim);
-  if (name == "in_proj_weight") {
-    packed_q_ = pack_weight(w_q_, e, e);
-    packed_k_ = pack_weight(w_k_, e, e);
-    packed_v_ = pack_weight(w_v_, e, e);
-  } else if (name == "q_proj_weight") {
-    packed_q_ = pack_weight(w_q_, e, e);
-  } else if (name == "k_proj_weight") {
-    packed_k_ = pack_weight(w_k_, e, kd);
-  } else if (name == "v_proj_weight") {
-    packed_v_ = pack_weight(w_v_, e, vd);
-  } else if (name == "out_proj.weight") {
-    packed_o_ = pack_weight(w_o(), e, e);
+  const float scale = 1.0f / std::sqrt(float(config_.embed_dim / config_.num_heads));
+
+  // [Wq/sqrt(d); Wk; Wv] as one [3E, in] block when the widths agree.
+  std::vector<float> w_q, w_k, w_v;
+  if (const Parameter* in = find("in_proj_weight")) {
+    const float* w = in->values.data();  // rows [0, E), [E, 2E), [2E, 3E) of [3E, E]
+    w_q.assign(w, w + e * e);
+    w_k.assign(w + e * e, w + 2 * e * e);
+    w_v.assign(w + 2 * e * e, w + 3 * e * e);
+  } else {
+    w_q = find("q_proj_weight")->values;
+    w_k = find("k_proj_weight")->values;
+    w_v = find("v_proj_weight")->values;
   }
+  for (auto& x : w_q) x *= scale;
+  packed_q_ = pack_weight(w_q.data(), e, e);
+  packed_k_ = pack_weight(w_k.data(), e, kd);
+  packed_v_ = pack_weight(w_v.data(), e, vd);
+  if (find("in_proj_weight") != nullptr) {
+    std::vector<float> w_qkv(w_q);
+    w_qkv.insert(w_qkv.end(), w_k.begin(), w_k.end());
+    w_qkv.insert(w_qkv.end(), w_v.begin(), w_v.end());
+    packed_qkv_ = pack_weight(w_qkv.data(), 3 * e, e);
+  }
+  packed_o_ = pack_weight(find("out_proj.weight")->values.data(), e, e);
+
+  b_qkv_.clear();
+  if (const Parameter* b = find("in_proj_bias")) {
+    b_qkv_ = b->values;
+    for (std::size_t i = 0; i < e; ++i) b_qkv_[i] *= scale;
+  }
+  stale_ = false;
 }
 
 }  // namespace mha

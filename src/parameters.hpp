@@ -30,36 +30,36 @@ class Parameters {
   const Parameter* find(const std::string& name) const;
   void set(const std::string& name, const float* data, std::size_t count);
 
-  // Views the forward pass reads. Projection weights are [E, in] row-major;
-  // biases are nullptr when bias=false, bias_k/bias_v nullptr without add_bias_kv.
-  const float* w_q() const { return w_q_; }
-  const float* w_k() const { return w_k_; }
-  const float* w_v() const { return w_v_; }
-  const float* b_q() const { return b_q_; }
-  const float* b_k() const { return b_k_; }
-  const float* b_v() const { return b_v_; }
-  const float* w_o() const { return find("out_proj.weight")->values.data(); }
+  // Derived data the forward pass reads, rebuilt after any set() by
+  // prepare() (once per change, not per call). 1/sqrt(d) is folded into the
+  // query projection, so scores come out of the Q.K^T GEMM already scaled.
+  void prepare();
+  // Wq/sqrt(d), Wk, Wv packed separately (cross-attention), and, when the
+  // layer has in_proj_weight, all three as one [3E, E] GEMM (self-attention).
+  const PackedWeight& packed_q() const { return packed_q_; }
+  const PackedWeight& packed_k() const { return packed_k_; }
+  const PackedWeight& packed_v() const { return packed_v_; }
+  const PackedWeight& packed_qkv() const { return packed_qkv_; }
+  const PackedWeight& packed_o() const { return packed_o_; }
+  bool has_packed_qkv() const { return !packed_qkv_.data.empty(); }
+  // [bq/sqrt(d), bk, bv] (3E), or nullptr when bias=false; b_q() etc. point into it.
+  const float* b_qkv() const { return b_qkv_.empty() ? nullptr : b_qkv_.data(); }
+  const float* b_q() const { return b_qkv(); }
+  const float* b_k() const { return b_qkv_.empty() ? nullptr : b_qkv_.data() + config_.embed_dim; }
+  const float* b_v() const { return b_qkv_.empty() ? nullptr : b_qkv_.data() + 2 * config_.embed_dim; }
   const float* b_o() const { return b_o_; }
   const float* bias_k() const { return bias_k_; }
   const float* bias_v() const { return bias_v_; }
 
-  // Packed for simd::linear; refreshed whenever the weight behind them is set.
-  const PackedWeight& packed_q() const { return packed_q_; }
-  const PackedWeight& packed_k() const { return packed_k_; }
-  const PackedWeight& packed_v() const { return packed_v_; }
-  const PackedWeight& packed_o() const { return packed_o_; }
-
  private:
   Parameter* find_mutable(const std::string& name);
-  void bind_views();
-  void repack(const std::string& name);
 
   Config config_;
   std::vector<Parameter> params_;
-  const float *w_q_ = nullptr, *w_k_ = nullptr, *w_v_ = nullptr;
-  const float *b_q_ = nullptr, *b_k_ = nullptr, *b_v_ = nullptr, *b_o_ = nullptr;
-  const float *bias_k_ = nullptr, *bias_v_ = nullptr;
-  PackedWeight packed_q_, packed_k_, packed_v_, packed_o_;
+  bool stale_ = true;
+  const float *b_o_ = nullptr, *bias_k_ = nullptr, *bias_v_ = nullptr;
+  std::vector<float> b_qkv_;
+  PackedWeight packed_q_, packed_k_, packed_v_, packed_qkv_, packed_o_;
 };
 
 }  // namespace mha

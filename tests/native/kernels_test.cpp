@@ -118,3 +118,36 @@ TEST(Kernels, LinearWithoutBiasAddsNothing) {
 }
 
 }  // namespace
+
+namespace {
+
+// The attention's two GEMM shapes: scores = Q . K^T over packed key panels,
+// and O += P . V over a row-major V whose width is a whole number of panels.
+TEST(Kernels, GemmAccumulatesOntoCOverRowMajorPanels) {
+  for (std::size_t m : {1, 3, 4, 5, 8})
+    for (std::size_t k : {1, 7, 64, 65})
+      for (std::size_t n : {8, 16, 72}) {
+        const std::size_t lda = k + 1, ldc = n + 2;
+        auto a = random_vector(m * lda, 31), b = random_vector(k * n, 32);
+        auto c1 = random_vector(m * ldc, 33), c2 = c1;
+        const mha::Panels panels{b.data(), mha::PackedWeight::kPanel, n};
+        mha::simd::gemm(a.data(), m, lda, panels, k, n, nullptr, true, c1.data(), ldc);
+        mha::scalar::gemm(a.data(), m, lda, panels, k, n, nullptr, true, c2.data(), ldc);
+        for (std::size_t i = 0; i < c1.size(); ++i)
+          ASSERT_NEAR(c1[i], c2[i], sum_tolerance(k)) << "m=" << m << " k=" << k << " n=" << n << " at " << i;
+      }
+}
+
+TEST(Kernels, GemmOverPackedPanelsWritesOnlyTheFirstNColumns) {
+  for (std::size_t n : {1, 3, 5, 8, 9, 63, 64, 65}) {
+    const std::size_t m = 5, k = 9, ldc = 70;
+    auto a = random_vector(m * k, 41), w = random_vector(n * k, 42);
+    const auto packed = mha::pack_weight(w.data(), n, k);
+    std::vector<float> c1(m * ldc, 9.0f), c2(m * ldc, 9.0f);
+    mha::simd::gemm(a.data(), m, k, mha::panels_of(packed), k, n, nullptr, false, c1.data(), ldc);
+    mha::scalar::gemm(a.data(), m, k, mha::panels_of(packed), k, n, nullptr, false, c2.data(), ldc);
+    for (std::size_t i = 0; i < c1.size(); ++i) ASSERT_NEAR(c1[i], c2[i], sum_tolerance(k)) << "n=" << n;
+  }
+}
+
+}  // namespace

@@ -1,0 +1,51 @@
+// Scaled dot-product attention for one (batch, head), tiled with an online
+// softmax: FlashAttention (Dao et al. 2022, algorithm 1; Milakov & Gimelshein
+// 2018 for the running max and sum). Blocks of query rows meet blocks of keys;
+// each row keeps a running max m, a running sum l and an unnormalised output
+// O, rescaled by exp(m_old - m_new) when a block raises the max, and divided
+// by l once at the end. The Lq x S score matrix never exists: memory is
+// O(block x S) only when weights are asked for, O(block x block) otherwise.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "masks.hpp"
+
+namespace mha {
+
+struct HeadInput {
+  // Rows of this head's slice, each `*_stride` floats apart.
+  const float* q;  // [Lq, d], already scaled by 1/sqrt(d)
+  std::size_t q_stride;
+  const float* k;  // [Lk, d]
+  std::size_t k_stride;
+  const float* v;  // [Lk, d]
+  std::size_t v_stride;
+  const float* bias_k;  // [d] or nullptr: key Lk
+  const float* bias_v;  // [d] or nullptr
+  bool zero_attn;       // one more key (after bias_k) whose key and value are 0
+  std::size_t lq, lk, d;
+};
+
+struct HeadOutput {
+  float* z;  // [Lq, d] rows z_stride apart: this head's columns of concat
+  std::size_t z_stride;
+  // Weights [Lq, S] rows weights_stride apart, or nullptr. Per head: written;
+  // averaged over heads: weights_scale (1/H) times this head's are added.
+  float* weights;
+  std::size_t weights_stride;
+  bool weights_add;
+  float weights_scale;
+  bool nan_for_fully_masked;
+};
+
+// Scratch grown on demand and reused call after call.
+struct HeadScratch {
+  std::vector<float> k_panels, v_rows, tile, wide, out, row_max, row_sum;
+};
+
+void attend_head(const HeadInput& in, const MaskContext& masks, const HeadOutput& out,
+                 HeadScratch& scratch);
+
+}  // namespace mha
