@@ -58,8 +58,16 @@ enum Flag : int {
   kWantConcat = 1 << 14,
 };
 
+// CoreLayer objects alive now: the leak tests' count of embind handles.
+int live_layers = 0;
+
 class CoreLayer {
  public:
+  CoreLayer() { ++live_layers; }
+  ~CoreLayer() { --live_layers; }
+  CoreLayer(const CoreLayer&) = delete;
+  CoreLayer& operator=(const CoreLayer&) = delete;
+
   int configure(double embed_dim, double num_heads, double kdim, double vdim, bool bias,
                 bool add_bias_kv, bool add_zero_attn, double seed) {
     return guard([&] {
@@ -223,6 +231,7 @@ class CoreLayer {
 
 // Bytes the wasm heap spans now (grows, never shrinks).
 double heapBytes() { return double(emscripten_get_heap_size()); }
+int liveLayers() { return live_layers; }
 
 }  // namespace
 
@@ -240,4 +249,5 @@ EMSCRIPTEN_BINDINGS(mha_core) {
       .function("forward", &CoreLayer::forward)
       .function("slotBytes", &CoreLayer::slotBytes);
   emscripten::function("heapBytes", &heapBytes);
+  emscripten::function("liveLayers", &liveLayers);
 }

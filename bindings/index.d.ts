@@ -70,6 +70,17 @@ export declare function capabilities(): Capabilities;
 /** Bytes the WebAssembly heap spans now (it grows, never shrinks). */
 export declare function heapBytes(): Promise<number>;
 
+/** What the WebAssembly side holds now; for finding leaks. */
+export interface MemoryStats {
+  /** Bytes the WebAssembly heap spans (it grows, never shrinks). */
+  heapBytes: number;
+  /** Layers neither disposed nor yet reclaimed by the garbage collector. */
+  liveLayers: number;
+  /** Live embind value handles (0 between calls when nothing leaks). */
+  liveHandles: number;
+}
+export declare function memoryStats(): Promise<MemoryStats>;
+
 /** Options of {@link MultiheadAttention.create}; defaults are PyTorch's. */
 export interface CreateOptions {
   /** E, the model width. */

@@ -474,8 +474,17 @@ export class MultiheadAttention {
 
 const CONSTRUCT = Symbol('MultiheadAttention.create');
 
-/** Bytes the WebAssembly heap spans now (it grows, never shrinks); for leak tests and stats. */
+/** Bytes the WebAssembly heap spans now (it grows, never shrinks). */
 export async function heapBytes() {
   const core = await init();
   return core.heapBytes();
+}
+
+/**
+ * What the WebAssembly side holds now, for finding leaks: heap bytes, layers
+ * not yet disposed or collected, and live embind value handles.
+ */
+export async function memoryStats() {
+  const core = await init();
+  return { heapBytes: core.heapBytes(), liveLayers: core.liveLayers(), liveHandles: core.count_emval_handles() };
 }
