@@ -24,7 +24,7 @@ log() { printf '[setup] %s\n' "$*"; }
 
 # Debian packages. Each entry: package name and a file whose presence proves it.
 debian_missing=()
-need_deb() { [ -e "$2" ] || debian_missing+=("$1"); }
+need_deb() { [ -n "$2" ] && [ -e "$2" ] || debian_missing+=("$1"); }
 need_deb emscripten      /usr/bin/em++
 need_deb binaryen        /usr/bin/wasm-dis
 need_deb cmake           /usr/bin/cmake
@@ -33,8 +33,10 @@ need_deb libgtest-dev    /usr/include/gtest/gtest.h
 need_deb libbenchmark-dev /usr/include/benchmark/benchmark.h
 need_deb chromium        /usr/bin/chromium
 need_deb python3         /usr/bin/python3
-# libFuzzer and the sanitizer runtimes for clang (issue 6's fuzzer).
+# libFuzzer and the sanitizer runtimes for clang (scripts/fuzz.sh), valgrind (scripts/test.sh).
 need_deb clang           /usr/bin/clang++
+need_deb libclang-rt-14-dev "$(ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null | head -1)"
+need_deb valgrind        /usr/bin/valgrind
 if [ "$want_fixtures" = 1 ]; then
   /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || debian_missing+=(python3-torch python3-numpy)
 fi

@@ -10,6 +10,12 @@ ctest --test-dir build/native --output-on-failure -j "$(nproc)"
 echo "== native under AddressSanitizer + UBSan (ctest)"
 ctest --test-dir build/native-asan --output-on-failure -j "$(nproc)"
 
+echo "== native under valgrind memcheck"
+valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q \
+  build/native/tests/native/mha_native_tests --gtest_brief=1
+valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q \
+  build/native/tests/native/mha_fuzz_replay tests/fuzz/corpus tests/fuzz/regressions
+
 # One runner for the Node and the browser suites, so its closing summary counts both.
 echo "== node and browser (node --test; Chromium via playwright-core)"
 node --test --test-reporter=spec tests/js/ tests/browser/

@@ -26,8 +26,10 @@ namespace {
 struct Workspace {
   std::vector<float> q, k, v, concat;
   HeadScratch head;
+  // At least one element, so that data() is never null: an empty key
+  // sequence still gets valid (unread) row pointers.
   static void fit(std::vector<float>& buf, std::size_t n) {
-    if (buf.size() < n) buf.resize(n);
+    if (buf.size() < std::max<std::size_t>(n, 1)) buf.resize(std::max<std::size_t>(n, 1));
   }
 };
 
@@ -81,6 +83,7 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
   const Config& c = impl_->config;
   check_forward(c, in, o, out);
 
+  if (in.batch == 0 || in.query_len == 0) return;  // every result is empty
   Parameters& p = impl_->params;
   p.prepare();
   Workspace& ws = impl_->ws;

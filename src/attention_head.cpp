@@ -19,8 +19,8 @@ constexpr std::size_t kBlockRows = 8;
 constexpr std::size_t kBlockKeys = 64;
 static_assert(kBlockKeys % kPanel == 0, "key blocks start on panel boundaries");
 
-void fit(std::vector<float>& buf, std::size_t n) {
-  if (buf.size() < n) buf.resize(n);
+void fit(std::vector<float>& buf, std::size_t n) {  // never empty: data() is never null
+  if (buf.size() < std::max<std::size_t>(n, 1)) buf.resize(std::max<std::size_t>(n, 1));
 }
 
 std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
