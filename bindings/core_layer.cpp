@@ -232,6 +232,11 @@ class CoreLayer {
 // Bytes the wasm heap spans now (grows, never shrinks).
 double heapBytes() { return double(emscripten_get_heap_size()); }
 int liveLayers() { return live_layers; }
+// Threads for every layer, clamped to what this build can run; returns the count in use.
+int setThreads(int threads) {
+  mha::set_num_threads(threads);
+  return mha::num_threads();
+}
 
 }  // namespace
 
@@ -250,4 +255,7 @@ EMSCRIPTEN_BINDINGS(mha_core) {
       .function("slotBytes", &CoreLayer::slotBytes);
   emscripten::function("heapBytes", &heapBytes);
   emscripten::function("liveLayers", &liveLayers);
+  emscripten::function("setThreads", &setThreads);
+  emscripten::function("maxThreads", &mha::max_threads);
+  emscripten::function("numThreads", &mha::num_threads);
 }

@@ -45,27 +45,54 @@ export type Mask = TensorLike<Uint8Array | boolean[] | Float32Array>;
 /** Options of {@link init}. */
 export interface InitOptions {
   /**
-   * Where the `.wasm` is: a URL or path (resolved against this module), its
-   * bytes, or a fetch `Response`. Default: `mha-core.wasm` next to `index.js`.
+   * Threads for every layer: `'auto'` (default: the hardware's count, at most
+   * 4) or a count. More than 1 loads the threaded build, which needs
+   * SharedArrayBuffer: Node, or a cross-origin-isolated page (COOP
+   * `same-origin` + COEP `require-corp`); elsewhere the single-threaded build
+   * runs and {@link capabilities} says why. Results are bit-identical for any count.
+   */
+  threads?: 'auto' | number;
+  /**
+   * Where the `.wasm` of the build `threads` selects is: a URL or path
+   * (resolved against this module), its bytes, or a fetch `Response`.
+   * Default: next to `index.js` (`mha-core.wasm`, `mha-core-mt.wasm`,
+   * `node/mha-core-mt.wasm`). Giving `wasm` without `threads` means `threads: 1`.
    */
   wasm?: URL | string | ArrayBuffer | ArrayBufferView | Response;
 }
 
-/** Loads the WebAssembly module once; later calls return the same promise. */
-export declare function init(options?: InitOptions): Promise<unknown>;
+/**
+ * Loads the WebAssembly module once (`MultiheadAttention.create` calls it with
+ * no options); later calls return the same promise and ignore their options.
+ */
+export declare function init(options?: InitOptions): Promise<void>;
 
 /** What the loaded build can do, and why it was chosen. */
 export interface Capabilities {
+  /** WebAssembly SIMD (every build uses it). */
   simd: boolean;
-  threads: boolean;
+  /** Whether a threaded build can run here (SharedArrayBuffer available). */
+  threadsAvailable: boolean;
+  /** Threads in use; null before loading. */
+  threads: number | null;
+  /** The most threads the loaded build can use; null before loading. */
+  maxThreads: number | null;
   crossOriginIsolated: boolean;
-  build: 'simd';
-  reason: string;
-  /** Where the .wasm came from; null before the module is loaded. */
+  /** `'simd'` (single-threaded) or `'simd-threads'`; null before loading. */
+  build: 'simd' | 'simd-threads' | null;
+  /** Why that build was chosen; null before loading. */
+  reason: string | null;
+  /** Where the .wasm came from; null before loading. */
   loadedFrom: string | null;
   version: string;
 }
 export declare function capabilities(): Capabilities;
+
+/**
+ * Threads every layer uses from now on, clamped to what the loaded build can
+ * run; resolves to the count in use.
+ */
+export declare function setThreads(threads: number): Promise<number>;
 
 /** Bytes the WebAssembly heap spans now (it grows, never shrinks). */
 export declare function heapBytes(): Promise<number>;

@@ -12,59 +12,139 @@ import createMhaCore from './mha-core.mjs';
 export const version = '0.1.0';
 
 // ---------------------------------------------------------------------------
-// Loading the WebAssembly module, once.
+// Loading the WebAssembly module, once. Two builds ship: single-threaded
+// (mha-core.*, runs everywhere) and threaded (mha-core-mt.*, needs
+// SharedArrayBuffer: Node, or a cross-origin-isolated page). Node gets the
+// threaded build's CommonJS variant (node/), whose workers are worker_threads.
 
 let corePromise = null;
-let loadedFrom = null;
+let loaded = null;  // { build, reason, loadedFrom }
 
 const isNode = typeof process !== 'undefined' && process.versions != null && process.versions.node != null;
 
-async function wasmBytes(source) {
+// Node built-ins, hidden from bundlers, which must not pull them into a page.
+const nodeImport = (name) => import(/* webpackIgnore: true */ /* @vite-ignore */ name);
+
+async function wasmBytes(source, defaultName) {
   if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) return source;
   if (typeof Response !== 'undefined' && source instanceof Response) return source.arrayBuffer();
-  // Default: the .wasm next to this file. `new URL(..., import.meta.url)` is
-  // the pattern bundlers (Vite, webpack 5, Rollup) recognise and emit.
-  const url = source == null ? new URL('./mha-core.wasm', import.meta.url) : new URL(String(source), import.meta.url);
+  // Default: the .wasm next to this file. `new URL('./x.wasm', import.meta.url)`
+  // is the pattern bundlers (Vite, webpack 5, Rollup) recognise and emit; it is
+  // spelt out per build so that each literal is visible to them.
+  const url = source != null ? new URL(String(source), import.meta.url)
+    : defaultName === 'mt' ? new URL('./mha-core-mt.wasm', import.meta.url)
+      : defaultName === 'mt-node' ? new URL('./node/mha-core-mt.wasm', import.meta.url)
+        : new URL('./mha-core.wasm', import.meta.url);
   if (url.protocol === 'file:' && isNode) {
-    // Node: read the file. Hidden from bundlers, which must not pull in node:fs.
-    const fs = await import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:fs/promises');
-    const { fileURLToPath } = await import(/* webpackIgnore: true */ /* @vite-ignore */ 'node:url');
-    return fs.readFile(fileURLToPath(url));
+    const [{ readFile }, { fileURLToPath }] = await Promise.all([nodeImport('node:fs/promises'), nodeImport('node:url')]);
+    return readFile(fileURLToPath(url));
   }
   const response = await fetch(url);
   if (!response.ok) throw new Error(`mha-wasm: could not fetch ${url.href}: HTTP ${response.status}`);
   return response.arrayBuffer();
 }
 
+async function hardwareThreads() {
+  if (isNode) {
+    const os = await nodeImport('node:os');
+    return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  }
+  return (typeof navigator !== 'undefined' && navigator.hardwareConcurrency) || 1;
+}
+
+async function loadThreaded(wasm) {
+  if (isNode) {
+    const { createRequire } = await nodeImport('node:module');
+    const factory = createRequire(import.meta.url)('./node/mha-core-mt.cjs');
+    const core = await factory({ wasmBinary: await wasmBytes(wasm, 'mt-node') });
+    // Idle pool workers must not keep Node alive after the program's last line.
+    for (const w of [...core.PThread.unusedWorkers, ...core.PThread.runningWorkers]) w.unref?.();
+    return core;
+  }
+  const { default: factory } = await import('./mha-core-mt.mjs');
+  return factory({ wasmBinary: await wasmBytes(wasm, 'mt') });
+}
+
+async function load({ wasm, threads }) {
+  const want = threads === 'auto' ? await hardwareThreads() : threads;
+  const shared = isNode || (globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function');
+  const from = wasm == null ? 'the package (next to index.js)' : 'init({ wasm })';
+  let why;
+  if (want > 1 && shared) {
+    try {
+      const core = await loadThreaded(wasm);
+      const n = core.setThreads(want);
+      loaded = { build: 'simd-threads', loadedFrom: from,
+        reason: `${threads === 'auto' ? `'auto' found ${want} hardware threads` : `threads: ${want} was asked for`}; ${isNode ? 'Node has worker_threads and SharedArrayBuffer' : 'the page is cross-origin isolated'}; ${n} in use` };
+      return core;
+    } catch (err) {
+      why = `the threaded build failed to load (${err.message}), so the single-threaded one runs`;
+    }
+  } else if (want > 1) {
+    why = 'threads need SharedArrayBuffer, which this page lacks: serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp';
+  } else {
+    why = threads === 'auto' ? 'one hardware thread' : 'threads: 1 was asked for';
+  }
+  const { default: factory } = await import('./mha-core.mjs');
+  const core = await factory({ wasmBinary: await wasmBytes(wasm, 'st') });
+  loaded = { build: 'simd', loadedFrom: from, reason: why };
+  return core;
+}
+
 /**
- * Loads the WebAssembly module. Called by `MultiheadAttention.create`; call it
- * yourself first only to say where the .wasm is (`wasm`: URL, path, bytes or a
- * fetch Response). Later calls return the same promise.
+ * Loads the WebAssembly module; `MultiheadAttention.create` calls it with no
+ * options. Call it first to choose `threads` ('auto', the default, or a count)
+ * or to say where the .wasm is (`wasm`: URL, path, bytes or a fetch Response,
+ * of the build `threads` selects; giving `wasm` alone means `threads: 1`).
+ * Later calls return the same promise.
  */
 export function init(options = {}) {
-  checkOptionNames(options, ['wasm'], 'init options');
+  let threads;
+  try {
+    checkOptionNames(options, ['wasm', 'threads'], 'init options');
+    threads = options.threads ?? (options.wasm != null ? 1 : 'auto');
+    if (threads !== 'auto') threads = checkInteger(threads, 'threads', { min: 1 });
+  } catch (err) {
+    return Promise.reject(err);
+  }
   if (corePromise == null) {
-    corePromise = (async () => {
-      const wasmBinary = await wasmBytes(options.wasm);
-      loadedFrom = options.wasm == null ? 'default (next to index.js)' : 'init({ wasm })';
-      return createMhaCore({ wasmBinary });
-    })();
+    corePromise = load({ wasm: options.wasm, threads }).then((c) => { coreRef.core = c; });
     corePromise.catch(() => { corePromise = null; });  // a failed load may be retried
   }
   return corePromise;
 }
 
-/** What the loaded build can do and why it was chosen. */
+const coreRef = { core: null };  // the loaded module, once init() has resolved
+
+async function core() {
+  await init();
+  return coreRef.core;
+}
+
+/** What the loaded build can do and why it was chosen (null fields before loading). */
 export function capabilities() {
+  const c = coreRef.core;
   return {
     simd: true,
-    threads: false,
-    crossOriginIsolated: typeof globalThis.crossOriginIsolated === 'boolean' ? globalThis.crossOriginIsolated : false,
-    build: 'simd',
-    reason: 'the single-threaded WebAssembly SIMD build is the only one shipped so far',
-    loadedFrom,
+    threadsAvailable: isNode || (globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function'),
+    threads: c ? c.numThreads() : null,
+    maxThreads: c ? c.maxThreads() : null,
+    crossOriginIsolated: globalThis.crossOriginIsolated === true,
+    build: loaded ? loaded.build : null,
+    reason: loaded ? loaded.reason : null,
+    loadedFrom: loaded ? loaded.loadedFrom : null,
     version,
   };
+}
+
+/**
+ * Threads every layer uses from now on, clamped to what the loaded build can
+ * run (1 for the single-threaded build). Returns the count in use. Results are
+ * bit-identical for any count.
+ */
+export async function setThreads(threads) {
+  checkInteger(threads, 'threads', { min: 1 });
+  return (await core()).setThreads(threads);
 }
 
 // ---------------------------------------------------------------------------
@@ -198,13 +278,11 @@ const registry = typeof FinalizationRegistry === 'function'
  * free with `dispose()` (or `using`); a dropped layer is also reclaimed by the GC.
  */
 export class MultiheadAttention {
-  #core;
   #layer;
   #config;
 
-  constructor(token, core, layer, config) {
+  constructor(token, layer, config) {
     if (token !== CONSTRUCT) throw new TypeError('use `await MultiheadAttention.create(options)`, not `new`');
-    this.#core = core;
     this.#layer = layer;
     this.#config = config;
     registry?.register(this, layer, this);
@@ -229,8 +307,7 @@ export class MultiheadAttention {
       seed: o.seed === undefined ? 0 : checkInteger(o.seed, 'seed'),
       headDim: embedDim / numHeads,
     };
-    const core = await init();
-    const layer = new core.CoreLayer();
+    const layer = new (await core()).CoreLayer();
     const status = layer.configure(config.embedDim, config.numHeads, config.kdim, config.vdim,
       config.bias, config.addBiasKV, config.addZeroAttn, config.seed);
     if (status !== 0) {
@@ -238,7 +315,7 @@ export class MultiheadAttention {
       layer.delete();
       raise(status, message);
     }
-    return new MultiheadAttention(CONSTRUCT, core, layer, Object.freeze(config));
+    return new MultiheadAttention(CONSTRUCT, layer, Object.freeze(config));
   }
 
   get embedDim() { return this.#config.embedDim; }
@@ -476,8 +553,7 @@ const CONSTRUCT = Symbol('MultiheadAttention.create');
 
 /** Bytes the WebAssembly heap spans now (it grows, never shrinks). */
 export async function heapBytes() {
-  const core = await init();
-  return core.heapBytes();
+  return (await core()).heapBytes();
 }
 
 /**
@@ -485,6 +561,6 @@ export async function heapBytes() {
  * not yet disposed or collected, and live embind value handles.
  */
 export async function memoryStats() {
-  const core = await init();
-  return { heapBytes: core.heapBytes(), liveLayers: core.liveLayers(), liveHandles: core.count_emval_handles() };
+  const c = await core();
+  return { heapBytes: c.heapBytes(), liveLayers: c.liveLayers(), liveHandles: c.count_emval_handles() };
 }

@@ -11,7 +11,7 @@ mkdir -p "$out" tests/fuzz/corpus tests/fuzz/regressions
 clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -Isrc -isystem .deps/xsimd/include \
   tests/fuzz/fuzz_forward.cpp src/attention.cpp src/attention_head.cpp src/checks.cpp \
-  src/kernels_scalar.cpp src/kernels_simd.cpp src/parameters.cpp src/reference.cpp \
+  src/kernels_scalar.cpp src/kernels_simd.cpp src/parameters.cpp src/reference.cpp src/thread_pool.cpp \
   -o "$out/fuzz_forward"
 echo "== fuzzing the C++ entry for ${seconds}s"
 "$out/fuzz_forward" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \

@@ -17,6 +17,7 @@
 #include "kernels.hpp"
 #include "mha.hpp"
 #include "parameters.hpp"
+#include "thread_pool.hpp"
 
 namespace mha {
 namespace {
@@ -24,8 +25,8 @@ namespace {
 // Scratch reused across calls: grown when shapes grow, never shrunk, so a
 // steady stream of calls allocates nothing.
 struct Workspace {
-  std::vector<float> q, k, v, concat;
-  HeadScratch head;
+  std::vector<float> q, k, v, concat, packed;
+  std::vector<HeadScratch> head;  // one per thread
   // At least one element, so that data() is never null: an empty key
   // sequence still gets valid (unread) row pointers.
   static void fit(std::vector<float>& buf, std::size_t n) {
@@ -33,7 +34,46 @@ struct Workspace {
   }
 };
 
+// Rows of a GEMM per task: whole micro-kernel blocks, enough work to be
+// worth a hand-off.
+constexpr std::size_t kTaskRows = 32;
+// Query rows per attention task.
+constexpr std::size_t kTaskQueries = 32;
+
+// y = x . W^T + bias spread over the pool: by row blocks when there are many
+// rows, by column panels when there are few (a decoding step has one row).
+// Each element is computed by one thread in the same order, whatever the split.
+void parallel_linear(ThreadPool& pool, const float* x, std::size_t m, std::size_t x_stride,
+                     const PackedWeight& w, const float* bias, float* y, std::size_t y_stride) {
+  constexpr std::size_t P = PackedWeight::kPanel;
+  const std::size_t threads = pool.size();
+  if (threads == 1 || m * w.n * w.k < 32768) {
+    simd::linear(x, m, x_stride, w, bias, y, y_stride);
+    return;
+  }
+  const Panels all = panels_of(w);
+  if (m >= kTaskRows * threads) {
+    pool.run((m + kTaskRows - 1) / kTaskRows, [&](std::size_t t, std::size_t) {
+      const std::size_t r0 = t * kTaskRows, rows = std::min(kTaskRows, m - r0);
+      simd::gemm(x + r0 * x_stride, rows, x_stride, all, w.k, w.n, bias, false, y + r0 * y_stride, y_stride);
+    });
+    return;
+  }
+  const std::size_t panels = (w.n + P - 1) / P;
+  const std::size_t per_task = std::max<std::size_t>(1, panels / (4 * threads));
+  pool.run((panels + per_task - 1) / per_task, [&](std::size_t t, std::size_t) {
+    const std::size_t p0 = t * per_task, p1 = std::min(panels, p0 + per_task);
+    const std::size_t col0 = p0 * P, cols = std::min(w.n, p1 * P) - col0;
+    const Panels part{all.data + p0 * all.panel_stride, all.panel_stride, all.row_stride};
+    simd::gemm(x, m, x_stride, part, w.k, cols, bias ? bias + col0 : nullptr, false, y + col0, y_stride);
+  });
+}
+
 }  // namespace
+
+void set_num_threads(int threads) { thread_pool().resize(std::size_t(std::max(threads, 1))); }
+int num_threads() { return int(thread_pool().size()); }
+int max_threads() { return int(ThreadPool::max_threads()); }
 
 struct MultiheadAttention::Impl {
   Impl(const Config& c, std::uint64_t seed) : config(c), params(c, seed) {}
@@ -95,13 +135,14 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
   const float* value = in.value ? in.value : key;
   const std::size_t kdim = std::size_t(c.kdim), vdim = in.value ? std::size_t(c.vdim) : kdim;
 
+  ThreadPool& pool = thread_pool();
   // Projections; q comes out already scaled by 1/sqrt(d). Self-attention with
   // in_proj_weight is one [B*L, E] x [E, 3E] GEMM: q, k, v interleaved per row.
   const float *q, *k, *v;
   std::size_t q_stride = E, k_stride = E, v_stride = E;
   if (in.key == nullptr && in.value == nullptr && p.has_packed_qkv()) {
     Workspace::fit(ws.q, B * Lq * 3 * E);
-    simd::linear(in.query, B * Lq, E, p.packed_qkv(), p.b_qkv(), ws.q.data(), 3 * E);
+    parallel_linear(pool, in.query, B * Lq, E, p.packed_qkv(), p.b_qkv(), ws.q.data(), 3 * E);
     q = ws.q.data();  // [B*L, 3E]: q | k | v
     k = q + E;
     v = q + 2 * E;
@@ -110,43 +151,68 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
     Workspace::fit(ws.q, B * Lq * E);
     Workspace::fit(ws.k, B * Lk * E);
     Workspace::fit(ws.v, B * Lk * E);
-    simd::linear(in.query, B * Lq, E, p.packed_q(), p.b_q(), ws.q.data(), E);
-    simd::linear(key, B * Lk, kdim, p.packed_k(), p.b_k(), ws.k.data(), E);
-    simd::linear(value, B * Lk, vdim, p.packed_v(), p.b_v(), ws.v.data(), E);
+    parallel_linear(pool, in.query, B * Lq, E, p.packed_q(), p.b_q(), ws.q.data(), E);
+    parallel_linear(pool, key, B * Lk, kdim, p.packed_k(), p.b_k(), ws.k.data(), E);
+    parallel_linear(pool, value, B * Lk, vdim, p.packed_v(), p.b_v(), ws.v.data(), E);
     q = ws.q.data();
     k = ws.k.data();
     v = ws.v.data();
   }
 
-  Workspace::fit(ws.concat, B * Lq * E);
-  if (o.need_weights == NeedWeights::average) std::fill(out.weights, out.weights + B * Lq * S, 0.0f);
-  for (std::size_t b = 0; b < B; ++b) {
-    for (std::size_t h = 0; h < H; ++h) {
-      // Head h is columns h*d .. h*d+d-1 of q, k, v and concat (the [B, L, H, d] view).
-      HeadInput hi{q + b * Lq * q_stride + h * d, q_stride,
-                   k + b * Lk * k_stride + h * d, k_stride,
-                   v + b * Lk * v_stride + h * d, v_stride,
-                   c.add_bias_kv ? p.bias_k() + h * d : nullptr,
-                   c.add_bias_kv ? p.bias_v() + h * d : nullptr,
-                   c.add_zero_attn, Lq, Lk, d};
-      HeadOutput ho{ws.concat.data() + b * Lq * E + h * d, E, nullptr, 0, false, 1.0f,
-                    o.fully_masked_rows == FullyMaskedRows::nan};
-      if (o.need_weights == NeedWeights::per_head) {
-        ho.weights = out.weights + (b * H + h) * Lq * S;  // [B, H, Lq, S]
-        ho.weights_stride = S;
-      } else if (o.need_weights == NeedWeights::average) {
-        ho.weights = out.weights + b * Lq * S;  // [B, Lq, S], summed over heads / H
-        ho.weights_stride = S;
-        ho.weights_add = true;
-        ho.weights_scale = 1.0f / float(H);
-      }
-      const MaskContext mc{&o, std::int64_t(b), std::int64_t(h), std::int64_t(H), std::int64_t(Lq),
-                           std::int64_t(Lk)};
-      attend_head(hi, mc, ho, ws.head);
+  // Head h is columns h*d .. h*d+d-1 of q, k, v and concat (the [B, L, H, d] view).
+  auto head_input = [&](std::size_t b, std::size_t h) {
+    return HeadInput{q + b * Lq * q_stride + h * d, q_stride,
+                     k + b * Lk * k_stride + h * d, k_stride,
+                     v + b * Lk * v_stride + h * d, v_stride,
+                     c.add_bias_kv ? p.bias_k() + h * d : nullptr,
+                     c.add_bias_kv ? p.bias_v() + h * d : nullptr,
+                     c.add_zero_attn, Lq, Lk, d};
+  };
+  auto head_output = [&](std::size_t b, std::size_t h) {
+    HeadOutput ho{ws.concat.data() + b * Lq * E + h * d, E, nullptr, 0, false, 1.0f,
+                  o.fully_masked_rows == FullyMaskedRows::nan};
+    if (o.need_weights == NeedWeights::per_head) {
+      ho.weights = out.weights + (b * H + h) * Lq * S;  // [B, H, Lq, S]
+      ho.weights_stride = S;
+    } else if (o.need_weights == NeedWeights::average) {
+      ho.weights = out.weights + b * Lq * S;  // [B, Lq, S], summed over heads / H
+      ho.weights_stride = S;
+      ho.weights_add = true;
+      ho.weights_scale = 1.0f / float(H);
     }
-  }
+    return ho;
+  };
+  auto masks_of = [&](std::size_t b, std::size_t h) {
+    return MaskContext{&o, std::int64_t(b), std::int64_t(h), std::int64_t(H), std::int64_t(Lq),
+                       std::int64_t(Lk)};
+  };
 
-  simd::linear(ws.concat.data(), B * Lq, E, p.packed_o(), p.b_o(), out.output, E);
+  // Every head's keys and values packed once, then shared by all its query tasks.
+  const std::size_t per_head = packed_head_size(S, d);
+  Workspace::fit(ws.packed, B * H * per_head);
+  pool.run(B * H, [&](std::size_t bh, std::size_t) {
+    pack_head(head_input(bh / H, bh % H), ws.packed.data() + bh * per_head);
+  });
+
+  Workspace::fit(ws.concat, B * Lq * E);
+  if (ws.head.size() < pool.size()) ws.head.resize(pool.size());
+  if (o.need_weights == NeedWeights::average) std::fill(out.weights, out.weights + B * Lq * S, 0.0f);
+  const std::size_t row_tasks = (Lq + kTaskQueries - 1) / kTaskQueries;
+  // Averaged weights sum over heads into one row: a task then takes every head
+  // of its rows, in order, so the sum is the same for any thread count.
+  const bool heads_per_task = o.need_weights != NeedWeights::average;
+  const std::size_t tasks = B * row_tasks * (heads_per_task ? H : 1);
+  pool.run(tasks, [&](std::size_t t, std::size_t worker) {
+    const std::size_t rt = t % row_tasks, rest = t / row_tasks;
+    const std::size_t i0 = rt * kTaskQueries, i1 = std::min(Lq, i0 + kTaskQueries);
+    const std::size_t b = heads_per_task ? rest / H : rest;
+    const std::size_t h0 = heads_per_task ? rest % H : 0, h1 = heads_per_task ? h0 + 1 : H;
+    for (std::size_t h = h0; h < h1; ++h)
+      attend_rows(head_input(b, h), ws.packed.data() + (b * H + h) * per_head, i0, i1, masks_of(b, h),
+                  head_output(b, h), ws.head[worker]);
+  });
+
+  parallel_linear(pool, ws.concat.data(), B * Lq, E, p.packed_o(), p.b_o(), out.output, E);
   if (out.concat) std::copy(ws.concat.begin(), ws.concat.begin() + B * Lq * E, out.concat);
   if (out.heads) {  // [B, Lq, H, d] -> [B, H, Lq, d]
     for (std::size_t b = 0; b < B; ++b)

@@ -39,26 +39,38 @@ const float* value_row(const HeadInput& in, std::size_t j) {
 
 }  // namespace
 
-void attend_head(const HeadInput& in, const MaskContext& masks, const HeadOutput& out,
-                 HeadScratch& sc) {
-  const std::size_t d = in.d, lq = in.lq, lk = in.lk;
-  const std::size_t s = lk + (in.bias_k ? 1 : 0) + (in.zero_attn ? 1 : 0);  // S
-  const std::size_t d_pad = round_up(d, kPanel);
-  const std::size_t s_pad = round_up(s, kPanel);
+static std::size_t source_keys(const HeadInput& in) {  // S
+  return in.lk + (in.bias_k ? 1 : 0) + (in.zero_attn ? 1 : 0);
+}
 
-  // K^T as GEMM panels [S/8][d][8], V as rows [S][d_pad]; padding is zero.
-  fit(sc.k_panels, s_pad * d);
-  fit(sc.v_rows, s_pad * d_pad);
-  std::fill(sc.k_panels.begin(), sc.k_panels.begin() + s_pad * d, 0.0f);
+std::size_t packed_head_size(std::size_t s, std::size_t d) {
+  const std::size_t s_pad = round_up(s, kPanel);
+  return s_pad * d + s_pad * round_up(d, kPanel);
+}
+
+void pack_head(const HeadInput& in, float* packed) {
+  const std::size_t d = in.d, s = source_keys(in);
+  const std::size_t d_pad = round_up(d, kPanel), s_pad = round_up(s, kPanel);
+  float* k_panels = packed;             // [S/8][d][8]
+  float* v_rows = packed + s_pad * d;   // [S][d_pad]
+  std::fill(k_panels, k_panels + s_pad * d, 0.0f);
+  std::fill(v_rows, v_rows + s_pad * d_pad, 0.0f);
   for (std::size_t j = 0; j < s; ++j) {
-    float* panel = sc.k_panels.data() + (j / kPanel) * d * kPanel + j % kPanel;
-    float* v_row = sc.v_rows.data() + j * d_pad;
+    float* panel = k_panels + (j / kPanel) * d * kPanel + j % kPanel;
     const float* kr = key_row(in, j);
     const float* vr = value_row(in, j);
-    for (std::size_t t = 0; t < d; ++t) panel[t * kPanel] = kr ? kr[t] : 0.0f;
-    if (vr) std::copy(vr, vr + d, v_row); else std::fill(v_row, v_row + d, 0.0f);
-    std::fill(v_row + d, v_row + d_pad, 0.0f);
+    if (kr)
+      for (std::size_t t = 0; t < d; ++t) panel[t * kPanel] = kr[t];
+    if (vr) std::copy(vr, vr + d, v_rows + j * d_pad);
   }
+}
+
+void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std::size_t row1,
+                 const MaskContext& masks, const HeadOutput& out, HeadScratch& sc) {
+  const std::size_t d = in.d, lk = in.lk, s = source_keys(in);
+  const std::size_t d_pad = round_up(d, kPanel), s_pad = round_up(s, kPanel);
+  const float* k_panels = packed;
+  const float* v_rows = packed + s_pad * d;
 
   const bool want_weights = out.weights != nullptr;
   fit(sc.tile, kBlockRows * kBlockKeys);
@@ -71,8 +83,8 @@ void attend_head(const HeadInput& in, const MaskContext& masks, const HeadOutput
   float* m = sc.row_max.data();
   float* l = sc.row_sum.data();
 
-  for (std::size_t i0 = 0; i0 < lq; i0 += kBlockRows) {
-    const std::size_t rows = std::min(kBlockRows, lq - i0);
+  for (std::size_t i0 = row0; i0 < row1; i0 += kBlockRows) {
+    const std::size_t rows = std::min(kBlockRows, row1 - i0);
     std::fill(m, m + rows, kNegInf);
     std::fill(l, l + rows, 0.0f);
     std::fill(o, o + rows * d_pad, 0.0f);
@@ -85,7 +97,7 @@ void attend_head(const HeadInput& in, const MaskContext& masks, const HeadOutput
       if (j0 >= dead && j1 <= lk) continue;  // every row has all these keys blocked
 
       // tile[r, j] = q_r . k_j (the 1/sqrt(d) is in q)
-      const Panels k_block{sc.k_panels.data() + (j0 / kPanel) * d * kPanel, d * kPanel, kPanel};
+      const Panels k_block{k_panels + (j0 / kPanel) * d * kPanel, d * kPanel, kPanel};
       simd::gemm(in.q + i0 * in.q_stride, rows, in.q_stride, k_block, d, keys, nullptr, false, tile,
                  kBlockKeys);
       for (std::size_t r = 0; r < rows; ++r) {
@@ -106,7 +118,7 @@ void attend_head(const HeadInput& in, const MaskContext& masks, const HeadOutput
         m[r] = m_new;
       }
       // O += P . V for this block of keys.
-      const Panels v_block{sc.v_rows.data() + j0 * d_pad, kPanel, d_pad};
+      const Panels v_block{v_rows + j0 * d_pad, kPanel, d_pad};
       simd::gemm(tile, rows, kBlockKeys, v_block, keys, d_pad, nullptr, true, o, d_pad);
     }
 

@@ -40,12 +40,20 @@ struct HeadOutput {
   bool nan_for_fully_masked;
 };
 
-// Scratch grown on demand and reused call after call.
+// Floats pack_head writes for a head with S keys of width d.
+std::size_t packed_head_size(std::size_t s, std::size_t d);
+
+// This head's S keys as GEMM panels (K^T) followed by its values as rows
+// padded to whole panels; the bias_kv and zero keys included, padding zero.
+void pack_head(const HeadInput& in, float* packed);
+
+// Per-thread scratch, grown on demand and reused call after call.
 struct HeadScratch {
-  std::vector<float> k_panels, v_rows, tile, wide, out, row_max, row_sum;
+  std::vector<float> tile, wide, out, row_max, row_sum;
 };
 
-void attend_head(const HeadInput& in, const MaskContext& masks, const HeadOutput& out,
-                 HeadScratch& scratch);
+// Attention of query rows [i0, i1) over the packed keys and values.
+void attend_rows(const HeadInput& in, const float* packed, std::size_t i0, std::size_t i1,
+                 const MaskContext& masks, const HeadOutput& out, HeadScratch& scratch);
 
 }  // namespace mha

@@ -99,6 +99,13 @@ struct ForwardOutputs {
   float* concat = nullptr;   // [B, Lq, E]
 };
 
+// Threads every layer's forward pass uses, the caller included (default 1).
+// Clamped to [1, max_threads()]; max_threads() is 1 in a build without threads.
+// Results are bit-identical for any thread count.
+void set_num_threads(int threads);
+int num_threads();
+int max_threads();
+
 class MultiheadAttention {
  public:
   // Throws Error when the configuration is impossible. Parameters start as

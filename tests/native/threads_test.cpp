@@ -1,0 +1,68 @@
+// The thread pool runs every task exactly once, loop after loop, and the
+// layer's results do not depend on the thread count, bit for bit.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <vector>
+
+#include "mha.hpp"
+#include "thread_pool.hpp"
+
+namespace {
+
+TEST(ThreadPool, RunsEveryTaskExactlyOnceAcrossManyLoops) {
+  mha::ThreadPool pool;
+  pool.resize(4);
+  for (std::size_t tasks : {1, 2, 3, 17, 1000}) {
+    for (int loop = 0; loop < 50; ++loop) {
+      std::vector<std::atomic<int>> hits(tasks);
+      pool.run(tasks, [&](std::size_t t, std::size_t worker) {
+        ASSERT_LT(worker, pool.size());
+        hits[t].fetch_add(1);
+      });
+      for (std::size_t t = 0; t < tasks; ++t) ASSERT_EQ(hits[t].load(), 1) << "task " << t;
+    }
+  }
+  pool.resize(1);
+  EXPECT_EQ(pool.size(), 1u);
+}
+
+std::vector<float> run_layer(int threads, mha::NeedWeights need_weights, bool causal) {
+  mha::set_num_threads(threads);
+  mha::MultiheadAttention layer({48, 6, 0, 0, true, true, false}, 5);
+  std::mt19937 gen(9);
+  std::uniform_real_distribution<float> dist(-1, 1);
+  const std::int64_t B = 3, L = 150;
+  std::vector<float> x(B * L * 48);
+  for (auto& v : x) v = dist(gen);
+  const std::size_t S = layer.source_len(L);
+  std::vector<float> out(B * L * 48), weights(B * 6 * L * S), heads(B * L * 48);
+  mha::ForwardOptions o;
+  o.need_weights = need_weights;
+  o.is_causal = causal;
+  layer.forward({B, L, L, x.data(), nullptr, nullptr}, o, {out.data(), weights.data(), heads.data(), nullptr});
+  out.insert(out.end(), heads.begin(), heads.end());
+  if (need_weights != mha::NeedWeights::none) out.insert(out.end(), weights.begin(), weights.end());
+  return out;
+}
+
+TEST(Threads, ResultsAreBitIdenticalForAnyThreadCount) {
+  for (auto w : {mha::NeedWeights::none, mha::NeedWeights::average, mha::NeedWeights::per_head})
+    for (bool causal : {false, true}) {
+      const auto one = run_layer(1, w, causal);
+      EXPECT_EQ(run_layer(2, w, causal), one);
+      EXPECT_EQ(run_layer(3, w, causal), one);
+    }
+  mha::set_num_threads(1);
+}
+
+TEST(Threads, ThreadCountIsClampedToWhatTheBuildCanRun) {
+  mha::set_num_threads(0);
+  EXPECT_EQ(mha::num_threads(), 1);
+  mha::set_num_threads(1 << 20);
+  EXPECT_EQ(mha::num_threads(), mha::max_threads());
+  mha::set_num_threads(1);
+}
+
+}  // namespace
