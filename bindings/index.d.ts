@@ -173,6 +173,38 @@ export interface ForwardResult {
   concat?: Tensor;
 }
 
+/** A tensor read from a safetensors file, converted to float32. */
+export interface SafetensorsTensor extends TensorLike<Float32Array> {
+  /** The dtype stored in the file: F32, F64, F16 or BF16. */
+  dtype: 'F32' | 'F64' | 'F16' | 'BF16';
+}
+
+/**
+ * Parses the bytes of a safetensors file (8-byte header length, JSON header,
+ * raw little-endian data), validating every offset and size first. Throws a
+ * RangeError naming what is malformed.
+ */
+export declare function parseSafetensors(bytes: ArrayBuffer | ArrayBufferView): {
+  tensors: Record<string, SafetensorsTensor>;
+  metadata: Record<string, string>;
+};
+
+/** Options of {@link MultiheadAttention.fromSafetensors}. */
+export interface FromSafetensorsOptions {
+  /** H; the tensors cannot tell it. */
+  numHeads: number;
+  /** The layer's key prefix, e.g. `'encoder.layer.0.attention.'`. Default: ''. */
+  prefix?: string;
+  /**
+   * Key names: `'torch'` (nn.MultiheadAttention), `'bert'` (Hugging Face BERT:
+   * self.query/key/value, output.dense), `'gpt2'` (Hugging Face GPT-2: c_attn,
+   * c_proj, stored transposed), or `'auto'` (default) to recognise them.
+   */
+  layout?: 'auto' | 'torch' | 'bert' | 'gpt2';
+  /** As in {@link CreateOptions}; the file cannot tell it. */
+  addZeroAttn?: boolean;
+}
+
 /** Options of {@link MultiheadAttention.loadStateDict}. */
 export interface LoadStateDictOptions {
   /** Require every key of the layer (PyTorch's `strict`). Default: true. */
@@ -191,6 +223,12 @@ export declare class MultiheadAttention {
   private constructor();
   /** Creates a layer; throws RangeError when `embedDim % numHeads !== 0`. */
   static create(options: CreateOptions): Promise<MultiheadAttention>;
+  /**
+   * Creates a layer from a safetensors file's bytes. embedDim, kdim, vdim,
+   * bias and addBiasKV come from the tensors. BERT's output LayerNorm is not
+   * applied; GPT-2 needs `isCausal: true` in forward.
+   */
+  static fromSafetensors(bytes: ArrayBuffer | ArrayBufferView, options: FromSafetensorsOptions): Promise<MultiheadAttention>;
 
   readonly embedDim: number;
   readonly numHeads: number;

@@ -6,7 +6,10 @@
 //   query [B, Lq, E], key [B, Lk, kdim], value [B, Lk, vdim]   (or unbatched [L, *])
 //   output [B, Lq, E], weights [B, Lq, S] | [B, H, Lq, S], heads [B, H, Lq, d], concat [B, Lq, E]
 //   S = Lk (+1 with addBiasKV) (+1 with addZeroAttn), d = E / H.
-import createMhaCore from './mha-core.mjs';
+import { parseSafetensors } from './safetensors.js';
+import { toStateDict, LAYOUTS } from './weight_layouts.js';
+
+export { parseSafetensors };
 
 /** The package version; tests check it equals package.json's. */
 export const version = '0.1.0';
@@ -316,6 +319,31 @@ export class MultiheadAttention {
       raise(status, message);
     }
     return new MultiheadAttention(CONSTRUCT, layer, Object.freeze(config));
+  }
+
+  /**
+   * Creates a layer from a safetensors file's bytes: the tensors under
+   * `prefix`, in nn.MultiheadAttention's, BERT's or GPT-2's names (`layout`
+   * 'auto' recognises which). embedDim, kdim, vdim, bias and addBiasKV come
+   * from the tensors; numHeads cannot, so it is required.
+   */
+  static async fromSafetensors(bytes, options) {
+    checkOptionNames(options, ['numHeads', 'prefix', 'layout', 'addZeroAttn'], 'fromSafetensors options');
+    const prefix = options.prefix ?? '';
+    if (typeof prefix !== 'string') throw new TypeError(`prefix must be a string, got ${describe(prefix)}`);
+    const layout = options.layout ?? 'auto';
+    if (layout !== 'auto') checkEnum(layout, 'layout', LAYOUTS);
+    const { tensors } = parseSafetensors(bytes);
+    const { stateDict, options: shapes } = toStateDict(tensors, { prefix, layout });
+    const mha = await MultiheadAttention.create({ ...shapes, numHeads: options.numHeads,
+      ...(options.addZeroAttn === undefined ? {} : { addZeroAttn: options.addZeroAttn }) });
+    try {
+      mha.loadStateDict(stateDict);
+    } catch (err) {
+      mha.dispose();
+      throw err;
+    }
+    return mha;
   }
 
   get embedDim() { return this.#config.embedDim; }
