@@ -151,3 +151,31 @@ TEST(Kernels, GemmOverPackedPanelsWritesOnlyTheFirstNColumns) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Kernels, ExpIsAccurateAcrossTheWholeFloatRange) {
+  std::vector<float> x;
+  for (float v = -87.0f; v <= 88.0f; v += 0.0137f) x.push_back(v);
+  std::vector<float> e = x;
+  mha::simd::exp_shifted_sum(e.data(), e.size(), 0.0f);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double want = std::exp(double(x[i]));
+    ASSERT_NEAR(e[i], want, 3e-7 * want) << "exp(" << x[i] << ")";
+  }
+}
+
+TEST(Kernels, ExpOfTheEdgesIsExact) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x{-inf, -1000.0f, -88.0f, 0.0f, 1000.0f, inf, std::nanf("")};
+  mha::simd::exp_shifted_sum(x.data(), x.size(), 0.0f);
+  EXPECT_EQ(x[0], 0.0f);  // a masked score weighs exactly nothing
+  EXPECT_EQ(x[1], 0.0f);
+  EXPECT_EQ(x[2], 0.0f);  // below FLT_MIN: flushed to 0
+  EXPECT_EQ(x[3], 1.0f);
+  EXPECT_EQ(x[4], inf);
+  EXPECT_EQ(x[5], inf);
+  EXPECT_TRUE(std::isnan(x[6]));
+}
+
+}  // namespace
