@@ -25,7 +25,7 @@ namespace {
 // Scratch reused across calls: grown when shapes grow, never shrunk, so a
 // steady stream of calls allocates nothing.
 struct Workspace {
-  std::vector<float> q, k, v, concat, packed;
+  std::vector<float> q, k, v, packed;
   std::vector<HeadScratch> head;  // one per thread
   // At least one element, so that data() is never null: an empty key
   // sequence still gets valid (unread) row pointers.
@@ -37,8 +37,8 @@ struct Workspace {
 // Rows of a GEMM per task: whole micro-kernel blocks, enough work to be
 // worth a hand-off.
 constexpr std::size_t kTaskRows = 32;
-// Query rows per attention task.
-constexpr std::size_t kTaskQueries = 32;
+// Query rows per attention task: one query block of attend_rows.
+constexpr std::size_t kTaskQueries = 64;
 
 // y = x . W^T + bias spread over the pool: by row blocks when there are many
 // rows, by column panels when there are few (a decoding step has one row).
@@ -159,6 +159,13 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
     v = ws.v.data();
   }
 
+  // Z_h overwrites q_h in place: a block of query rows reads its q rows for
+  // the last time before writing its Z rows, and no other block reads them.
+  // So concat [B*Lq, E] lives in q's buffer, rows q_stride apart: one buffer
+  // of B*Lq*E floats fewer at large L.
+  float* concat = const_cast<float*>(q);
+  const std::size_t concat_stride = q_stride;
+
   // Head h is columns h*d .. h*d+d-1 of q, k, v and concat (the [B, L, H, d] view).
   auto head_input = [&](std::size_t b, std::size_t h) {
     return HeadInput{q + b * Lq * q_stride + h * d, q_stride,
@@ -169,7 +176,7 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
                      c.add_zero_attn, Lq, Lk, d};
   };
   auto head_output = [&](std::size_t b, std::size_t h) {
-    HeadOutput ho{ws.concat.data() + b * Lq * E + h * d, E, nullptr, 0, false, 1.0f,
+    HeadOutput ho{concat + b * Lq * concat_stride + h * d, concat_stride, nullptr, 0, false, 1.0f,
                   o.fully_masked_rows == FullyMaskedRows::nan};
     if (o.need_weights == NeedWeights::per_head) {
       ho.weights = out.weights + (b * H + h) * Lq * S;  // [B, H, Lq, S]
@@ -187,38 +194,52 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
                        std::int64_t(Lk)};
   };
 
-  // Every head's keys and values packed once, then shared by all its query tasks.
   const std::size_t per_head = packed_head_size(S, d);
-  Workspace::fit(ws.packed, B * H * per_head);
-  pool.run(B * H, [&](std::size_t bh, std::size_t) {
-    pack_head(head_input(bh / H, bh % H), ws.packed.data() + bh * per_head);
-  });
-
-  Workspace::fit(ws.concat, B * Lq * E);
   if (ws.head.size() < pool.size()) ws.head.resize(pool.size());
   if (o.need_weights == NeedWeights::average) std::fill(out.weights, out.weights + B * Lq * S, 0.0f);
   const std::size_t row_tasks = (Lq + kTaskQueries - 1) / kTaskQueries;
-  // Averaged weights sum over heads into one row: a task then takes every head
-  // of its rows, in order, so the sum is the same for any thread count.
-  const bool heads_per_task = o.need_weights != NeedWeights::average;
-  const std::size_t tasks = B * row_tasks * (heads_per_task ? H : 1);
-  pool.run(tasks, [&](std::size_t t, std::size_t worker) {
-    const std::size_t rt = t % row_tasks, rest = t / row_tasks;
-    const std::size_t i0 = rt * kTaskQueries, i1 = std::min(Lq, i0 + kTaskQueries);
-    const std::size_t b = heads_per_task ? rest / H : rest;
-    const std::size_t h0 = heads_per_task ? rest % H : 0, h1 = heads_per_task ? h0 + 1 : H;
-    for (std::size_t h = h0; h < h1; ++h)
-      attend_rows(head_input(b, h), ws.packed.data() + (b * H + h) * per_head, i0, i1, masks_of(b, h),
-                  head_output(b, h), ws.head[worker]);
-  });
+  auto attend = [&](std::size_t b, std::size_t h, std::size_t row_task, const float* packed, std::size_t worker) {
+    const std::size_t i0 = row_task * kTaskQueries, i1 = std::min(Lq, i0 + kTaskQueries);
+    attend_rows(head_input(b, h), packed, i0, i1, masks_of(b, h), head_output(b, h), ws.head[worker]);
+  };
 
-  parallel_linear(pool, ws.concat.data(), B * Lq, E, p.packed_o(), p.b_o(), out.output, E);
-  if (out.concat) std::copy(ws.concat.begin(), ws.concat.begin() + B * Lq * E, out.concat);
+  if (o.need_weights != NeedWeights::average && row_tasks >= 2 * pool.size()) {
+    // Long queries: one (batch, head) at a time, its keys and values packed
+    // once and its query blocks spread over the threads. Packed scratch stays
+    // one head's worth, so memory grows with L, not with L times the heads.
+    Workspace::fit(ws.packed, per_head);
+    for (std::size_t b = 0; b < B; ++b)
+      for (std::size_t h = 0; h < H; ++h) {
+        pack_head(head_input(b, h), ws.packed.data());
+        pool.run(row_tasks, [&](std::size_t t, std::size_t worker) { attend(b, h, t, ws.packed.data(), worker); });
+      }
+  } else {
+    // Few queries (a decoding step) or averaged weights: every head packed
+    // first, then tasks over (batch, [head,] query block). Averaged weights sum
+    // over heads into one row, so there a task takes every head of its rows,
+    // in order: the sum is the same for any thread count.
+    Workspace::fit(ws.packed, B * H * per_head);
+    pool.run(B * H, [&](std::size_t bh, std::size_t) {
+      pack_head(head_input(bh / H, bh % H), ws.packed.data() + bh * per_head);
+    });
+    const bool heads_per_task = o.need_weights != NeedWeights::average;
+    pool.run(B * row_tasks * (heads_per_task ? H : 1), [&](std::size_t t, std::size_t worker) {
+      const std::size_t rt = t % row_tasks, rest = t / row_tasks;
+      const std::size_t b = heads_per_task ? rest / H : rest;
+      const std::size_t h0 = heads_per_task ? rest % H : 0, h1 = heads_per_task ? h0 + 1 : H;
+      for (std::size_t h = h0; h < h1; ++h) attend(b, h, rt, ws.packed.data() + (b * H + h) * per_head, worker);
+    });
+  }
+
+  parallel_linear(pool, concat, B * Lq, concat_stride, p.packed_o(), p.b_o(), out.output, E);
+  if (out.concat)
+    for (std::size_t r = 0; r < B * Lq; ++r)
+      std::copy(concat + r * concat_stride, concat + r * concat_stride + E, out.concat + r * E);
   if (out.heads) {  // [B, Lq, H, d] -> [B, H, Lq, d]
     for (std::size_t b = 0; b < B; ++b)
       for (std::size_t h = 0; h < H; ++h)
         for (std::size_t i = 0; i < Lq; ++i) {
-          const float* src = ws.concat.data() + (b * Lq + i) * E + h * d;
+          const float* src = concat + (b * Lq + i) * concat_stride + h * d;
           std::copy(src, src + d, out.heads + ((b * H + h) * Lq + i) * d);
         }
   }

@@ -86,9 +86,12 @@ inline void row_block(const float* a, std::size_t lda, const float* panel, std::
 // the result is 0 exactly (so a masked score's weight is exactly 0, as in
 // PyTorch); above ln(FLT_MAX) it is +inf; NaN stays NaN.
 inline batch exp_batch(batch x) {
-  const batch lowest(-87.33654f), highest(88.72283f);
+  const batch lowest(-87.33654f);
   const batch log2e(1.44269504088896341f), magic(12582912.0f);  // 1.5 * 2^23: rounds to an integer
   const batch ln2_hi(0.693359375f), ln2_lo(-2.12194440e-4f);
+  // Past ln(FLT_MAX) 2^n's exponent field reads 255: +inf. (A select, not
+  // min: SSE's min and wasm's pmin treat NaN differently; this keeps it.)
+  x = xsimd::select(x > batch(88.8f), batch(88.8f), x);
   const batch t = xsimd::fma(x, log2e, magic);  // n + magic, n = round(x / ln 2)
   const batch n = t - magic;
   const batch r = xsimd::fnma(n, ln2_lo, xsimd::fnma(n, ln2_hi, x));  // x - n ln 2, |r| <= ln 2 / 2
@@ -103,10 +106,9 @@ inline batch exp_batch(batch x) {
   using ibatch = xsimd::batch<std::int32_t>;
   const ibatch bits = xsimd::bitwise_cast<std::int32_t>(t) - xsimd::bitwise_cast<std::int32_t>(magic);
   const batch scale = xsimd::bitwise_cast<float>((bits + ibatch(127)) << 23);
-  batch result = p * scale;
-  result = xsimd::select(x < lowest, batch(0.0f), result);
-  result = xsimd::select(x > highest, batch(std::numeric_limits<float>::infinity()), result);
-  return xsimd::select(x != x, x, result);  // NaN in, NaN out
+  // Below ln(FLT_MIN) (and -inf, a masked score): 0 exactly. NaN compares
+  // false and stays NaN through the arithmetic above.
+  return xsimd::select(x < lowest, batch(0.0f), p * scale);
 }
 
 }  // namespace
