@@ -40,6 +40,19 @@ constexpr std::size_t kTaskRows = 32;
 // Query rows per attention task: one query block of attend_rows.
 constexpr std::size_t kTaskQueries = 64;
 
+// Below this many multiply-adds a parallel loop costs more (waking the
+// workers, ~10 us in a browser or Node) than it saves.
+constexpr std::size_t kParallelWork = 1 << 16;
+
+// pool.run, or a plain loop on the caller when the work is small.
+void run_tasks(ThreadPool& pool, std::size_t tasks, std::size_t work, const ThreadPool::Task& fn) {
+  if (work < kParallelWork) {
+    for (std::size_t t = 0; t < tasks; ++t) fn(t, 0);
+    return;
+  }
+  pool.run(tasks, fn);
+}
+
 // y = x . W^T + bias spread over the pool: by row blocks when there are many
 // rows, by column panels when there are few (a decoding step has one row).
 // Each element is computed by one thread in the same order, whatever the split.
@@ -47,7 +60,7 @@ void parallel_linear(ThreadPool& pool, const float* x, std::size_t m, std::size_
                      const PackedWeight& w, const float* bias, float* y, std::size_t y_stride) {
   constexpr std::size_t P = PackedWeight::kPanel;
   const std::size_t threads = pool.size();
-  if (threads == 1 || m * w.n * w.k < 32768) {
+  if (threads == 1 || m * w.n * w.k < kParallelWork) {
     simd::linear(x, m, x_stride, w, bias, y, y_stride);
     return;
   }
@@ -211,7 +224,7 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
     for (std::size_t b = 0; b < B; ++b)
       for (std::size_t h = 0; h < H; ++h) {
         pack_head(head_input(b, h), ws.packed.data());
-        pool.run(row_tasks, [&](std::size_t t, std::size_t worker) { attend(b, h, t, ws.packed.data(), worker); });
+        run_tasks(pool, row_tasks, Lq * S * d, [&](std::size_t t, std::size_t worker) { attend(b, h, t, ws.packed.data(), worker); });
       }
   } else {
     // Few queries (a decoding step) or averaged weights: every head packed
@@ -219,11 +232,11 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
     // over heads into one row, so there a task takes every head of its rows,
     // in order: the sum is the same for any thread count.
     Workspace::fit(ws.packed, B * H * per_head);
-    pool.run(B * H, [&](std::size_t bh, std::size_t) {
+    run_tasks(pool, B * H, B * H * S * d, [&](std::size_t bh, std::size_t) {
       pack_head(head_input(bh / H, bh % H), ws.packed.data() + bh * per_head);
     });
     const bool heads_per_task = o.need_weights != NeedWeights::average;
-    pool.run(B * row_tasks * (heads_per_task ? H : 1), [&](std::size_t t, std::size_t worker) {
+    run_tasks(pool, B * row_tasks * (heads_per_task ? H : 1), B * H * Lq * S * d, [&](std::size_t t, std::size_t worker) {
       const std::size_t rt = t % row_tasks, rest = t / row_tasks;
       const std::size_t b = heads_per_task ? rest / H : rest;
       const std::size_t h0 = heads_per_task ? rest % H : 0, h1 = heads_per_task ? h0 + 1 : H;
