@@ -58,7 +58,7 @@ export interface InitOptions {
    * Default: next to `index.js` (`mha-core.wasm`, `mha-core-mt.wasm`,
    * `node/mha-core-mt.wasm`). Giving `wasm` without `threads` means `threads: 1`.
    */
-  wasm?: URL | string | ArrayBuffer | ArrayBufferView | Response;
+  wasm?: string | { href: string } | ArrayBuffer | ArrayBufferView | { arrayBuffer(): Promise<ArrayBuffer> };
 }
 
 /**

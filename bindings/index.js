@@ -30,13 +30,15 @@ const nodeImport = (name) => import(/* webpackIgnore: true */ /* @vite-ignore */
 
 async function wasmBytes(source, defaultName) {
   if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) return source;
-  if (typeof Response !== 'undefined' && source instanceof Response) return source.arrayBuffer();
+  if (source != null && typeof source.arrayBuffer === 'function') return source.arrayBuffer();  // a fetch Response
   // Default: the .wasm next to this file. `new URL('./x.wasm', import.meta.url)`
   // is the pattern bundlers (Vite, webpack 5, Rollup) recognise and emit; it is
   // spelt out per build so that each literal is visible to them.
+  // The Node-only file is named through a variable, so bundlers do not emit it.
+  const nodeWasm = './node/mha-core-mt.wasm';
   const url = source != null ? new URL(String(source), import.meta.url)
     : defaultName === 'mt' ? new URL('./mha-core-mt.wasm', import.meta.url)
-      : defaultName === 'mt-node' ? new URL('./node/mha-core-mt.wasm', import.meta.url)
+      : defaultName === 'mt-node' ? new URL(nodeWasm, import.meta.url)
         : new URL('./mha-core.wasm', import.meta.url);
   if (url.protocol === 'file:' && isNode) {
     const [{ readFile }, { fileURLToPath }] = await Promise.all([nodeImport('node:fs/promises'), nodeImport('node:url')]);
@@ -65,7 +67,20 @@ async function loadThreaded(wasm) {
     return core;
   }
   const { default: factory } = await import('./mha-core-mt.mjs');
-  return factory({ wasmBinary: await wasmBytes(wasm, 'mt') });
+  // A pool worker that fails to start (its script blocked or missing) is only
+  // logged by the glue, whose promise then never settles: turn that message,
+  // or silence past a deadline, into a rejection so load() falls back.
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the threaded build did not start within 15 s')), 15000);
+    const printErr = (text) => {
+      if (/worker sent an error|failed to load|Aborted/.test(String(text))) reject(new Error(String(text)));
+      else console.warn(text);
+    };
+    wasmBytes(wasm, 'mt')
+      .then((wasmBinary) => factory({ wasmBinary, printErr }))
+      .then(resolve, reject)
+      .finally(() => clearTimeout(timer));
+  });
 }
 
 async function load({ wasm, threads }) {

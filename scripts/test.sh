@@ -16,6 +16,6 @@ valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -
 valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q \
   build/native/tests/native/mha_fuzz_replay tests/fuzz/corpus tests/fuzz/regressions
 
-# One runner for the Node and the browser suites, so its closing summary counts both.
-echo "== node and browser (node --test; Chromium via playwright-core)"
-node --test --test-reporter=spec tests/js/ tests/browser/
+# One runner for the Node, browser and package suites, so its closing summary counts them all.
+echo "== node, browser, package consumers (node --test; Chromium via playwright-core)"
+node --test --test-reporter=spec tests/js/ tests/browser/ tests/package/
