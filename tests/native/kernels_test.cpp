@@ -10,17 +10,11 @@
 
 #include "kernels.hpp"
 
+#include "random_vector.hpp"
+
 namespace {
 
 const std::size_t kSizes[] = {1, 3, 4, 5, 7, 8, 9, 63, 64, 65};
-
-std::vector<float> random_vector(std::size_t n, unsigned seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(gen);
-  return v;
-}
 
 // Tolerance for a sum of n products of values in [-1, 1]: float32 rounding grows ~sqrt(n).
 float sum_tolerance(std::size_t n) { return 1e-6f * float(n) + 1e-6f; }

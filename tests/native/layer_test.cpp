@@ -13,15 +13,9 @@
 #include "mha.hpp"
 #include "reference.hpp"
 
-namespace {
+#include "random_vector.hpp"
 
-std::vector<float> random_vector(std::size_t n, unsigned seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(gen);
-  return v;
-}
+namespace {
 
 // Biases start at 0 (as PyTorch's); give them values so they are exercised.
 void randomise_biases(mha::MultiheadAttention& layer, unsigned seed) {
