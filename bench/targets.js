@@ -1,0 +1,139 @@
+// Issue 5's targets, each judged met / missed (and by how much) from one run's
+// results. Kept apart from the report's layout so the rules read in one place.
+import { SHAPES, byId, flops } from './shapes.js';
+
+export const ORT_IDS = ['ort-attention', 'ort-mha', 'ort-basic'];
+const MIB = 2 ** 20;
+
+/** Looks a cell up: cellAt(threads, shapeId, peerId) -> cell with medianMs, or undefined. */
+export function indexCells(runs) {
+  const map = new Map();
+  for (const part of runs)
+    for (const s of part.shapes ?? [])
+      for (const c of s.cells) map.set(`${part.threads}|${s.id}|${c.id}`, { ...c, shape: s });
+  return (threads, shapeId, peerId) => map.get(`${threads}|${shapeId}|${peerId}`);
+}
+
+const okMs = (c) => (c && c.status === 'ok' && c.medianMs != null ? c.medianMs : null);
+
+/** The fastest onnxruntime-web variant of a shape: { id, ms } or null. */
+export function fastestOrt(cellAt, threads, shapeId) {
+  let best = null;
+  for (const id of ORT_IDS) {
+    const ms = okMs(cellAt(threads, shapeId, id));
+    if (ms != null && (best == null || ms < best.ms)) best = { id, ms };
+  }
+  return best;
+}
+
+const x = (v) => `${v.toFixed(2)}×`;
+
+/**
+ * Every target as { target, measured, status: 'met' | 'missed' | 'not measured', by }.
+ * `peak` is { [threads]: { gflops } }.
+ */
+export function evaluateTargets(runs, peak) {
+  const cellAt = indexCells(runs);
+  const rows = [];
+  const ids = SHAPES.filter((s) => !s.peers).map((s) => s.id);
+
+  // 1. Every shape, 1 thread: >= 1.5x faster than the fastest ORT variant.
+  for (const id of ids) {
+    const mha = okMs(cellAt(1, id, 'mha-wasm'));
+    const ort = fastestOrt(cellAt, 1, id);
+    const target = `${byId(id).label}, 1 thread: ≥ 1.5× faster than the fastest onnxruntime-web variant`;
+    if (mha == null || ort == null) { rows.push({ target, measured: 'n/a', status: 'not measured', by: '' }); continue; }
+    const ratio = ort.ms / mha;
+    rows.push({
+      target,
+      measured: `${x(ratio)} (${fmt(mha)} vs ${cellAt(1, id, ort.id).name} ${fmt(ort.ms)})`,
+      status: ratio >= 1.5 ? 'met' : 'missed',
+      by: ratio >= 1.5 ? `${x(ratio / 1.5)} above` : `needs ${x(1.5 / ratio)} more speed`,
+    });
+  }
+
+  // 2. >= 70% of the measured 1-thread peak on the E = 512 shapes with L >= 128.
+  for (const id of ['L128', 'L512', 'L2048']) {
+    const c = cellAt(1, id, 'mha-wasm');
+    const target = `${byId(id).label}, 1 thread: ≥ 70% of the measured f32x4 peak`;
+    if (okMs(c) == null || !peak[1]) { rows.push({ target, measured: 'n/a', status: 'not measured', by: '' }); continue; }
+    const gflops = flops(byId(id)) / (okMs(c) * 1e6);
+    const pct = (100 * gflops) / peak[1].gflops;
+    rows.push({
+      target,
+      measured: `${pct.toFixed(1)}% (${gflops.toFixed(1)} of ${peak[1].gflops.toFixed(1)} GFLOP/s)`,
+      status: pct >= 70 ? 'met' : 'missed',
+      by: pct >= 70 ? `${(pct - 70).toFixed(1)} points above` : `${(70 - pct).toFixed(1)} points short`,
+    });
+  }
+
+  // 3. 2 threads, L >= 512: >= 1.7x the 1-thread speed, and ahead of ORT at 2 threads.
+  for (const id of ['L512', 'L2048', 'L512causal']) {
+    const one = okMs(cellAt(1, id, 'mha-wasm'));
+    const twoCell = cellAt(2, id, 'mha-wasm');
+    const two = okMs(twoCell);
+    const ort2 = fastestOrt(cellAt, 2, id);
+    const target = `${byId(id).label}, 2 threads: ≥ 1.7× the 1-thread speed and faster than onnxruntime-web at 2 threads`;
+    if (two == null) {
+      rows.push({ target, measured: `n/a: ${twoCell?.reason ?? 'not run'}`, status: 'missed', by: 'no 2-thread mha-wasm yet' + (ort2 ? ` (ORT's best at 2 threads: ${fmt(ort2.ms)})` : '') });
+      continue;
+    }
+    const scale = one / two;
+    const ahead = ort2 ? ort2.ms / two : null;
+    const met = scale >= 1.7 && (ahead == null || ahead > 1);
+    rows.push({
+      target,
+      measured: `${x(scale)} over 1 thread; ${ahead == null ? 'no ORT' : `${x(ahead)} vs ORT`}`,
+      status: met ? 'met' : 'missed',
+      by: met ? '' : [scale < 1.7 ? `scaling needs ${x(1.7 / scale)} more` : null, ahead != null && ahead <= 1 ? `needs ${x(1 / ahead)} to catch ORT` : null].filter(Boolean).join('; '),
+    });
+  }
+
+  // 4. Causal L = 512 >= 1.6x faster than non-causal.
+  {
+    const full = okMs(cellAt(1, 'L512', 'mha-wasm'));
+    const causal = okMs(cellAt(1, 'L512causal', 'mha-wasm'));
+    const target = '(1, 512, 512, 8) causal, 1 thread: ≥ 1.6× faster than non-causal';
+    if (full == null || causal == null) rows.push({ target, measured: 'n/a', status: 'not measured', by: '' });
+    else {
+      const r = full / causal;
+      rows.push({ target, measured: `${x(r)} (${fmt(full)} → ${fmt(causal)})`, status: r >= 1.6 ? 'met' : 'missed',
+        by: r >= 1.6 ? `${x(r / 1.6)} above` : `needs ${x(1.6 / r)} more` });
+    }
+  }
+
+  // 5. L = 16384 runs with peak heap < 256 MiB.
+  {
+    const c = cellAt(1, 'L16384', 'mha-wasm');
+    const target = `${byId('L16384').label}, no weights: runs, peak wasm heap < 256 MiB`;
+    if (!c) rows.push({ target, measured: 'n/a', status: 'not measured', by: '' });
+    else if (c.status !== 'ok') rows.push({ target, measured: `${c.status}: ${c.reason}`, status: 'missed', by: 'does not run' });
+    else {
+      const mib = c.heapBytes / MIB;
+      rows.push({ target, measured: `runs in ${fmt(okMs(c))}; heap ${mib.toFixed(0)} MiB`, status: mib < 256 ? 'met' : 'missed',
+        by: mib < 256 ? `${(256 - mib).toFixed(0)} MiB to spare` : `${(mib - 256).toFixed(0)} MiB over` });
+    }
+  }
+
+  // 6. Teaching-shape per-call overhead < 20 us.
+  {
+    const ms = okMs(cellAt(1, 'teaching', 'mha-wasm'));
+    const target = 'teaching shape (3, 4, 16, 8): per-call overhead < 20 µs';
+    if (ms == null) rows.push({ target, measured: 'n/a', status: 'not measured', by: '' });
+    else {
+      const us = ms * 1000;
+      rows.push({ target, measured: `${us.toFixed(1)} µs per call (median)`, status: us < 20 ? 'met' : 'missed',
+        by: us < 20 ? `${(20 - us).toFixed(1)} µs to spare` : `${(us - 20).toFixed(1)} µs over (${x(us / 20)})` });
+    }
+  }
+  return rows;
+}
+
+/** A duration for humans: µs below 0.1 ms, s above 10 s. */
+export function fmt(ms) {
+  if (ms == null) return 'n/a';
+  if (ms < 0.1) return `${(ms * 1000).toFixed(1)} µs`;
+  if (ms < 10) return `${ms.toFixed(2)} ms`;
+  if (ms < 10000) return `${ms.toFixed(1)} ms`;
+  return `${(ms / 1000).toFixed(1)} s`;
+}
