@@ -115,6 +115,9 @@ function markdown(r, svgRef) {
   const met = targets.filter((t) => t.status === 'met').length;
   L.push(`${met} of ${targets.length} met.`);
   L.push('');
+  // The hand-written analysis of what limits the missed targets.
+  const limits = new URL('./limits.md', import.meta.url);
+  if (fs.existsSync(limits)) L.push(fs.readFileSync(limits, 'utf8').trimEnd(), '');
 
   for (const t of threadsMeasured) {
     const shapes = shapesRun.filter((s) => !s.peers && r.runs.some((p) => p.threads === t && (p.shapes ?? []).some((x) => x.id === s.id)));

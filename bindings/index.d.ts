@@ -189,6 +189,19 @@ export declare function parseSafetensors(bytes: ArrayBuffer | ArrayBufferView): 
   metadata: Record<string, string>;
 };
 
+/**
+ * The attention layer under `prefix` in a safetensors file as a PyTorch
+ * state_dict, with the layer options its shapes imply.
+ */
+export declare function safetensorsToStateDict(
+  bytes: ArrayBuffer | ArrayBufferView,
+  options?: { prefix?: string; layout?: 'auto' | 'torch' | 'bert' | 'gpt2' },
+): {
+  layout: 'torch' | 'bert' | 'gpt2';
+  stateDict: Record<string, TensorLike<Float32Array>>;
+  options: { embedDim: number; kdim: number; vdim: number; bias: boolean; addBiasKV: boolean };
+};
+
 /** Options of {@link MultiheadAttention.fromSafetensors}. */
 export interface FromSafetensorsOptions {
   /** H; the tensors cannot tell it. */

@@ -11,6 +11,21 @@ import { toStateDict, LAYOUTS } from './weight_layouts.js';
 
 export { parseSafetensors };
 
+/**
+ * The attention layer under `prefix` in a safetensors file, as a PyTorch
+ * state_dict plus the layer options its shapes imply: `{ layout, stateDict,
+ * options }`. `layout` 'auto' recognises nn.MultiheadAttention's, BERT's or
+ * GPT-2's names. MultiheadAttention.fromSafetensors is this plus create().
+ */
+export function safetensorsToStateDict(bytes, options = {}) {
+  checkOptionNames(options, ['prefix', 'layout'], 'safetensorsToStateDict options');
+  const prefix = options.prefix ?? '';
+  if (typeof prefix !== 'string') throw new TypeError(`prefix must be a string, got ${describe(prefix)}`);
+  const layout = options.layout ?? 'auto';
+  if (layout !== 'auto') checkEnum(layout, 'layout', LAYOUTS);
+  return toStateDict(parseSafetensors(bytes).tensors, { prefix, layout });
+}
+
 /** The package version; tests check it equals package.json's. */
 export const version = '0.1.0';
 
@@ -344,12 +359,7 @@ export class MultiheadAttention {
    */
   static async fromSafetensors(bytes, options) {
     checkOptionNames(options, ['numHeads', 'prefix', 'layout', 'addZeroAttn'], 'fromSafetensors options');
-    const prefix = options.prefix ?? '';
-    if (typeof prefix !== 'string') throw new TypeError(`prefix must be a string, got ${describe(prefix)}`);
-    const layout = options.layout ?? 'auto';
-    if (layout !== 'auto') checkEnum(layout, 'layout', LAYOUTS);
-    const { tensors } = parseSafetensors(bytes);
-    const { stateDict, options: shapes } = toStateDict(tensors, { prefix, layout });
+    const { stateDict, options: shapes } = safetensorsToStateDict(bytes, { prefix: options.prefix, layout: options.layout });
     const mha = await MultiheadAttention.create({ ...shapes, numHeads: options.numHeads,
       ...(options.addZeroAttn === undefined ? {} : { addZeroAttn: options.addZeroAttn }) });
     try {

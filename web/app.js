@@ -14,7 +14,7 @@
 //   render()      from the last good run only, so a stale control never mixes
 //                 with the numbers shown.
 import { embedTokens, tokenize, splitLines, randomMatrix, MAX_L, MAX_B, MAX_E, PAD } from './embeddings.js';
-import { parseMatrix, parseStateDict, parseWhole, explainHeads, InputError } from './parse.js';
+import { parseMatrix, parseStateDict, parseWhole, explainHeads, attentionPrefix, InputError } from './parse.js';
 import { Heatmap, labelWidth, fillLegend, makeReadout } from './heatmap.js';
 import { renderWalk, sub } from './walk.js';
 import { buildExport, downloadJson } from './export.js';
@@ -22,9 +22,9 @@ import { buildExport, downloadJson } from './export.js';
 // The package, through its public entry (the import map's 'mha-wasm'). Loaded
 // dynamically so that a missing build says so on the page instead of leaving
 // it stuck at "Loading".
-let MultiheadAttention, capabilities, version;
+let MultiheadAttention, capabilities, version, parseSafetensors, safetensorsToStateDict;
 try {
-  ({ MultiheadAttention, capabilities, version } = await import('mha-wasm'));
+  ({ MultiheadAttention, capabilities, version, parseSafetensors, safetensorsToStateDict } = await import('mha-wasm'));
 } catch (err) {
   const status = document.getElementById('status');
   status.textContent = `Could not load the mha-wasm package from /dist/ (${err.message}). Build it (npm start does) and reload.`;
@@ -701,11 +701,18 @@ function wire() {
     document.querySelector('input[name="weights"][value="file"]').checked = true;
     reading++;
     try {
-      stateDict = parseStateDict(await file.text());
+      if (file.name.endsWith('.safetensors')) {
+        // Hugging Face's format, read by the package: the file's first attention layer.
+        const bytes = new Uint8Array(await file.arrayBuffer());
+        const prefix = attentionPrefix(Object.keys(parseSafetensors(bytes).tensors));
+        stateDict = safetensorsToStateDict(bytes, { prefix }).stateDict;
+      } else {
+        stateDict = parseStateDict(await file.text());
+      }
       stateFileError = null;
     } catch (err) {
       stateDict = null;
-      stateFileError = err instanceof InputError ? err.message : `Could not read ${file.name}: ${err.message}`;
+      stateFileError = err instanceof InputError || err instanceof RangeError ? err.message : `Could not read ${file.name}: ${err.message}`;
     } finally {
       reading--;
     }

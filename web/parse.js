@@ -157,3 +157,15 @@ export function parseStateDict(text) {
   }
   return dict;
 }
+
+/**
+ * The key prefix of the first attention layer in a safetensors file's names:
+ * what comes before nn.MultiheadAttention's out_proj.weight, BERT's
+ * self.query.weight or GPT-2's c_attn.weight. The page loads that layer.
+ */
+export function attentionPrefix(names) {
+  for (const name of names)
+    for (const tail of ['out_proj.weight', 'self.query.weight', 'c_attn.weight'])
+      if (name.endsWith(tail)) return name.slice(0, name.length - tail.length);
+  throw new InputError('No attention layer found in this safetensors file: none of its names ends in out_proj.weight (nn.MultiheadAttention), self.query.weight (BERT) or c_attn.weight (GPT-2).');
+}

@@ -4,6 +4,7 @@
 // not fit shows the package's own message.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 
 import { MultiheadAttention } from '../../dist/index.js';
 import { embedLines } from '../../web/embeddings.js';
@@ -142,7 +143,23 @@ test('a state_dict JSON file: one that fits is used, others show the reason next
   const cell = await hoverCell(page, figure(page, 'head-weights', 3), 2, 1);
   assert.equal(cell.value, node.weights[at(node.weightsDims, 0, 3, 2, 1)]);
 
+  // A safetensors file (GPT-2 layout, written by PyTorch): the page loads its
+  // attention layer through the package, numbers as fromSafetensors gives them.
+  const gpt2 = readFileSync(new URL('../fixtures/safetensors/gpt2_attention.safetensors', import.meta.url));
+  await page.setInputFiles('#state-file', { name: 'gpt2.safetensors', mimeType: 'application/octet-stream', buffer: gpt2 });
+  await fix(page);
+  assert.equal(await page.textContent('#state-file-msg'), '');
+  const fromFile = await MultiheadAttention.fromSafetensors(gpt2, { numHeads: h, prefix: 'h.0.attn.' });
+  const gpt2Dict = Object.fromEntries(Object.entries(fromFile.stateDict()).map(([k, v]) => [k, v.data]));
+  fromFile.dispose();
+  const viaNode = await nodeRun({ E, h, stateDict: gpt2Dict, X: emb.data, dims: emb.dims, mask: [0, 0, 0, 0], maskDims: [1, 4] });
+  assert.deepEqual((await lastRun(page)).result.output, viaNode.output);
+  await page.setInputFiles('#state-file', { name: 'junk.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('not a file') });
+  await check(page, 'state-file', /safetensors: the header claims/, viaNode.output);
+
   // The same file no longer fits a layer of another width: the package's message again.
+  await upload('layer.json', JSON.stringify(Object.fromEntries(Object.entries(dict).map(([k, v]) => [k, nested(v)]))));
+  await fix(page);
   await page.fill('#E', '8');
   await check(page, 'state-file', /loadStateDict: .*must have/, node.output);
   // Back to seeded weights.
