@@ -18,4 +18,4 @@ valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -
 
 # One runner for the Node, browser and package suites, so its closing summary counts them all.
 echo "== node, browser, package consumers (node --test; Chromium via playwright-core)"
-node --test --test-reporter=spec tests/js/ tests/browser/ tests/package/
+node --test --test-concurrency=2 --test-reporter=spec tests/js/ tests/browser/ tests/package/
