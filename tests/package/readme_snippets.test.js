@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { makeConsumer, runNode, repoRoot } from './consumer.js';
+import { makeConsumer, runNode, repoRoot, serveStatic, openChromium } from './consumer.js';
 
 const RUNNABLE = new Set(['js', 'javascript']);
 
@@ -91,4 +91,38 @@ snippets.forEach((snippet, k) => {
         `README.md snippet ${n} (line ${snippet.line}) prints something else than its comment says:\n  printed: ${r.stdout.trim()}\n  comment: ${expected}`);
     }
   });
+});
+
+// The README's ```html blocks are pages: each is served from the consumer
+// project (where ./node_modules/mha-wasm is the installed tarball), opened in
+// Chromium, and must log without a page error, with and without cross-origin
+// isolation.
+const pages = fencedBlocks(readme).filter((b) => b.lang === 'html');
+
+test('README.md has an ```html page snippet', () => {
+  assert.ok(pages.length > 0, 'no ```html block found in README.md');
+});
+
+pages.forEach((snippet, k) => {
+  for (const isolated of [false, true]) {
+    test(`README.md html snippet ${k + 1} (line ${snippet.line}) runs in Chromium${isolated ? ', cross-origin isolated' : ''}`, { timeout: 60_000 }, async () => {
+      const name = `readme-page-${k + 1}.html`;
+      writeFileSync(join(consumer.dir, name), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">\n${snippet.code}\n`);
+      const server = await serveStatic(consumer.dir, { isolated });
+      const browser = await openChromium();
+      try {
+        const page = await browser.newPage();
+        const errors = [];
+        page.on('pageerror', (e) => errors.push(e.message));
+        const logged = new Promise((resolve) => page.on('console', (m) => { if (m.type() === 'log') resolve(m.text()); }));
+        await page.goto(`${server.origin}/${name}`);
+        const text = await Promise.race([logged, new Promise((_, reject) => setTimeout(() => reject(new Error('the page logged nothing within 30 s')), 30_000))]);
+        assert.deepEqual(errors, []);
+        assert.match(text, isolated ? /simd-threads/ : /simd .*Cross-Origin-Opener-Policy/, text);
+      } finally {
+        await browser.close();
+        await server.close();
+      }
+    });
+  }
 });

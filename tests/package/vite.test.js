@@ -12,6 +12,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 import {
+  repoRoot,
   makeConsumer, run, describeRun, viteBin, serveStatic, openChromium, probePage, describeLog,
   pageModuleSource, referenceProbe, assertSameResults,
 } from './consumer.js';
@@ -114,18 +115,21 @@ test('the Vite-built page, served without cross-origin isolation, runs the singl
   }
 });
 
-test('the Vite dev server (COOP/COEP in server.headers) serves the package unbundled and runs the threaded build', { timeout: 90_000 }, async () => {
+test('the Vite dev server, configured by the README\'s vite.config.js, serves the package unbundled and runs the threaded build', { timeout: 90_000 }, async () => {
   // Development is where dependency pre-bundling moves modules away from
-  // their .wasm and worker files; the package must survive it.
+  // their .wasm and worker files; the package must survive it. The config is
+  // the README's own block, so the documented headers are the tested ones.
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+  const block = /```\n(\/\/ vite\.config\.js\n[\s\S]*?)```/.exec(readme);
+  assert.ok(block, 'README.md has no ``` block starting with "// vite.config.js"');
+  const configFile = join(consumer.dir, 'vite.config.js');
+  writeFileSync(configFile, block[1]);
   const { createServer } = await import('vite');
   const server = devServer = await createServer({
     root: consumer.dir,
-    configFile: false,
+    configFile,
     logLevel: 'silent',
-    server: {
-      host: '127.0.0.1', port: 0, strictPort: false, hmr: false,
-      headers: { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' },
-    },
+    server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false },
   });
   try {
     await server.listen();
