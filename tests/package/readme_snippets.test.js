@@ -98,6 +98,8 @@ snippets.forEach((snippet, k) => {
 // Chromium, and must log without a page error, with and without cross-origin
 // isolation.
 const pages = fencedBlocks(readme).filter((b) => b.lang === 'html');
+let browser;
+after(() => browser?.close());
 
 test('README.md has an ```html page snippet', () => {
   assert.ok(pages.length > 0, 'no ```html block found in README.md');
@@ -109,7 +111,7 @@ pages.forEach((snippet, k) => {
       const name = `readme-page-${k + 1}.html`;
       writeFileSync(join(consumer.dir, name), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">\n${snippet.code}\n`);
       const server = await serveStatic(consumer.dir, { isolated });
-      const browser = await openChromium();
+      browser ??= await openChromium();  // one browser for every page snippet
       try {
         const page = await browser.newPage();
         const errors = [];
@@ -120,7 +122,6 @@ pages.forEach((snippet, k) => {
         assert.deepEqual(errors, []);
         assert.match(text, isolated ? /simd-threads/ : /simd .*Cross-Origin-Opener-Policy/, text);
       } finally {
-        await browser.close();
         await server.close();
       }
     });
