@@ -6,7 +6,10 @@
 // with time limits, a static server with or without cross-origin isolation,
 // Debian's Chromium, and the forward pass every consumer runs (`probe`).
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync,
+} from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -83,6 +86,34 @@ export function tempDir(label) {
 }
 
 /**
+ * `npm pack` of the repository as it is now, made once and shared by every
+ * test file of this run: the tarball lives in a temp folder named by a hash
+ * of what it packs, so a rebuilt dist/ gets a fresh one. (npm itself takes
+ * a second or two to start; the suite runs files two at a time on 2 cores.)
+ */
+async function packedTarball() {
+  const hash = createHash('sha256');
+  for (const f of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', ...DIST_FILES])
+    if (existsSync(join(repoRoot, f))) hash.update(f).update(readFileSync(join(repoRoot, f)));
+  const dir = join(tmpdir(), `mha-wasm-tarball-${hash.digest('hex').slice(0, 16)}`);
+  const find = () => (existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith('.tgz')) : undefined);
+  if (!find()) {
+    // Tarballs of earlier builds are stale now.
+    for (const old of readdirSync(tmpdir()).filter((f) => f.startsWith('mha-wasm-tarball-')))
+      rmSync(join(tmpdir(), old), { recursive: true, force: true });
+    const scratch = tempDir('pack');
+    const pack = await npm(['pack', '--pack-destination', scratch, '--json', '--ignore-scripts'], { cwd: repoRoot });
+    assert.equal(pack.code, 0, describeRun('npm pack', pack));
+    try {
+      renameSync(scratch, dir);  // atomic: a parallel file that packed first keeps its copy
+    } catch {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+  return join(dir, find());
+}
+
+/**
  * Packs the repository and installs the tarball into a new temporary project
  * `{ "type": "module" }`. Returns { dir, tarball, packageDir, cleanup }.
  * One per test file: packing and installing take a second or two, and a
@@ -92,11 +123,7 @@ export async function makeConsumer(label = 'consumer') {
   assertBuilt();
   const root = tempDir(label);
   try {
-    const packs = join(root, 'packs');
-    mkdirSync(packs);
-    const pack = await npm(['pack', '--pack-destination', packs, '--json', '--ignore-scripts'], { cwd: repoRoot });
-    assert.equal(pack.code, 0, describeRun('npm pack', pack));
-    const tarball = join(packs, JSON.parse(pack.stdout)[0].filename);
+    const tarball = await packedTarball();
 
     const dir = join(root, 'app');
     mkdirSync(dir);
