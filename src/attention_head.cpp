@@ -108,10 +108,9 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
         add_masks(t, masks, std::int64_t(i0 + r), std::int64_t(j0), std::int64_t(j1));
         if (want_weights) std::copy(t, t + keys, sc.wide.data() + r * s + j0);
         // Online softmax: fold this block into the row's running max and sum.
-        const float m_new = std::max(m[r], simd::max(t, keys));
-        if (m_new == kNegInf) {  // nothing allowed yet in this row: contributes nothing...
-          if (std::any_of(t, t + keys, [](float x) { return std::isnan(x); }))
-            m[r] = l[r] = kNaN;  // ...unless a NaN score must poison the row, as in PyTorch
+        // A NaN score makes m NaN, and with it l, O and the row's Z: PyTorch's NaN row.
+        const float m_new = nan_max(m[r], simd::max(t, keys));
+        if (m_new == kNegInf) {  // nothing allowed yet in this row: contributes nothing
           std::fill(t, t + keys, 0.0f);
           continue;
         }

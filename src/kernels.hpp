@@ -40,11 +40,16 @@ inline Panels panels_of(const PackedWeight& w) {
   return {w.data.data(), w.k * PackedWeight::kPanel, PackedWeight::kPanel};
 }
 
+// max that propagates NaN: NaN if either is. (std::max, SSE's max and wasm's
+// pmax each drop a NaN in a different operand; softmax needs a NaN score to
+// make the whole row NaN, as in PyTorch, on every platform alike.)
+inline float nan_max(float a, float b) { return (b > a || b != b) ? b : a; }
+
 namespace simd {
 float dot(const float* a, const float* b, std::size_t n);
 void axpy(float alpha, const float* x, float* y, std::size_t n);   // y += alpha * x
 void scale(float alpha, float* x, std::size_t n);                  // x *= alpha
-float max(const float* x, std::size_t n);                          // -inf when n == 0
+float max(const float* x, std::size_t n);                          // -inf when n == 0; NaN if any is
 float exp_shifted_sum(float* x, std::size_t n, float shift);       // x = exp(x - shift); returns the sum
 // C[m, n] = A[m, k] . B[k, n] + (accumulate ? C : bias), bias[n] or nullptr
 // for zero. A rows are lda floats apart, C rows ldc apart.

@@ -24,7 +24,7 @@ void scale(float alpha, float* x, std::size_t n) {
 
 float max(const float* x, std::size_t n) {
   float m = -std::numeric_limits<float>::infinity();
-  for (std::size_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+  for (std::size_t i = 0; i < n; ++i) m = nan_max(m, x[i]);
   return m;
 }
 

@@ -167,9 +167,15 @@ float max(const float* x, std::size_t n) {
   constexpr float lowest = -std::numeric_limits<float>::infinity();
   batch m(lowest);
   std::size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) m = xsimd::max(m, batch::load_unaligned(x + i));
-  float result = xsimd::reduce_max(m);
-  for (; i < n; ++i) result = std::max(result, x[i]);  // scalar tail
+  for (; i + kLanes <= n; i += kLanes) {  // lane-wise nan_max: a NaN lane stays NaN
+    const batch v = batch::load_unaligned(x + i);
+    m = xsimd::select((v > m) | (v != v), v, m);
+  }
+  alignas(16) float lanes[kLanes];
+  m.store_aligned(lanes);
+  float result = lowest;
+  for (float lane : lanes) result = nan_max(result, lane);
+  for (; i < n; ++i) result = nan_max(result, x[i]);  // scalar tail
   return result;
 }
 

@@ -96,7 +96,7 @@ void forward(const MultiheadAttention& layer, const ForwardInput& in, const Forw
           double s = 0.0;
           for (std::size_t t = 0; t < d; ++t) s += q[(b * Lq + i) * E + h * d + t] * key_at(b, j, h, t);
           p[j] = s / std::sqrt(double(d)) + mask_at(b, h, i, j);
-          mx = std::max(mx, p[j]);
+          if (p[j] > mx || p[j] != p[j]) mx = p[j];  // a NaN score makes the row NaN
         }
         const bool fully_masked = S > 0 && std::isinf(mx) && mx < 0;
         double sum = 0.0;

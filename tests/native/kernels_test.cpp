@@ -57,6 +57,16 @@ TEST(Kernels, MaxFindsTheLargestWhereverItIs) {
   }
 }
 
+TEST(Kernels, MaxIsNaNWhereverTheNaNIs) {
+  for (std::size_t n : kSizes)
+    for (std::size_t where = 0; where < n; ++where) {
+      auto x = random_vector(n, 8);
+      x[where] = std::nanf("");
+      ASSERT_TRUE(std::isnan(mha::simd::max(x.data(), n))) << "n=" << n << " NaN at " << where;
+      ASSERT_TRUE(std::isnan(mha::scalar::max(x.data(), n))) << "n=" << n << " NaN at " << where;
+    }
+}
+
 TEST(Kernels, MaxOfNothingIsMinusInfinity) {
   EXPECT_EQ(mha::simd::max(nullptr, 0), -std::numeric_limits<float>::infinity());
 }
