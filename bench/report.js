@@ -204,7 +204,7 @@ function markdown(r, svgRef) {
   L.push('## Peak wasm heap');
   L.push('');
   L.push('Size of each library\'s WebAssembly memory after the shape ran (memories only grow, and each shape group runs in a fresh process,');
-  L.push('so this is the peak for that shape). mha-wasm reports it through `heapBytes()`; for the others `bench/wasm_memory.js` finds their');
+  L.push('so this is the peak for that shape). mha-wasm reports it through `memoryStats().heapBytes`; for the others `bench/wasm_memory.js` finds their');
   L.push('memories. The three onnxruntime-web graphs share one module, so their column is one heap holding all three sessions.');
   L.push('');
   const ortId = ORT_IDS.find((id) => names[id]);

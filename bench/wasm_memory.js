@@ -1,5 +1,5 @@
 // Which WebAssembly memories belong to which peer, so the bench can report each
-// peer's wasm heap. Only mha-wasm says its heap size (heapBytes()); the others
+// peer's wasm heap. Only mha-wasm says its heap size (memoryStats()); the others
 // keep their Emscripten module private. So this module wraps WebAssembly's
 // instantiation once, and `track(fn)` returns every memory an instance was
 // given (imported, as pthread builds do) or made (exported) while fn ran.

@@ -185,14 +185,6 @@ class CoreLayer {
     });
   }
 
-  // Bytes of wasm heap this layer holds in slots (for leak tests and stats).
-  double slotBytes() const {
-    std::size_t bytes = valid_lens_.capacity() * sizeof(std::int32_t);
-    for (const auto& s : slots_f32_) bytes += s.capacity() * sizeof(float);
-    for (const auto& s : slots_u8_) bytes += s.capacity();
-    return double(bytes);
-  }
-
  private:
   // An input slot's data; never null, even when empty, because a null key or
   // value means "use the query" to the core.
@@ -251,8 +243,7 @@ EMSCRIPTEN_BINDINGS(mha_core) {
       .function("parameterView", &CoreLayer::parameterView)
       .function("reserve", &CoreLayer::reserve)
       .function("view", &CoreLayer::view)
-      .function("forward", &CoreLayer::forward)
-      .function("slotBytes", &CoreLayer::slotBytes);
+      .function("forward", &CoreLayer::forward);
   emscripten::function("heapBytes", &heapBytes);
   emscripten::function("liveLayers", &liveLayers);
   emscripten::function("setThreads", &setThreads);

@@ -94,9 +94,6 @@ export declare function capabilities(): Capabilities;
  */
 export declare function setThreads(threads: number): Promise<number>;
 
-/** Bytes the WebAssembly heap spans now (it grows, never shrinks). */
-export declare function heapBytes(): Promise<number>;
-
 /** What the WebAssembly side holds now; for finding leaks. */
 export interface MemoryStats {
   /** Bytes the WebAssembly heap spans (it grows, never shrinks). */

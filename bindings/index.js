@@ -40,6 +40,11 @@ let loaded = null;  // { build, reason, loadedFrom }
 
 const isNode = typeof process !== 'undefined' && process.versions != null && process.versions.node != null;
 
+// Whether a threaded build can run here: it needs SharedArrayBuffer, which
+// Node has and a page has only when cross-origin isolated.
+const threadsAvailable = () =>
+  isNode || (globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function');
+
 // Node built-ins, hidden from bundlers, which must not pull them into a page.
 const nodeImport = (name) => import(/* webpackIgnore: true */ /* @vite-ignore */ name);
 
@@ -100,7 +105,7 @@ async function loadThreaded(wasm) {
 
 async function load({ wasm, threads }) {
   const want = threads === 'auto' ? await hardwareThreads() : threads;
-  const shared = isNode || (globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function');
+  const shared = threadsAvailable();
   const from = wasm == null ? 'the package (next to index.js)' : 'init({ wasm })';
   let why;
   if (want > 1 && shared) {
@@ -159,7 +164,7 @@ export function capabilities() {
   const c = coreRef.core;
   return {
     simd: true,
-    threadsAvailable: isNode || (globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function'),
+    threadsAvailable: threadsAvailable(),
     threads: c ? c.numThreads() : null,
     maxThreads: c ? c.maxThreads() : null,
     crossOriginIsolated: globalThis.crossOriginIsolated === true,
@@ -465,9 +470,7 @@ export class MultiheadAttention {
       if (status !== 0) raise(status, layer.error());
     }
     for (const [slot, src] of writes) {
-      const view = layer.view(slot);
-      if (Array.isArray(src)) for (let i = 0; i < src.length; i++) view[i] = src[i] ? 1 : 0;
-      else view.set(src);
+      layer.view(slot).set(src);  // boolean[] and number[] convert on the way in
     }
     const status = layer.forward(B, Lq, Lk, flags);
     if (status !== 0) raise(status, layer.error());
@@ -560,12 +563,12 @@ export class MultiheadAttention {
         throw new TypeError(`validLens.data must be an Int32Array or an array of integers, got ${describe(t.data)}`);
       if (t.data.length !== product(dims))
         throw new RangeError(`validLens.data has ${t.data.length} values but dims ${shapeString(dims)} need ${product(dims)}`);
-      Array.from(t.data).forEach((n, i) => checkInteger(n, `validLens[${i}]`));
+      for (let i = 0; i < t.data.length; i++) checkInteger(t.data[i], `validLens[${i}]`);
       const perBatch = batched ? dims.length === 1 && dims[0] === B : dims.length === 0;
       const perQuery = batched ? dims.length === 2 && dims[0] === B && dims[1] === Lq : dims.length === 1 && dims[0] === Lq;
       if (!perBatch && !perQuery)
         throw new RangeError(`validLens must have dims ${batched ? `[${B}] (per sequence) or [${B}, ${Lq}] (per query)` : `[] (one length) or [${Lq}] (per query)`}, got ${shapeString(dims)}`);
-      writes.push([Slot.validLens, Int32Array.from(t.data)]);
+      writes.push([Slot.validLens, t.data]);  // copied once, into the wasm slot
       flags |= perQuery ? Flag.validLensPerQuery : Flag.validLensPerBatch;
     }
     const needWeights = o.needWeights === undefined ? 'none' : checkEnum(o.needWeights, 'needWeights', NEED_WEIGHTS);
@@ -603,11 +606,6 @@ export class MultiheadAttention {
 }
 
 const CONSTRUCT = Symbol('MultiheadAttention.create');
-
-/** Bytes the WebAssembly heap spans now (it grows, never shrinks). */
-export async function heapBytes() {
-  return (await core()).heapBytes();
-}
 
 /**
  * What the WebAssembly side holds now, for finding leaks: heap bytes, layers

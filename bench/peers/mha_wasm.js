@@ -70,7 +70,7 @@ export function createPeer({ distDir = DEFAULT_DIST } = {}) {
     run() { last = layer.forward(args[0], args[1], args[2], options).output.data; },
     output() { return last; },
     dispose() { layer?.dispose(); layer = null; last = null; },
-    heapBytes: () => lib.heapBytes(),
+    heapBytes: async () => (await lib.memoryStats()).heapBytes,
     /** The build and thread count in use, for the report. */
     describe() {
       const c = lib.capabilities();

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { MultiheadAttention, heapBytes, randomTensor } from './helpers.js';
+import { MultiheadAttention, memoryStats, randomTensor } from './helpers.js';
 
 const E = 8, H = 2;
 const x = randomTensor([2, 3, E], 1);
@@ -67,7 +67,7 @@ const forwardRows = [
 test('every bad forward argument is named, and the layer is unharmed afterwards', async (t) => {
   const mha = await MultiheadAttention.create({ embedDim: E, numHeads: H, seed: 1 });
   const before = mha.forward(x, kv, kv, { needWeights: 'per-head' });
-  const heapBefore = await heapBytes();
+  const heapBefore = (await memoryStats()).heapBytes;
   for (const [what, args, Err, message] of forwardRows) {
     await t.test(`forward refuses ${what}`, () => {
       assert.throws(() => mha.forward(...args), (err) => {
@@ -77,7 +77,7 @@ test('every bad forward argument is named, and the layer is unharmed afterwards'
       });
     });
   }
-  assert.equal(await heapBytes(), heapBefore, 'failed calls allocate nothing');
+  assert.equal((await memoryStats()).heapBytes, heapBefore, 'failed calls allocate nothing');
   const after = mha.forward(x, kv, kv, { needWeights: 'per-head' });
   assert.deepEqual(after.output.data, before.output.data);
   assert.deepEqual(after.weights.data, before.weights.data);
