@@ -138,7 +138,8 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
 
   if (in.batch == 0 || in.query_len == 0) return;  // every result is empty
   Parameters& p = impl_->params;
-  p.prepare();
+  const bool fused = in.key == nullptr && in.value == nullptr && p.fuses_qkv();
+  p.prepare(fused);
   Workspace& ws = impl_->ws;
   const std::size_t B = std::size_t(in.batch), Lq = std::size_t(in.query_len),
                     Lk = std::size_t(in.key_len);
@@ -153,7 +154,7 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
   // in_proj_weight is one [B*L, E] x [E, 3E] GEMM: q, k, v interleaved per row.
   const float *q, *k, *v;
   std::size_t q_stride = E, k_stride = E, v_stride = E;
-  if (in.key == nullptr && in.value == nullptr && p.has_packed_qkv()) {
+  if (fused) {
     Workspace::fit(ws.q, B * Lq * 3 * E);
     parallel_linear(pool, in.query, B * Lq, E, p.packed_qkv(), p.b_qkv(), ws.q.data(), 3 * E);
     q = ws.q.data();  // [B*L, 3E]: q | k | v

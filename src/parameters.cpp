@@ -100,13 +100,24 @@ void Parameters::set(const std::string& name, const float* data, std::size_t cou
   stale_ = true;
 }
 
-void Parameters::prepare() {
-  if (!stale_) return;
+void Parameters::prepare(bool fused_self_attention) {
   const std::size_t e = std::size_t(config_.embed_dim);
-  const std::size_t kd = std::size_t(config_.kdim), vd = std::size_t(config_.vdim);
   const float scale = 1.0f / std::sqrt(float(config_.embed_dim / config_.num_heads));
+  if (stale_) {  // a parameter changed: everything derived is rebuilt on demand
+    packed_o_ = pack_weight(find("out_proj.weight")->values.data(), e, e);
+    b_qkv_.clear();
+    if (const Parameter* b = find("in_proj_bias")) {
+      b_qkv_ = b->values;
+      for (std::size_t i = 0; i < e; ++i) b_qkv_[i] *= scale;
+    }
+    packed_qkv_ = packed_q_ = packed_k_ = packed_v_ = PackedWeight{};
+    qkv_ready_ = separate_ready_ = stale_ = false;
+  }
+  // Only the form this call reads is packed: self-attention with
+  // in_proj_weight never needs the separate copies, and vice versa.
+  bool& ready = fused_self_attention ? qkv_ready_ : separate_ready_;
+  if (ready) return;
 
-  // [Wq/sqrt(d); Wk; Wv] as one [3E, in] block when the widths agree.
   std::vector<float> w_q, w_k, w_v;
   if (const Parameter* in = find("in_proj_weight")) {
     const float* w = in->values.data();  // rows [0, E), [E, 2E), [2E, 3E) of [3E, E]
@@ -119,23 +130,16 @@ void Parameters::prepare() {
     w_v = find("v_proj_weight")->values;
   }
   for (auto& x : w_q) x *= scale;
-  packed_q_ = pack_weight(w_q.data(), e, e);
-  packed_k_ = pack_weight(w_k.data(), e, kd);
-  packed_v_ = pack_weight(w_v.data(), e, vd);
-  if (find("in_proj_weight") != nullptr) {
-    std::vector<float> w_qkv(w_q);
-    w_qkv.insert(w_qkv.end(), w_k.begin(), w_k.end());
-    w_qkv.insert(w_qkv.end(), w_v.begin(), w_v.end());
-    packed_qkv_ = pack_weight(w_qkv.data(), 3 * e, e);
+  if (fused_self_attention) {  // [Wq/sqrt(d); Wk; Wv] as one [3E, E] block
+    w_q.insert(w_q.end(), w_k.begin(), w_k.end());
+    w_q.insert(w_q.end(), w_v.begin(), w_v.end());
+    packed_qkv_ = pack_weight(w_q.data(), 3 * e, e);
+  } else {
+    packed_q_ = pack_weight(w_q.data(), e, e);
+    packed_k_ = pack_weight(w_k.data(), e, std::size_t(config_.kdim));
+    packed_v_ = pack_weight(w_v.data(), e, std::size_t(config_.vdim));
   }
-  packed_o_ = pack_weight(find("out_proj.weight")->values.data(), e, e);
-
-  b_qkv_.clear();
-  if (const Parameter* b = find("in_proj_bias")) {
-    b_qkv_ = b->values;
-    for (std::size_t i = 0; i < e; ++i) b_qkv_[i] *= scale;
-  }
-  stale_ = false;
+  ready = true;
 }
 
 }  // namespace mha

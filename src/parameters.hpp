@@ -33,15 +33,16 @@ class Parameters {
   // Derived data the forward pass reads, rebuilt after any set() by
   // prepare() (once per change, not per call). 1/sqrt(d) is folded into the
   // query projection, so scores come out of the Q.K^T GEMM already scaled.
-  void prepare();
-  // Wq/sqrt(d), Wk, Wv packed separately (cross-attention), and, when the
-  // layer has in_proj_weight, all three as one [3E, E] GEMM (self-attention).
+  // `fused_self_attention` (see fuses_qkv) packs [Wq; Wk; Wv] as one
+  // [3E, E] GEMM; otherwise the three are packed separately (cross-attention,
+  // or kdim/vdim != E). Each form is packed the first time a call needs it.
+  void prepare(bool fused_self_attention);
+  bool fuses_qkv() const { return find("in_proj_weight") != nullptr; }
   const PackedWeight& packed_q() const { return packed_q_; }
   const PackedWeight& packed_k() const { return packed_k_; }
   const PackedWeight& packed_v() const { return packed_v_; }
   const PackedWeight& packed_qkv() const { return packed_qkv_; }
   const PackedWeight& packed_o() const { return packed_o_; }
-  bool has_packed_qkv() const { return !packed_qkv_.data.empty(); }
   // [bq/sqrt(d), bk, bv] (3E), or nullptr when bias=false; b_q() etc. point into it.
   const float* b_qkv() const { return b_qkv_.empty() ? nullptr : b_qkv_.data(); }
   const float* b_q() const { return b_qkv(); }
@@ -56,7 +57,8 @@ class Parameters {
 
   Config config_;
   std::vector<Parameter> params_;
-  bool stale_ = true;
+  bool stale_ = true;  // a parameter changed since the last prepare()
+  bool qkv_ready_ = false, separate_ready_ = false;
   const float *b_o_ = nullptr, *bias_k_ = nullptr, *bias_v_ = nullptr;
   std::vector<float> b_qkv_;
   PackedWeight packed_q_, packed_k_, packed_v_, packed_qkv_, packed_o_;
