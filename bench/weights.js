@@ -3,17 +3,13 @@
 // Deterministic (a seeded PRNG), in PyTorch's nn.MultiheadAttention layout
 // (state_dict names, row-major). Unlike PyTorch's initialisation the biases are
 // NOT zero: a peer that drops or misplaces a bias must fail the output check.
+import { mulberry32 } from '../web/embeddings.js';
 
-// mulberry32: tiny, fast, good enough for test data; uniform in [-1, 1).
+// The project's one seeded PRNG (the demo's token embeddings use it too),
+// stretched to uniform in [-1, 1).
 function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const next = mulberry32(seed);
+  return () => next() * 2 - 1;
 }
 
 function uniform(n, scale, rand) {
