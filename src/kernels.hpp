@@ -46,7 +46,6 @@ inline Panels panels_of(const PackedWeight& w) {
 inline float nan_max(float a, float b) { return (b > a || b != b) ? b : a; }
 
 namespace simd {
-float dot(const float* a, const float* b, std::size_t n);
 void axpy(float alpha, const float* x, float* y, std::size_t n);   // y += alpha * x
 void scale(float alpha, float* x, std::size_t n);                  // x *= alpha
 float max(const float* x, std::size_t n);                          // -inf when n == 0; NaN if any is
@@ -61,7 +60,6 @@ void linear(const float* x, std::size_t m, std::size_t x_stride, const PackedWei
 }  // namespace simd
 
 namespace scalar {
-float dot(const float* a, const float* b, std::size_t n);
 void axpy(float alpha, const float* x, float* y, std::size_t n);
 void scale(float alpha, float* x, std::size_t n);
 float max(const float* x, std::size_t n);

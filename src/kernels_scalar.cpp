@@ -7,12 +7,15 @@
 #include "kernels.hpp"
 
 namespace mha::scalar {
+namespace {
 
-float dot(const float* a, const float* b, std::size_t n) {
+double dot(const float* a, const float* b, std::size_t n) {
   double sum = 0.0;
   for (std::size_t i = 0; i < n; ++i) sum += double(a[i]) * double(b[i]);
-  return float(sum);
+  return sum;
 }
+
+}  // namespace
 
 void axpy(float alpha, const float* x, float* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] += alpha * x[i];
@@ -53,7 +56,7 @@ void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w,
             std::size_t k, const float* bias, float* y, std::size_t y_stride) {
   for (std::size_t i = 0; i < m; ++i)
     for (std::size_t j = 0; j < n; ++j)  // y[i, j] = x[i, :] . W[j, :] + bias[j]
-      y[i * y_stride + j] = dot(x + i * x_stride, w + j * k, k) + (bias ? bias[j] : 0.0f);
+      y[i * y_stride + j] = float(dot(x + i * x_stride, w + j * k, k) + (bias ? bias[j] : 0.0));
 }
 
 }  // namespace mha::scalar

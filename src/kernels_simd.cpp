@@ -132,22 +132,6 @@ PackedWeight pack_weight(const float* w, std::size_t n, std::size_t k) {
 
 namespace simd {
 
-float dot(const float* a, const float* b, std::size_t n) {
-  // Two accumulators hide part of the add latency for the long head widths.
-  batch acc0(0.0f), acc1(0.0f);
-  std::size_t i = 0;
-  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-    acc0 = xsimd::fma(batch::load_unaligned(a + i), batch::load_unaligned(b + i), acc0);
-    acc1 = xsimd::fma(batch::load_unaligned(a + i + kLanes), batch::load_unaligned(b + i + kLanes),
-                      acc1);
-  }
-  for (; i + kLanes <= n; i += kLanes)
-    acc0 = xsimd::fma(batch::load_unaligned(a + i), batch::load_unaligned(b + i), acc0);
-  float sum = xsimd::reduce_add(acc0 + acc1);
-  for (; i < n; ++i) sum += a[i] * b[i];  // scalar tail
-  return sum;
-}
-
 void axpy(float alpha, const float* x, float* y, std::size_t n) {
   const batch va(alpha);
   std::size_t i = 0;

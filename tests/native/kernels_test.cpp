@@ -19,15 +19,6 @@ const std::size_t kSizes[] = {1, 3, 4, 5, 7, 8, 9, 63, 64, 65};
 // Tolerance for a sum of n products of values in [-1, 1]: float32 rounding grows ~sqrt(n).
 float sum_tolerance(std::size_t n) { return 1e-6f * float(n) + 1e-6f; }
 
-TEST(Kernels, DotMatchesScalarAtEverySize) {
-  for (std::size_t n : kSizes) {
-    auto a = random_vector(n, 1), b = random_vector(n, 2);
-    EXPECT_NEAR(mha::simd::dot(a.data(), b.data(), n), mha::scalar::dot(a.data(), b.data(), n),
-                sum_tolerance(n))
-        << "n=" << n;
-  }
-}
-
 TEST(Kernels, AxpyMatchesScalarAtEverySize) {
   for (std::size_t n : kSizes) {
     auto x = random_vector(n, 3), y1 = random_vector(n, 4), y2 = y1;
