@@ -48,18 +48,14 @@ const threadsAvailable = () =>
 // Node built-ins, hidden from bundlers, which must not pull them into a page.
 const nodeImport = (name) => import(/* webpackIgnore: true */ /* @vite-ignore */ name);
 
-async function wasmBytes(source, defaultName) {
+// The bytes of a .wasm given as bytes, a fetch Response, or a URL or path
+// (resolved against this file). Callers default to the file next to this one
+// with `new URL('./x.wasm', import.meta.url)`, the pattern bundlers (Vite,
+// webpack 5, Rollup) recognise and emit.
+async function wasmBytes(source) {
   if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) return source;
-  if (source != null && typeof source.arrayBuffer === 'function') return source.arrayBuffer();  // a fetch Response
-  // Default: the .wasm next to this file. `new URL('./x.wasm', import.meta.url)`
-  // is the pattern bundlers (Vite, webpack 5, Rollup) recognise and emit; it is
-  // spelt out per build so that each literal is visible to them.
-  // The Node-only file is named through a variable, so bundlers do not emit it.
-  const nodeWasm = './node/mha-core-mt.wasm';
-  const url = source != null ? new URL(String(source), import.meta.url)
-    : defaultName === 'mt' ? new URL('./mha-core-mt.wasm', import.meta.url)
-      : defaultName === 'mt-node' ? new URL(nodeWasm, import.meta.url)
-        : new URL('./mha-core.wasm', import.meta.url);
+  if (typeof source.arrayBuffer === 'function') return source.arrayBuffer();  // a fetch Response
+  const url = new URL(String(source), import.meta.url);
   if (url.protocol === 'file:' && isNode) {
     const [{ readFile }, { fileURLToPath }] = await Promise.all([nodeImport('node:fs/promises'), nodeImport('node:url')]);
     return readFile(fileURLToPath(url));
@@ -77,11 +73,14 @@ async function hardwareThreads() {
   return (typeof navigator !== 'undefined' && navigator.hardwareConcurrency) || 1;
 }
 
+// Named through a variable, so that bundlers do not emit this Node-only file.
+const NODE_WASM = './node/mha-core-mt.wasm';
+
 async function loadThreaded(wasm) {
   if (isNode) {
     const { createRequire } = await nodeImport('node:module');
     const factory = createRequire(import.meta.url)('./node/mha-core-mt.cjs');
-    const core = await factory({ wasmBinary: await wasmBytes(wasm, 'mt-node') });
+    const core = await factory({ wasmBinary: await wasmBytes(wasm ?? new URL(NODE_WASM, import.meta.url)) });
     // Idle pool workers must not keep Node alive after the program's last line.
     for (const w of [...core.PThread.unusedWorkers, ...core.PThread.runningWorkers]) w.unref?.();
     return core;
@@ -96,7 +95,7 @@ async function loadThreaded(wasm) {
       if (/worker sent an error|failed to load|Aborted/.test(String(text))) reject(new Error(String(text)));
       else console.warn(text);
     };
-    wasmBytes(wasm, 'mt')
+    wasmBytes(wasm ?? new URL('./mha-core-mt.wasm', import.meta.url))
       .then((wasmBinary) => factory({ wasmBinary, printErr }))
       .then(resolve, reject)
       .finally(() => clearTimeout(timer));
@@ -124,7 +123,7 @@ async function load({ wasm, threads }) {
     why = threads === 'auto' ? 'one hardware thread' : 'threads: 1 was asked for';
   }
   const { default: factory } = await import('./mha-core.mjs');
-  const core = await factory({ wasmBinary: await wasmBytes(wasm, 'st') });
+  const core = await factory({ wasmBinary: await wasmBytes(wasm ?? new URL('./mha-core.wasm', import.meta.url)) });
   loaded = { build: 'simd', loadedFrom: from, reason: why };
   return core;
 }
