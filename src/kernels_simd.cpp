@@ -22,28 +22,54 @@ constexpr std::size_t kPanelBatches = kPanel / kLanes;
 // kPanelBatches weight batches plus one broadcast: 4*2 + 2 + 1 = 11 live f32x4
 // values, under the ~13 that V8 keeps in xmm registers without spilling.
 constexpr std::size_t kRows = 4;
-// Rows of x per cache block: kBlockRows * K floats (128 KiB at K = 512) stay
-// in L2 while every weight panel streams past them once.
+// Rows of A per cache block: they stay in L2 while every panel of B streams
+// past them once.
 constexpr std::size_t kBlockRows = 64;
+// Depth (k) of a cache block: a block of A is packed into kBlockRows x kDepth
+// floats (64 KiB), and a panel's slice, kDepth x kPanel floats (8 KiB), stays
+// in L1 while every row group of the block reads it.
+constexpr std::size_t kDepth = 256;
 
-// C[ROWS, cols] = A[ROWS, k] . panel[k, kPanel] + init, for one panel of
-// kPanel columns. `init` is ROWS x kPanel values, row r at init + r * init_stride
-// (init_stride 0 broadcasts one bias row); only the first `cols` columns of C
-// are written.
+// The current block of A, packed: row group g (rows 4g .. 4g+3) at
+// g * depth * kRows, its element (r, kk) at kk * kRows + r, rows past the
+// block's end zero. Why pack: the micro-kernel then walks A and B with two
+// pointers and constant offsets. Read in place, every k step computed four
+// row addresses and a multiply (WebAssembly has no scaled addressing and
+// LLVM did not strength-reduce them): 18 integer instructions around 16
+// floating-point ones. Packed, 4. Per thread: each pool worker packs its own.
+alignas(16) thread_local float a_block[kBlockRows * kDepth];
+
+void pack_a_block(const float* a, std::size_t lda, std::size_t rows, std::size_t depth) {
+  for (std::size_t g = 0; g * kRows < rows; ++g) {
+    float* dst = a_block + g * depth * kRows;
+    const std::size_t in_group = std::min(kRows, rows - g * kRows);
+    for (std::size_t r = 0; r < kRows; ++r) {
+      const float* src = a + (g * kRows + r) * lda;
+      if (r < in_group)
+        for (std::size_t kk = 0; kk < depth; ++kk) dst[kk * kRows + r] = src[kk];
+      else
+        for (std::size_t kk = 0; kk < depth; ++kk) dst[kk * kRows + r] = 0.0f;
+    }
+  }
+}
+
+// C[ROWS, cols] = A[ROWS, depth] . panel[depth, kPanel] + init, for one row
+// group of the packed block and one panel of kPanel columns. `init` is ROWS x
+// kPanel values, row r at init + r * init_stride (init_stride 0 broadcasts one
+// bias row); only the first `cols` columns of C are written.
 template <std::size_t ROWS>
-inline void micro_kernel(const float* a, std::size_t lda, const float* panel, std::size_t ldb,
-                         std::size_t k, const float* init, std::size_t init_stride, float* c,
-                         std::size_t ldc, std::size_t cols) {
+inline void micro_kernel(const float* pa, const float* pb, std::size_t ldb, std::size_t depth,
+                         const float* init, std::size_t init_stride, float* c, std::size_t ldc,
+                         std::size_t cols) {
   batch acc[ROWS][kPanelBatches];
   for (std::size_t r = 0; r < ROWS; ++r)
     for (std::size_t j = 0; j < kPanelBatches; ++j)
       acc[r][j] = batch::load_unaligned(init + r * init_stride + j * kLanes);
-  for (std::size_t kk = 0; kk < k; ++kk) {
+  for (const float* end = pa + depth * kRows; pa != end; pa += kRows, pb += ldb) {
     batch w[kPanelBatches];
-    for (std::size_t j = 0; j < kPanelBatches; ++j)
-      w[j] = batch::load_unaligned(panel + kk * ldb + j * kLanes);
+    for (std::size_t j = 0; j < kPanelBatches; ++j) w[j] = batch::load_unaligned(pb + j * kLanes);
     for (std::size_t r = 0; r < ROWS; ++r) {
-      const batch x(a[r * lda + kk]);
+      const batch x(pa[r]);
       for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = xsimd::fma(x, w[j], acc[r][j]);
     }
   }
@@ -60,23 +86,23 @@ inline void micro_kernel(const float* a, std::size_t lda, const float* panel, st
   }
 }
 
-// One block of up to kRows rows against one panel, choosing the starting
+// One row group of up to kRows rows against one panel, choosing the starting
 // values: the bias row, or (accumulate) the current contents of C.
 template <std::size_t ROWS>
-inline void row_block(const float* a, std::size_t lda, const float* panel, std::size_t ldb,
-                      std::size_t k, const float* bias_padded, bool accumulate, float* c,
-                      std::size_t ldc, std::size_t cols) {
+inline void row_group(const float* pa, const float* pb, std::size_t ldb, std::size_t depth,
+                      const float* bias_padded, bool accumulate, float* c, std::size_t ldc,
+                      std::size_t cols) {
   if (!accumulate) {
-    micro_kernel<ROWS>(a, lda, panel, ldb, k, bias_padded, 0, c, ldc, cols);
+    micro_kernel<ROWS>(pa, pb, ldb, depth, bias_padded, 0, c, ldc, cols);
     return;
   }
   if (cols == kPanel) {  // a whole panel of C is its own starting value
-    micro_kernel<ROWS>(a, lda, panel, ldb, k, c, ldc, c, ldc, cols);
+    micro_kernel<ROWS>(pa, pb, ldb, depth, c, ldc, c, ldc, cols);
     return;
   }
   alignas(16) float init[ROWS * kPanel] = {};  // C's last columns, padded to a panel
   for (std::size_t r = 0; r < ROWS; ++r) std::copy(c + r * ldc, c + r * ldc + cols, init + r * kPanel);
-  micro_kernel<ROWS>(a, lda, panel, ldb, k, init, kPanel, c, ldc, cols);
+  micro_kernel<ROWS>(pa, pb, ldb, depth, init, kPanel, c, ldc, cols);
 }
 
 // e^x for a batch, to about 1 ulp: Cephes' expf (range reduction by ln 2 in
@@ -188,24 +214,33 @@ void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t 
           const float* bias, bool accumulate, float* c, std::size_t ldc) {
   const std::size_t panels = (n + kPanel - 1) / kPanel;
   for (std::size_t i0 = 0; i0 < m; i0 += kBlockRows) {
-    const std::size_t i1 = std::min(m, i0 + kBlockRows);
-    for (std::size_t p = 0; p < panels; ++p) {
-      const float* panel = b.data + p * b.panel_stride;
-      const std::size_t col0 = p * kPanel;
-      const std::size_t cols = std::min(kPanel, n - col0);
-      alignas(16) float bias_padded[kPanel] = {};
-      if (bias != nullptr) std::copy(bias + col0, bias + col0 + cols, bias_padded);
-      std::size_t i = i0;
-      for (; i + kRows <= i1; i += kRows)
-        row_block<kRows>(a + i * lda, lda, panel, b.row_stride, k, bias_padded, accumulate,
-                         c + i * ldc + col0, ldc, cols);
-      const float* ar = a + i * lda;
-      float* cr = c + i * ldc + col0;
-      switch (i1 - i) {  // the rows left over from whole kRows blocks
-        case 3: row_block<3>(ar, lda, panel, b.row_stride, k, bias_padded, accumulate, cr, ldc, cols); break;
-        case 2: row_block<2>(ar, lda, panel, b.row_stride, k, bias_padded, accumulate, cr, ldc, cols); break;
-        case 1: row_block<1>(ar, lda, panel, b.row_stride, k, bias_padded, accumulate, cr, ldc, cols); break;
-        default: break;
+    const std::size_t rows = std::min(kBlockRows, m - i0);
+    // k == 0 still runs one (empty) depth block: C = bias, or C unchanged.
+    for (std::size_t k0 = 0; k0 == 0 || k0 < k; k0 += kDepth) {
+      const std::size_t depth = std::min(kDepth, k - k0);
+      if (depth > 0) pack_a_block(a + i0 * lda + k0, lda, rows, depth);
+      // Later depth blocks add to what the earlier ones left in C: the same
+      // additions in the same order as one pass over k, so the result is too.
+      const bool add_to_c = accumulate || k0 > 0;
+      for (std::size_t p = 0; p < panels; ++p) {
+        const float* pb = b.data + p * b.panel_stride + k0 * b.row_stride;
+        const std::size_t col0 = p * kPanel;
+        const std::size_t cols = std::min(kPanel, n - col0);
+        alignas(16) float bias_padded[kPanel] = {};
+        if (bias != nullptr && !add_to_c) std::copy(bias + col0, bias + col0 + cols, bias_padded);
+        float* cp = c + i0 * ldc + col0;
+        std::size_t g = 0;
+        for (; (g + 1) * kRows <= rows; ++g)
+          row_group<kRows>(a_block + g * depth * kRows, pb, b.row_stride, depth, bias_padded, add_to_c,
+                           cp + g * kRows * ldc, ldc, cols);
+        const float* pa = a_block + g * depth * kRows;
+        float* cr = cp + g * kRows * ldc;
+        switch (rows - g * kRows) {  // the rows left over from whole groups
+          case 3: row_group<3>(pa, pb, b.row_stride, depth, bias_padded, add_to_c, cr, ldc, cols); break;
+          case 2: row_group<2>(pa, pb, b.row_stride, depth, bias_padded, add_to_c, cr, ldc, cols); break;
+          case 1: row_group<1>(pa, pb, b.row_stride, depth, bias_padded, add_to_c, cr, ldc, cols); break;
+          default: break;
+        }
       }
     }
   }

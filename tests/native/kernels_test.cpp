@@ -80,13 +80,13 @@ TEST(Kernels, ExpShiftedSumOfMinusInfinityIsZero) {
   for (std::size_t i = 0; i < x.size(); ++i) EXPECT_EQ(x[i], i == 4 ? 1.0f : 0.0f);
 }
 
-// linear = GEMM + bias. Rows m and columns n cross the 4-row micro-kernel and
-// the 8-column panel; k crosses nothing (the micro-kernel loops over it) but
-// includes 1.
+// linear = GEMM + bias. Rows m cross the 4-row group and the 64-row cache
+// block, columns n the 8-column panel, depth k the 256-deep cache block
+// (later depth blocks add onto what the first left in C).
 TEST(Kernels, LinearMatchesScalarAcrossTileEdges) {
   for (std::size_t m : {1, 3, 4, 5, 9, 65, 130})
     for (std::size_t n : {1, 3, 4, 5, 7, 8, 9, 64, 65})
-      for (std::size_t k : {1, 5, 8, 63}) {
+      for (std::size_t k : {1, 5, 8, 63, 256, 257, 600}) {
         const std::size_t x_stride = k + 2, y_stride = n + 3;  // strided rows, as the layer uses
         auto x = random_vector(m * x_stride, 11);
         auto w = random_vector(n * k, 12);
@@ -119,8 +119,8 @@ namespace {
 // The attention's two GEMM shapes: scores = Q . K^T over packed key panels,
 // and O += P . V over a row-major V whose width is a whole number of panels.
 TEST(Kernels, GemmAccumulatesOntoCOverRowMajorPanels) {
-  for (std::size_t m : {1, 3, 4, 5, 8})
-    for (std::size_t k : {1, 7, 64, 65})
+  for (std::size_t m : {1, 3, 4, 5, 8, 67})
+    for (std::size_t k : {1, 7, 64, 65, 300})
       for (std::size_t n : {8, 16, 72}) {
         const std::size_t lda = k + 1, ldc = n + 2;
         auto a = random_vector(m * lda, 31), b = random_vector(k * n, 32);
