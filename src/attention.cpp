@@ -77,7 +77,7 @@ void parallel_linear(ThreadPool& pool, const float* x, std::size_t m, std::size_
   pool.run((panels + per_task - 1) / per_task, [&](std::size_t t, std::size_t) {
     const std::size_t p0 = t * per_task, p1 = std::min(panels, p0 + per_task);
     const std::size_t col0 = p0 * P, cols = std::min(w.n, p1 * P) - col0;
-    const Panels part{all.data + p0 * all.panel_stride, all.panel_stride, all.row_stride};
+    const Panels part{all.data + p0 * all.panel_stride, all.panel_stride};
     simd::gemm(x, m, x_stride, part, w.k, cols, bias ? bias + col0 : nullptr, false, y + col0, y_stride);
   });
 }

@@ -54,17 +54,19 @@ std::size_t packed_head_size(std::size_t s, std::size_t d) {
 void pack_head(const HeadInput& in, float* packed) {
   const std::size_t d = in.d, s = source_keys(in);
   const std::size_t d_pad = round_up(d, kPanel), s_pad = round_up(s, kPanel);
-  float* k_panels = packed;             // [S/8][d][8]
-  float* v_rows = packed + s_pad * d;   // [S][d_pad]
+  float* k_panels = packed;               // K^T: [S/8][d][8]
+  float* v_panels = packed + s_pad * d;   // V:   [d/8][S][8]
   std::fill(k_panels, k_panels + s_pad * d, 0.0f);
-  std::fill(v_rows, v_rows + s_pad * d_pad, 0.0f);
+  std::fill(v_panels, v_panels + s_pad * d_pad, 0.0f);
   for (std::size_t j = 0; j < s; ++j) {
-    float* panel = k_panels + (j / kPanel) * d * kPanel + j % kPanel;
+    float* k_col = k_panels + (j / kPanel) * d * kPanel + j % kPanel;
+    float* v_row = v_panels + j * kPanel;
     const float* kr = key_row(in, j);
     const float* vr = value_row(in, j);
     if (kr)
-      for (std::size_t t = 0; t < d; ++t) panel[t * kPanel] = kr[t];
-    if (vr) std::copy(vr, vr + d, v_rows + j * d_pad);
+      for (std::size_t t = 0; t < d; ++t) k_col[t * kPanel] = kr[t];
+    if (vr)
+      for (std::size_t t = 0; t < d; ++t) v_row[(t / kPanel) * s_pad * kPanel + t % kPanel] = vr[t];
   }
 }
 
@@ -73,7 +75,7 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
   const std::size_t d = in.d, lk = in.lk, s = source_keys(in);
   const std::size_t d_pad = round_up(d, kPanel), s_pad = round_up(s, kPanel);
   const float* k_panels = packed;
-  const float* v_rows = packed + s_pad * d;
+  const float* v_panels = packed + s_pad * d;
 
   const bool want_weights = out.weights != nullptr;
   fit(sc.tile, kBlockRows * kBlockKeys);
@@ -100,7 +102,7 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
       if (j0 >= dead && j1 <= lk) continue;  // every row has all these keys blocked
 
       // tile[r, j] = q_r . k_j (the 1/sqrt(d) is in q)
-      const Panels k_block{k_panels + (j0 / kPanel) * d * kPanel, d * kPanel, kPanel};
+      const Panels k_block{k_panels + (j0 / kPanel) * d * kPanel, d * kPanel};
       simd::gemm(in.q + i0 * in.q_stride, rows, in.q_stride, k_block, d, keys, nullptr, false, tile,
                  kBlockKeys);
       for (std::size_t r = 0; r < rows; ++r) {
@@ -120,7 +122,7 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
         m[r] = m_new;
       }
       // O += P . V for this block of keys.
-      const Panels v_block{v_rows + j0 * d_pad, kPanel, d_pad};
+      const Panels v_block{v_panels + j0 * kPanel, s_pad * kPanel};
       simd::gemm(tile, rows, kBlockKeys, v_block, keys, d_pad, nullptr, true, o, d_pad);
     }
 

@@ -43,8 +43,9 @@ struct HeadOutput {
 // Floats pack_head writes for a head with S keys of width d.
 std::size_t packed_head_size(std::size_t s, std::size_t d);
 
-// This head's S keys as GEMM panels (K^T) followed by its values as rows
-// padded to whole panels; the bias_kv and zero keys included, padding zero.
+// This head's S keys as GEMM panels (K^T, d deep) followed by its values as
+// panels (V, S deep, d padded to whole panels); the bias_kv and zero keys
+// included, padding zero.
 void pack_head(const HeadInput& in, float* packed);
 
 // Per-thread scratch, grown on demand and reused call after call.

@@ -25,20 +25,18 @@ struct PackedWeight {
 
 PackedWeight pack_weight(const float* w, std::size_t n, std::size_t k);
 
-// The B operand of a GEMM, as column panels of kPanel floats: element (kk, j)
-// is at data[(j / kPanel) * panel_stride + kk * row_stride + j % kPanel].
-// Packed weights: panel_stride = K * kPanel, row_stride = kPanel. A row-major
-// matrix whose width is a multiple of kPanel: panel_stride = kPanel,
-// row_stride = its width. Columns past n in the last panel must be readable.
+// The B operand of a GEMM, as column panels of kPanel floats, each k-major:
+// element (kk, j) is at data[(j / kPanel) * panel_stride + kk * kPanel + j % kPanel].
+// Packed weights: panel_stride = K * kPanel; a block of rows kk0.. of a panel
+// starts kk0 * kPanel further. Columns past n in the last panel must be
+// readable. (Every B is packed so: the micro-kernel then steps through B by a
+// constant, which WebAssembly can fold into its addressing.)
 struct Panels {
   const float* data;
   std::size_t panel_stride;
-  std::size_t row_stride;
 };
 
-inline Panels panels_of(const PackedWeight& w) {
-  return {w.data.data(), w.k * PackedWeight::kPanel, PackedWeight::kPanel};
-}
+inline Panels panels_of(const PackedWeight& w) { return {w.data.data(), w.k * PackedWeight::kPanel}; }
 
 // max that propagates NaN: NaN if either is. (std::max, SSE's max and wasm's
 // pmax each drop a NaN in a different operand; softmax needs a NaN score to

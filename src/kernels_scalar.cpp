@@ -47,7 +47,7 @@ void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t 
     for (std::size_t j = 0; j < n; ++j) {
       double acc = accumulate ? c[i * ldc + j] : (bias ? bias[j] : 0.0f);
       for (std::size_t kk = 0; kk < k; ++kk)  // B(kk, j), per the Panels layout
-        acc += double(a[i * lda + kk]) * double(b.data[(j / P) * b.panel_stride + kk * b.row_stride + j % P]);
+        acc += double(a[i * lda + kk]) * double(b.data[(j / P) * b.panel_stride + kk * P + j % P]);
       c[i * ldc + j] = float(acc);
     }
 }

@@ -58,14 +58,14 @@ void pack_a_block(const float* a, std::size_t lda, std::size_t rows, std::size_t
 // kPanel values, row r at init + r * init_stride (init_stride 0 broadcasts one
 // bias row); only the first `cols` columns of C are written.
 template <std::size_t ROWS>
-inline void micro_kernel(const float* pa, const float* pb, std::size_t ldb, std::size_t depth,
+inline void micro_kernel(const float* pa, const float* pb, std::size_t depth,
                          const float* init, std::size_t init_stride, float* c, std::size_t ldc,
                          std::size_t cols) {
   batch acc[ROWS][kPanelBatches];
   for (std::size_t r = 0; r < ROWS; ++r)
     for (std::size_t j = 0; j < kPanelBatches; ++j)
       acc[r][j] = batch::load_unaligned(init + r * init_stride + j * kLanes);
-  for (const float* end = pa + depth * kRows; pa != end; pa += kRows, pb += ldb) {
+  for (const float* end = pa + depth * kRows; pa != end; pa += kRows, pb += kPanel) {
     batch w[kPanelBatches];
     for (std::size_t j = 0; j < kPanelBatches; ++j) w[j] = batch::load_unaligned(pb + j * kLanes);
     for (std::size_t r = 0; r < ROWS; ++r) {
@@ -89,20 +89,20 @@ inline void micro_kernel(const float* pa, const float* pb, std::size_t ldb, std:
 // One row group of up to kRows rows against one panel, choosing the starting
 // values: the bias row, or (accumulate) the current contents of C.
 template <std::size_t ROWS>
-inline void row_group(const float* pa, const float* pb, std::size_t ldb, std::size_t depth,
+inline void row_group(const float* pa, const float* pb, std::size_t depth,
                       const float* bias_padded, bool accumulate, float* c, std::size_t ldc,
                       std::size_t cols) {
   if (!accumulate) {
-    micro_kernel<ROWS>(pa, pb, ldb, depth, bias_padded, 0, c, ldc, cols);
+    micro_kernel<ROWS>(pa, pb, depth, bias_padded, 0, c, ldc, cols);
     return;
   }
   if (cols == kPanel) {  // a whole panel of C is its own starting value
-    micro_kernel<ROWS>(pa, pb, ldb, depth, c, ldc, c, ldc, cols);
+    micro_kernel<ROWS>(pa, pb, depth, c, ldc, c, ldc, cols);
     return;
   }
   alignas(16) float init[ROWS * kPanel] = {};  // C's last columns, padded to a panel
   for (std::size_t r = 0; r < ROWS; ++r) std::copy(c + r * ldc, c + r * ldc + cols, init + r * kPanel);
-  micro_kernel<ROWS>(pa, pb, ldb, depth, init, kPanel, c, ldc, cols);
+  micro_kernel<ROWS>(pa, pb, depth, init, kPanel, c, ldc, cols);
 }
 
 // e^x for a batch, to about 1 ulp: Cephes' expf (range reduction by ln 2 in
@@ -223,7 +223,7 @@ void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t 
       // additions in the same order as one pass over k, so the result is too.
       const bool add_to_c = accumulate || k0 > 0;
       for (std::size_t p = 0; p < panels; ++p) {
-        const float* pb = b.data + p * b.panel_stride + k0 * b.row_stride;
+        const float* pb = b.data + p * b.panel_stride + k0 * kPanel;
         const std::size_t col0 = p * kPanel;
         const std::size_t cols = std::min(kPanel, n - col0);
         alignas(16) float bias_padded[kPanel] = {};
@@ -231,14 +231,14 @@ void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t 
         float* cp = c + i0 * ldc + col0;
         std::size_t g = 0;
         for (; (g + 1) * kRows <= rows; ++g)
-          row_group<kRows>(a_block + g * depth * kRows, pb, b.row_stride, depth, bias_padded, add_to_c,
+          row_group<kRows>(a_block + g * depth * kRows, pb, depth, bias_padded, add_to_c,
                            cp + g * kRows * ldc, ldc, cols);
         const float* pa = a_block + g * depth * kRows;
         float* cr = cp + g * kRows * ldc;
         switch (rows - g * kRows) {  // the rows left over from whole groups
-          case 3: row_group<3>(pa, pb, b.row_stride, depth, bias_padded, add_to_c, cr, ldc, cols); break;
-          case 2: row_group<2>(pa, pb, b.row_stride, depth, bias_padded, add_to_c, cr, ldc, cols); break;
-          case 1: row_group<1>(pa, pb, b.row_stride, depth, bias_padded, add_to_c, cr, ldc, cols); break;
+          case 3: row_group<3>(pa, pb, depth, bias_padded, add_to_c, cr, ldc, cols); break;
+          case 2: row_group<2>(pa, pb, depth, bias_padded, add_to_c, cr, ldc, cols); break;
+          case 1: row_group<1>(pa, pb, depth, bias_padded, add_to_c, cr, ldc, cols); break;
           default: break;
         }
       }

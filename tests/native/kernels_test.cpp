@@ -116,16 +116,17 @@ TEST(Kernels, LinearWithoutBiasAddsNothing) {
 
 namespace {
 
-// The attention's two GEMM shapes: scores = Q . K^T over packed key panels,
-// and O += P . V over a row-major V whose width is a whole number of panels.
-TEST(Kernels, GemmAccumulatesOntoCOverRowMajorPanels) {
+// The attention's GEMM shape: O += P . V, accumulating onto C, over panels
+// of a B that is not a packed weight (panel stride k * 8: V packed per head),
+// with a row stride of A and C wider than the product.
+TEST(Kernels, GemmAccumulatesOntoC) {
   for (std::size_t m : {1, 3, 4, 5, 8, 67})
     for (std::size_t k : {1, 7, 64, 65, 300})
       for (std::size_t n : {8, 16, 72}) {
         const std::size_t lda = k + 1, ldc = n + 2;
         auto a = random_vector(m * lda, 31), b = random_vector(k * n, 32);
         auto c1 = random_vector(m * ldc, 33), c2 = c1;
-        const mha::Panels panels{b.data(), mha::PackedWeight::kPanel, n};
+        const mha::Panels panels{b.data(), k * mha::PackedWeight::kPanel};
         mha::simd::gemm(a.data(), m, lda, panels, k, n, nullptr, true, c1.data(), ldc);
         mha::scalar::gemm(a.data(), m, lda, panels, k, n, nullptr, true, c2.data(), ldc);
         for (std::size_t i = 0; i < c1.size(); ++i)
