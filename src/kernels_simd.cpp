@@ -42,14 +42,20 @@ alignas(16) thread_local float a_block[kBlockRows * kDepth];
 void pack_a_block(const float* a, std::size_t lda, std::size_t rows, std::size_t depth) {
   for (std::size_t g = 0; g * kRows < rows; ++g) {
     float* dst = a_block + g * depth * kRows;
+    const float* src = a + g * kRows * lda;
     const std::size_t in_group = std::min(kRows, rows - g * kRows);
-    for (std::size_t r = 0; r < kRows; ++r) {
-      const float* src = a + (g * kRows + r) * lda;
-      if (r < in_group)
-        for (std::size_t kk = 0; kk < depth; ++kk) dst[kk * kRows + r] = src[kk];
-      else
-        for (std::size_t kk = 0; kk < depth; ++kk) dst[kk * kRows + r] = 0.0f;
+    std::size_t kk = 0;
+    if constexpr (kRows == kLanes) {  // whole groups: 4 x 4 tiles, transposed in registers
+      if (in_group == kRows)
+        for (; kk + kLanes <= depth; kk += kLanes) {
+          batch tile[kRows];
+          for (std::size_t r = 0; r < kRows; ++r) tile[r] = batch::load_unaligned(src + r * lda + kk);
+          xsimd::transpose(tile, tile + kRows);
+          for (std::size_t j = 0; j < kLanes; ++j) tile[j].store_unaligned(dst + (kk + j) * kRows);
+        }
     }
+    for (; kk < depth; ++kk)  // the rest, one element at a time; missing rows read 0
+      for (std::size_t r = 0; r < kRows; ++r) dst[kk * kRows + r] = r < in_group ? src[r * lda + kk] : 0.0f;
   }
 }
 
