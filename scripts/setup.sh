@@ -52,11 +52,12 @@ if [ ${#debian_missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${debian_missing[@]}"
 fi
 
-# xsimd >= 10 with the WebAssembly backend. Bookworm's libxsimd-dev (8.1) has no
+# xsimd >= 13.1: the WebAssembly backend, and xsimd::transpose (new in 13.1)
+# for packing GEMM operands; trixie ships 13.2. Bookworm's libxsimd-dev (8.1) has no
 # wasm backend, so take trixie's header-only package into .deps/ through a
 # private apt configuration: the system's sources stay untouched.
 XSIMD_DIR=.deps/xsimd
-XSIMD_MIN_MAJOR=10
+XSIMD_MIN=13.1
 if [ ! -f "$XSIMD_DIR/include/xsimd/arch/xsimd_wasm.hpp" ]; then
   log "fetching xsimd headers (Debian trixie's libxsimd-dev)"
   mirror=$(scripts/debian-mirror.sh)
@@ -77,9 +78,8 @@ if [ ! -f "$XSIMD_DIR/include/xsimd/arch/xsimd_wasm.hpp" ]; then
   dpkg-deb -f "$deb" Version > "$XSIMD_DIR/VERSION"
 fi
 xsimd_version=$(cat "$XSIMD_DIR/VERSION")
-xsimd_major=${xsimd_version%%.*}
-if [ "$xsimd_major" -lt "$XSIMD_MIN_MAJOR" ]; then
-  echo "setup.sh: xsimd $xsimd_version in $XSIMD_DIR is older than $XSIMD_MIN_MAJOR; delete the folder and rerun" >&2
+if [ "$(printf '%s\n' "$XSIMD_MIN" "$xsimd_version" | sort -V | head -1)" != "$XSIMD_MIN" ]; then
+  echo "setup.sh: xsimd $xsimd_version in $XSIMD_DIR is older than $XSIMD_MIN; delete the folder and rerun" >&2
   exit 1
 fi
 
