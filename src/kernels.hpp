@@ -47,7 +47,9 @@ namespace simd {
 void axpy(float alpha, const float* x, float* y, std::size_t n);   // y += alpha * x
 void scale(float alpha, float* x, std::size_t n);                  // x *= alpha
 float max(const float* x, std::size_t n);                          // -inf when n == 0; NaN if any is
-float exp_shifted_sum(float* x, std::size_t n, float shift);       // x = exp(x - shift); returns the sum
+// x = exp(x - shift); returns the sum. shift >= every x (softmax passes the
+// row's max), so every exponent is <= 0; NaN in x stays NaN.
+float exp_shifted_sum(float* x, std::size_t n, float shift);
 // C[m, n] = A[m, k] . B[k, n] + (accumulate ? C : bias), bias[n] or nullptr
 // for zero. A rows are lda floats apart, C rows ldc apart.
 void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t k, std::size_t n,

