@@ -116,9 +116,14 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
           std::fill(t, t + keys, 0.0f);
           continue;
         }
-        const float rescale = std::exp(m[r] - m_new);  // 0 on the row's first live block
-        l[r] = l[r] * rescale + simd::exp_shifted_sum(t, keys, m_new);
-        if (rescale != 1.0f) simd::scale(rescale, o + r * d_pad, d_pad);
+        const float sum = simd::exp_shifted_sum(t, keys, m_new);
+        if (m[r] == kNegInf) {  // the row's first live block: l and O are still 0
+          l[r] = sum;
+        } else {
+          const float rescale = std::exp(m[r] - m_new);
+          l[r] = l[r] * rescale + sum;
+          if (rescale != 1.0f) simd::scale(rescale, o + r * d_pad, d_pad);
+        }
         m[r] = m_new;
       }
       // O += P . V for this block of keys.
