@@ -101,10 +101,12 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
       const std::size_t j1 = std::min(s, j0 + kBlockKeys), keys = j1 - j0;
       if (j0 >= dead && j1 <= lk) continue;  // every row has all these keys blocked
 
-      // tile[r, j] = q_r . k_j (the 1/sqrt(d) is in q)
+      // tile[r, j] = q_r . k_j (the 1/sqrt(d) is in q). Whole panels: the
+      // padding keys' scores (0) land in the tile past `keys` and are never
+      // read, and the GEMM needs no partial-panel store.
       const Panels k_block{k_panels + (j0 / kPanel) * d * kPanel, d * kPanel};
-      simd::gemm(in.q + i0 * in.q_stride, rows, in.q_stride, k_block, d, keys, nullptr, false, tile,
-                 kBlockKeys);
+      simd::gemm(in.q + i0 * in.q_stride, rows, in.q_stride, k_block, d, round_up(keys, kPanel), nullptr,
+                 false, tile, kBlockKeys);
       for (std::size_t r = 0; r < rows; ++r) {
         float* t = tile + r * kBlockKeys;
         add_masks(t, masks, std::int64_t(i0 + r), std::int64_t(j0), std::int64_t(j1));
