@@ -34,11 +34,11 @@ struct Workspace {
   }
 };
 
-// Rows of a GEMM per task: whole micro-kernel blocks, enough work to be
+// Rows of a GEMM per task: whole micro-kernel row groups, enough work to be
 // worth a hand-off.
-constexpr std::size_t kTaskRows = 32;
+constexpr std::size_t kTaskRows = 8 * kGemmRows;
 // Query rows per attention task: one query block of attend_rows.
-constexpr std::size_t kTaskQueries = 64;
+constexpr std::size_t kTaskQueries = kQueryBlock;
 
 // Below this many multiply-adds a parallel loop costs more (waking the
 // workers, ~10 us in a browser or Node) than it saves.

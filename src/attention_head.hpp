@@ -5,14 +5,28 @@
 // O, rescaled by exp(m_old - m_new) when a block raises the max, and divided
 // by l once at the end. The Lq x S score matrix never exists: memory is
 // O(block x S) only when weights are asked for, O(block x block) otherwise.
+//
+// A block's scores are computed transposed, S^T = K . Q^T [keys, queries]:
+// then each query's softmax runs down a column, lane-parallel with no
+// horizontal reductions, and the probabilities P^T are already the row-group
+// form the P . V GEMM reads, so they are never repacked (kernels.hpp).
 #pragma once
 
 #include <cstddef>
 #include <vector>
 
+#include "kernels.hpp"
 #include "masks.hpp"
 
 namespace mha {
+
+// Queries per block: whole B panels (Q^T is the B of K . Q^T) and whole row
+// groups (P is the A of P . V). Every key block is read once per query block,
+// so this is also the reuse factor of K and V.
+inline constexpr std::size_t kQueryBlock = 16 * kGemmRows;
+static_assert(kQueryBlock % PackedWeight::kPanel == 0, "a query block is whole panels");
+// Keys per block: whole row groups of K (the A of K . Q^T).
+inline constexpr std::size_t kKeyBlock = 16 * kGemmRows;
 
 struct HeadInput {
   // Rows of this head's slice, each `*_stride` floats apart.
@@ -43,14 +57,14 @@ struct HeadOutput {
 // Floats pack_head writes for a head with S keys of width d.
 std::size_t packed_head_size(std::size_t s, std::size_t d);
 
-// This head's S keys as GEMM panels (K^T, d deep) followed by its values as
-// panels (V, S deep, d padded to whole panels); the bias_kv and zero keys
-// included, padding zero.
+// This head's S keys as row groups (RowGroups{.., d * kGemmRows, kGemmRows})
+// followed by its values as panels (V [S, d], d padded to whole panels); the
+// bias_kv and zero keys included, padding zero.
 void pack_head(const HeadInput& in, float* packed);
 
 // Per-thread scratch, grown on demand and reused call after call.
 struct HeadScratch {
-  std::vector<float> tile, wide, out, row_max, row_sum;
+  std::vector<float> q_panels, tile, wide, out, row_max, row_sum, rescale;
 };
 
 // Attention of query rows [i0, i1) over the packed keys and values.

@@ -38,22 +38,47 @@ struct Panels {
 
 inline Panels panels_of(const PackedWeight& w) { return {w.data.data(), w.k * PackedWeight::kPanel}; }
 
-// max that propagates NaN: NaN if either is. (std::max, SSE's max and wasm's
-// pmax each drop a NaN in a different operand; softmax needs a NaN score to
-// make the whole row NaN, as in PyTorch, on every platform alike.)
-inline float nan_max(float a, float b) { return (b > a || b != b) ? b : a; }
+// Rows of A the micro-kernel takes at once: kGemmRows x kPanel accumulators.
+inline constexpr std::size_t kGemmRows = 5;
+
+// The A operand of a GEMM, already in the micro-kernel's order: groups of
+// kGemmRows rows, element (row r of group g, kk) at
+// data[g * group_stride + kk * k_stride + r]. simd::gemm packs a plain A into
+// this form block by block; attention builds it directly: its keys packed
+// once per head (k_stride = kGemmRows), and its probabilities P^T, whose
+// [keys, queries] rows already are this form (group_stride = kGemmRows,
+// k_stride = the row length). The last group may have fewer rows; rows past
+// m are never read.
+struct RowGroups {
+  const float* data;
+  std::size_t group_stride;
+  std::size_t k_stride;
+};
 
 namespace simd {
 void axpy(float alpha, const float* x, float* y, std::size_t n);   // y += alpha * x
 void scale(float alpha, float* x, std::size_t n);                  // x *= alpha
-float max(const float* x, std::size_t n);                          // -inf when n == 0; NaN if any is
 // x = exp(x - shift); returns the sum. shift >= every x (softmax passes the
 // row's max), so every exponent is <= 0; NaN in x stays NaN.
 float exp_shifted_sum(float* x, std::size_t n, float shift);
+// One block of keys of the online softmax, column by column: t is [keys,
+// cols] (rows ldt apart), column c the scores of one query, cols a multiple
+// of kPanel. For each column, with m_new = max(m[c], t[0..keys)[c]) and
+// shift = m_new, or 0 while m_new is -inf (nothing allowed yet):
+//   t[j][c] = exp(t[j][c] - shift)    (the block's unnormalised P^T)
+//   rescale[c] = exp(m[c] - shift)    (what O and l were computed against)
+//   l[c] = l[c] * rescale[c] + sum_j t[j][c];  m[c] = m_new
+// NaN scores are not taken as a max but make l (and so the row) NaN; a
+// column that is all -inf keeps m = -inf and l = 0.
+void softmax_columns(float* t, std::size_t ldt, std::size_t keys, std::size_t cols, float* m, float* l,
+                     float* rescale);
 // C[m, n] = A[m, k] . B[k, n] + (accumulate ? C : bias), bias[n] or nullptr
 // for zero. A rows are lda floats apart, C rows ldc apart.
 void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t k, std::size_t n,
           const float* bias, bool accumulate, float* c, std::size_t ldc);
+// The same over an A already in row groups.
+void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, const float* bias,
+          bool accumulate, float* c, std::size_t ldc);
 // y[m, N] = x[m, K] . W^T + bias: gemm over packed weights.
 void linear(const float* x, std::size_t m, std::size_t x_stride, const PackedWeight& w,
             const float* bias, float* y, std::size_t y_stride);
@@ -62,10 +87,13 @@ void linear(const float* x, std::size_t m, std::size_t x_stride, const PackedWei
 namespace scalar {
 void axpy(float alpha, const float* x, float* y, std::size_t n);
 void scale(float alpha, float* x, std::size_t n);
-float max(const float* x, std::size_t n);
 float exp_shifted_sum(float* x, std::size_t n, float shift);
+void softmax_columns(float* t, std::size_t ldt, std::size_t keys, std::size_t cols, float* m, float* l,
+                     float* rescale);
 void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t k, std::size_t n,
           const float* bias, bool accumulate, float* c, std::size_t ldc);
+void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, const float* bias,
+          bool accumulate, float* c, std::size_t ldc);
 // Same contract as simd::linear but reads W [N, K] unpacked.
 void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w, std::size_t n,
             std::size_t k, const float* bias, float* y, std::size_t y_stride);

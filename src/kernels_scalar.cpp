@@ -25,12 +25,6 @@ void scale(float alpha, float* x, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) x[i] *= alpha;
 }
 
-float max(const float* x, std::size_t n) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (std::size_t i = 0; i < n; ++i) m = nan_max(m, x[i]);
-  return m;
-}
-
 float exp_shifted_sum(float* x, std::size_t n, float shift) {
   double sum = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
@@ -38,6 +32,35 @@ float exp_shifted_sum(float* x, std::size_t n, float shift) {
     sum += x[i];
   }
   return float(sum);
+}
+
+void softmax_columns(float* t, std::size_t ldt, std::size_t keys, std::size_t cols, float* m, float* l,
+                     float* rescale) {
+  constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+  for (std::size_t c = 0; c < cols; ++c) {
+    float m_new = m[c];
+    for (std::size_t r = 0; r < keys; ++r)
+      if (m_new < t[r * ldt + c]) m_new = t[r * ldt + c];  // NaN is never taken
+    const float shift = m_new == neg_inf ? 0.0f : m_new;
+    double sum = 0.0;
+    for (std::size_t r = 0; r < keys; ++r) sum += (t[r * ldt + c] = std::exp(t[r * ldt + c] - shift));
+    rescale[c] = std::exp(m[c] - shift);
+    l[c] = float(double(l[c]) * rescale[c] + sum);
+    m[c] = m_new;
+  }
+}
+
+void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, const float* bias,
+          bool accumulate, float* c, std::size_t ldc) {
+  constexpr std::size_t P = PackedWeight::kPanel, R = kGemmRows;
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      double acc = accumulate ? c[i * ldc + j] : (bias ? bias[j] : 0.0f);
+      for (std::size_t kk = 0; kk < k; ++kk)  // A(i, kk) and B(kk, j), per the RowGroups and Panels layouts
+        acc += double(a.data[(i / R) * a.group_stride + kk * a.k_stride + i % R]) *
+               double(b.data[(j / P) * b.panel_stride + kk * P + j % P]);
+      c[i * ldc + j] = float(acc);
+    }
 }
 
 void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t k, std::size_t n,

@@ -18,97 +18,110 @@ constexpr std::size_t kPanel = PackedWeight::kPanel;
 static_assert(kPanel % kLanes == 0, "a weight panel must be whole batches");
 constexpr std::size_t kPanelBatches = kPanel / kLanes;
 
-// Rows of x per micro-kernel call. kRows x kPanelBatches accumulators plus
-// kPanelBatches weight batches plus one broadcast: 4*2 + 2 + 1 = 11 live f32x4
-// values, under the ~13 that V8 keeps in xmm registers without spilling.
-constexpr std::size_t kRows = 4;
-// Rows of A per cache block: they stay in L2 while every panel of B streams
-// past them once.
-constexpr std::size_t kBlockRows = 64;
+// Rows per micro-kernel call: kGemmRows x kPanelBatches = 5 x 2 accumulators,
+// plus 2 weight batches, 1 broadcast and 1 product: 14 live f32x4 values, one
+// under the 15 xmm registers V8 allocates (the 16th is its scratch). Each k
+// step is 2 loads, 5 load-splats and 10 mul + 10 add: more arithmetic per
+// load and per loop step than 4 x 8, and in one run on the bench machine
+// 37.6 GF/s against 4 x 8's 29.3 (the f32x4 peak: 38).
+constexpr std::size_t kRows = kGemmRows;
+// Rows of A per cache block (whole row groups): they stay in L2 while every
+// panel of B streams past them once.
+constexpr std::size_t kBlockRows = 16 * kRows;
 // Depth (k) of a cache block: a block of A is packed into kBlockRows x kDepth
-// floats (64 KiB), and a panel's slice, kDepth x kPanel floats (8 KiB), stays
+// floats (80 KiB), and a panel's slice, kDepth x kPanel floats (8 KiB), stays
 // in L1 while every row group of the block reads it.
 constexpr std::size_t kDepth = 256;
 
-// The current block of A, packed: row group g (rows 4g .. 4g+3) at
-// g * depth * kRows, its element (r, kk) at kk * kRows + r, rows past the
-// block's end zero. Why pack: the micro-kernel then walks A and B with two
-// pointers and constant offsets. Read in place, every k step computed four
-// row addresses and a multiply (WebAssembly has no scaled addressing and
-// LLVM did not strength-reduce them): 18 integer instructions around 16
-// floating-point ones. Packed, 4. Per thread: each pool worker packs its own.
+// Keeps the compiler from moving memory accesses across this point. Why: left
+// alone, LLVM hoists every load-splat of a k step above its multiplies, which
+// puts all five broadcasts in registers at once; V8, which allocates
+// registers in the order the WebAssembly gives, then spills accumulators on
+// every step (seen in --print-wasm-code: 3 x 12 and 5 x 8 ran at 60% of 4 x 8).
+// One barrier per row keeps a broadcast's life to its two multiplies.
+inline void keep_order() { asm volatile("" ::: "memory"); }
+
+// The current block of A, packed as RowGroups{a_block, depth * kRows, kRows}.
+// Why pack: the micro-kernel then walks A and B with two pointers and
+// constant offsets. Read in place, every k step computed a row address and a
+// multiply per row (WebAssembly has no scaled addressing and LLVM did not
+// strength-reduce them). Per thread: each pool worker packs its own.
 alignas(16) thread_local float a_block[kBlockRows * kDepth];
 
 void pack_a_block(const float* a, std::size_t lda, std::size_t rows, std::size_t depth) {
+  static_assert(kRows == kLanes + 1, "the packing below transposes 4 rows and copies the fifth");
   for (std::size_t g = 0; g * kRows < rows; ++g) {
     float* dst = a_block + g * depth * kRows;
     const float* src = a + g * kRows * lda;
     const std::size_t in_group = std::min(kRows, rows - g * kRows);
     std::size_t kk = 0;
-    if constexpr (kRows == kLanes) {  // whole groups: 4 x 4 tiles, transposed in registers
-      if (in_group == kRows)
-        for (; kk + kLanes <= depth; kk += kLanes) {
-          batch tile[kRows];
-          for (std::size_t r = 0; r < kRows; ++r) tile[r] = batch::load_unaligned(src + r * lda + kk);
-          xsimd::transpose(tile, tile + kRows);
-          for (std::size_t j = 0; j < kLanes; ++j) tile[j].store_unaligned(dst + (kk + j) * kRows);
+    if (in_group == kRows)  // whole groups: rows 0-3 by 4 x 4 register transposes, row 4 as it is
+      for (; kk + kLanes <= depth; kk += kLanes) {
+        batch tile[kLanes];
+        for (std::size_t r = 0; r < kLanes; ++r) tile[r] = batch::load_unaligned(src + r * lda + kk);
+        xsimd::transpose(tile, tile + kLanes);
+        for (std::size_t j = 0; j < kLanes; ++j) {
+          tile[j].store_unaligned(dst + (kk + j) * kRows);
+          dst[(kk + j) * kRows + kLanes] = src[kLanes * lda + kk + j];
         }
-    }
+      }
     for (; kk < depth; ++kk)  // the rest, one element at a time; missing rows read 0
       for (std::size_t r = 0; r < kRows; ++r) dst[kk * kRows + r] = r < in_group ? src[r * lda + kk] : 0.0f;
   }
 }
 
-// C[ROWS, cols] = A[ROWS, depth] . panel[depth, kPanel] + init, for one row
-// group of the packed block and one panel of kPanel columns. `init` is ROWS x
-// kPanel values, row r at init + r * init_stride (init_stride 0 broadcasts one
-// bias row); only the first `cols` columns of C are written.
+// C[ROWS, kPanel] = A[ROWS, depth] . panel[depth, kPanel] + init, for one row
+// group (pa: its row 0 at k = 0, a_step floats per k) and one panel. `init`
+// is ROWS x kPanel values, row r at init + r * init_stride (init_stride 0
+// broadcasts one bias row); C rows are ldc apart.
+//
+// Never inlined, one copy per ROWS, and nothing but this loop: V8 compiles
+// each into one known loop, checked spill-free by bench/codegen.js. Why so
+// bare: V8 (Node 20) unrolls innermost wasm loops of up to 50 nodes per level
+// of nesting, and inlined into gemm's loops this one qualified; the unrolled
+// copy had its load-splats scheduled together and spilled accumulators (L =
+// 512 ran at half speed). Even un-nested, which order V8 gives the loads
+// depends on the code around the loop (a partial-panel store after it was
+// enough to spill), so partial panels go through row_group's buffer. A call
+// per row group and panel costs under 1% at depth 64.
 template <std::size_t ROWS>
-inline void micro_kernel(const float* pa, const float* pb, std::size_t depth,
-                         const float* init, std::size_t init_stride, float* c, std::size_t ldc,
-                         std::size_t cols) {
+__attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step, const float* pb, std::size_t depth,
+                                            const float* init, std::size_t init_stride, float* c, std::size_t ldc) {
   batch acc[ROWS][kPanelBatches];
   for (std::size_t r = 0; r < ROWS; ++r)
     for (std::size_t j = 0; j < kPanelBatches; ++j)
       acc[r][j] = batch::load_unaligned(init + r * init_stride + j * kLanes);
-  for (const float* end = pa + depth * kRows; pa != end; pa += kRows, pb += kPanel) {
+  for (const float* end = pb + depth * kPanel; pb != end; pb += kPanel, pa += a_step) {
     batch w[kPanelBatches];
     for (std::size_t j = 0; j < kPanelBatches; ++j) w[j] = batch::load_unaligned(pb + j * kLanes);
     for (std::size_t r = 0; r < ROWS; ++r) {
       const batch x(pa[r]);
       for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = xsimd::fma(x, w[j], acc[r][j]);
+      keep_order();
     }
   }
-  if (cols == kPanel) {
-    for (std::size_t r = 0; r < ROWS; ++r)
-      for (std::size_t j = 0; j < kPanelBatches; ++j)
-        acc[r][j].store_unaligned(c + r * ldc + j * kLanes);
-  } else {  // last, partial panel: the padded columns are dropped
-    alignas(16) float tmp[kPanel];
-    for (std::size_t r = 0; r < ROWS; ++r) {
-      for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j].store_unaligned(tmp + j * kLanes);
-      std::copy(tmp, tmp + cols, c + r * ldc);
-    }
-  }
+  for (std::size_t r = 0; r < ROWS; ++r)
+    for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j].store_unaligned(c + r * ldc + j * kLanes);
 }
 
-// One row group of up to kRows rows against one panel, choosing the starting
-// values: the bias row, or (accumulate) the current contents of C.
+// One row group of up to kRows rows against one panel, of which the first
+// `cols` columns are C's: starts from the bias row, or (accumulate) from C.
 template <std::size_t ROWS>
-inline void row_group(const float* pa, const float* pb, std::size_t depth,
+inline void row_group(const float* pa, std::size_t a_step, const float* pb, std::size_t depth,
                       const float* bias_padded, bool accumulate, float* c, std::size_t ldc,
                       std::size_t cols) {
-  if (!accumulate) {
-    micro_kernel<ROWS>(pa, pb, depth, bias_padded, 0, c, ldc, cols);
+  if (cols == kPanel) {  // a whole panel of C: written in place, and its own starting value
+    if (accumulate) micro_kernel<ROWS>(pa, a_step, pb, depth, c, ldc, c, ldc);
+    else micro_kernel<ROWS>(pa, a_step, pb, depth, bias_padded, 0, c, ldc);
     return;
   }
-  if (cols == kPanel) {  // a whole panel of C is its own starting value
-    micro_kernel<ROWS>(pa, pb, depth, c, ldc, c, ldc, cols);
-    return;
-  }
-  alignas(16) float init[ROWS * kPanel] = {};  // C's last columns, padded to a panel
-  for (std::size_t r = 0; r < ROWS; ++r) std::copy(c + r * ldc, c + r * ldc + cols, init + r * kPanel);
-  micro_kernel<ROWS>(pa, pb, depth, init, kPanel, c, ldc, cols);
+  // The last, partial panel: through a panel-wide buffer, whose padding
+  // columns are dropped.
+  alignas(16) float part[ROWS * kPanel] = {};
+  for (std::size_t r = 0; r < ROWS; ++r)
+    std::copy_n(accumulate ? c + r * ldc : bias_padded, cols, part + r * kPanel);
+  micro_kernel<ROWS>(pa, a_step, pb, depth, part, kPanel, part, kPanel);
+  for (std::size_t r = 0; r < ROWS; ++r) std::copy_n(part + r * kPanel, cols, c + r * ldc);
 }
 
 // e^x for a batch with x <= 0 (a score minus its row's max), to about 1 ulp:
@@ -180,22 +193,6 @@ void scale(float alpha, float* x, std::size_t n) {
   for (; i < n; ++i) x[i] *= alpha;  // scalar tail
 }
 
-float max(const float* x, std::size_t n) {
-  constexpr float lowest = -std::numeric_limits<float>::infinity();
-  batch m(lowest);
-  std::size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {  // lane-wise nan_max: a NaN lane stays NaN
-    const batch v = batch::load_unaligned(x + i);
-    m = xsimd::select((v > m) | (v != v), v, m);
-  }
-  alignas(16) float lanes[kLanes];
-  m.store_aligned(lanes);
-  float result = lowest;
-  for (float lane : lanes) result = nan_max(result, lane);
-  for (; i < n; ++i) result = nan_max(result, x[i]);  // scalar tail
-  return result;
-}
-
 float exp_shifted_sum(float* x, std::size_t n, float shift) {
   const batch vs(shift);
   batch acc(0.0f);
@@ -217,9 +214,67 @@ float exp_shifted_sum(float* x, std::size_t n, float shift) {
   return xsimd::reduce_add(acc);
 }
 
+void softmax_columns(float* t, std::size_t ldt, std::size_t keys, std::size_t cols, float* m, float* l,
+                     float* rescale) {
+  const batch neg_inf(-std::numeric_limits<float>::infinity()), zero(0.0f);
+  // kPanelBatches columns at a time: their running maxes and sums stay in
+  // registers down the whole block, and no value ever crosses lanes.
+  for (std::size_t c0 = 0; c0 < cols; c0 += kPanel) {
+    batch m_new[kPanelBatches], shift[kPanelBatches], sum[kPanelBatches];
+    for (std::size_t j = 0; j < kPanelBatches; ++j) m_new[j] = batch::load_unaligned(m + c0 + j * kLanes);
+    for (std::size_t r = 0; r < keys; ++r)
+      for (std::size_t j = 0; j < kPanelBatches; ++j) {
+        const batch x = batch::load_unaligned(t + r * ldt + c0 + j * kLanes);
+        m_new[j] = xsimd::select(m_new[j] < x, x, m_new[j]);  // a NaN x is never taken
+      }
+    for (std::size_t j = 0; j < kPanelBatches; ++j) {
+      shift[j] = xsimd::select(m_new[j] == neg_inf, zero, m_new[j]);
+      sum[j] = zero;
+    }
+    for (std::size_t r = 0; r < keys; ++r)
+      for (std::size_t j = 0; j < kPanelBatches; ++j) {
+        float* p = t + r * ldt + c0 + j * kLanes;
+        const batch e = exp_batch(batch::load_unaligned(p) - shift[j]);
+        e.store_unaligned(p);
+        sum[j] += e;
+      }
+    for (std::size_t j = 0; j < kPanelBatches; ++j) {
+      const std::size_t c = c0 + j * kLanes;
+      const batch alpha = exp_batch(batch::load_unaligned(m + c) - shift[j]);
+      alpha.store_unaligned(rescale + c);
+      xsimd::fma(batch::load_unaligned(l + c), alpha, sum[j]).store_unaligned(l + c);
+      m_new[j].store_unaligned(m + c);
+    }
+  }
+}
+
+void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, const float* bias,
+          bool accumulate, float* c, std::size_t ldc) {
+  const std::size_t panels = (n + kPanel - 1) / kPanel, groups = m / kRows;
+  for (std::size_t p = 0; p < panels; ++p) {
+    const float* pb = b.data + p * b.panel_stride;
+    const std::size_t col0 = p * kPanel;
+    const std::size_t cols = std::min(kPanel, n - col0);
+    alignas(16) float bias_padded[kPanel] = {};
+    if (bias != nullptr && !accumulate) std::copy(bias + col0, bias + col0 + cols, bias_padded);
+    float* cp = c + col0;
+    for (std::size_t g = 0; g < groups; ++g)
+      row_group<kRows>(a.data + g * a.group_stride, a.k_stride, pb, k, bias_padded, accumulate,
+                       cp + g * kRows * ldc, ldc, cols);
+    const float* pa = a.data + groups * a.group_stride;
+    float* cr = cp + groups * kRows * ldc;
+    switch (m - groups * kRows) {  // the rows left over from whole groups
+      case 4: row_group<4>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols); break;
+      case 3: row_group<3>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols); break;
+      case 2: row_group<2>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols); break;
+      case 1: row_group<1>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols); break;
+      default: break;
+    }
+  }
+}
+
 void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t k, std::size_t n,
           const float* bias, bool accumulate, float* c, std::size_t ldc) {
-  const std::size_t panels = (n + kPanel - 1) / kPanel;
   for (std::size_t i0 = 0; i0 < m; i0 += kBlockRows) {
     const std::size_t rows = std::min(kBlockRows, m - i0);
     // k == 0 still runs one (empty) depth block: C = bias, or C unchanged.
@@ -228,27 +283,8 @@ void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t 
       if (depth > 0) pack_a_block(a + i0 * lda + k0, lda, rows, depth);
       // Later depth blocks add to what the earlier ones left in C: the same
       // additions in the same order as one pass over k, so the result is too.
-      const bool add_to_c = accumulate || k0 > 0;
-      for (std::size_t p = 0; p < panels; ++p) {
-        const float* pb = b.data + p * b.panel_stride + k0 * kPanel;
-        const std::size_t col0 = p * kPanel;
-        const std::size_t cols = std::min(kPanel, n - col0);
-        alignas(16) float bias_padded[kPanel] = {};
-        if (bias != nullptr && !add_to_c) std::copy(bias + col0, bias + col0 + cols, bias_padded);
-        float* cp = c + i0 * ldc + col0;
-        std::size_t g = 0;
-        for (; (g + 1) * kRows <= rows; ++g)
-          row_group<kRows>(a_block + g * depth * kRows, pb, depth, bias_padded, add_to_c,
-                           cp + g * kRows * ldc, ldc, cols);
-        const float* pa = a_block + g * depth * kRows;
-        float* cr = cp + g * kRows * ldc;
-        switch (rows - g * kRows) {  // the rows left over from whole groups
-          case 3: row_group<3>(pa, pb, depth, bias_padded, add_to_c, cr, ldc, cols); break;
-          case 2: row_group<2>(pa, pb, depth, bias_padded, add_to_c, cr, ldc, cols); break;
-          case 1: row_group<1>(pa, pb, depth, bias_padded, add_to_c, cr, ldc, cols); break;
-          default: break;
-        }
-      }
+      gemm(RowGroups{a_block, depth * kRows, kRows}, rows, Panels{b.data + k0 * kPanel, b.panel_stride},
+           depth, n, bias, accumulate || k0 > 0, c + i0 * ldc, ldc);
     }
   }
 }

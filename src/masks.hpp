@@ -19,39 +19,47 @@ struct MaskContext {
   std::int64_t lq, lk;
 };
 
-// scores[j - j0] += mask(b, h, i, j) for j in [j0, min(j1, Lk)).
-inline void add_masks(float* scores, const MaskContext& m, std::int64_t i, std::int64_t j0,
-                      std::int64_t j1) {
+// tile[j - j0][i - i0] += mask(b, h, i, j) for keys j in [j0, min(j1, Lk))
+// and queries i in [i0, i1): the scores of a block of keys (rows ldt apart)
+// against a block of queries (one column each). Added, never assigned: a
+// blocked +inf score becomes NaN, as PyTorch's additive masks make it.
+inline void add_masks(float* tile, std::size_t ldt, const MaskContext& m, std::int64_t i0, std::int64_t i1,
+                      std::int64_t j0, std::int64_t j1) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const ForwardOptions& o = *m.options;
-  const std::int64_t b = m.batch_index, lk = m.lk;
+  const std::int64_t b = m.batch_index, lk = m.lk, cols = i1 - i0;
   j1 = std::min(j1, lk);
-  if (j0 >= j1) return;
-  float* s = scores - j0;  // s[j] for j in [j0, j1)
-  if (o.attn.present()) {
-    // [Lq, Lk] shared by every (b, h), or [B*H, Lq, Lk] indexed b*H + h.
-    const std::int64_t row = o.attn_per_head ? ((b * m.num_heads + m.head_index) * m.lq + i) * lk : i * lk;
-    if (o.attn.blocked) {
-      for (std::int64_t j = j0; j < j1; ++j)
-        if (o.attn.blocked[row + j]) s[j] += kNegInf;
-    } else {
-      for (std::int64_t j = j0; j < j1; ++j) s[j] += o.attn.additive[row + j];
+  for (std::int64_t j = j0; j < j1; ++j) {
+    float* row = tile + std::size_t(j - j0) * ldt;  // row[i - i0] for i in [i0, i1)
+    if (o.attn.present()) {
+      // [Lq, Lk] shared by every (b, h), or [B*H, Lq, Lk] indexed b*H + h: a column of it.
+      const std::int64_t first = o.attn_per_head ? (b * m.num_heads + m.head_index) * m.lq : 0;
+      for (std::int64_t c = 0; c < cols; ++c) {
+        const std::int64_t at = (first + i0 + c) * lk + j;
+        if (o.attn.blocked) {
+          if (o.attn.blocked[at]) row[c] += kNegInf;
+        } else {
+          row[c] += o.attn.additive[at];
+        }
+      }
     }
-  }
-  if (o.key_padding.present()) {
-    const std::int64_t row = b * lk;  // [B, Lk]
-    if (o.key_padding.blocked) {
-      for (std::int64_t j = j0; j < j1; ++j)
-        if (o.key_padding.blocked[row + j]) s[j] += kNegInf;
-    } else {
-      for (std::int64_t j = j0; j < j1; ++j) s[j] += o.key_padding.additive[row + j];
+    if (o.key_padding.present()) {  // [B, Lk]: one value for the whole row of queries
+      const std::int64_t at = b * lk + j;
+      const float add = o.key_padding.blocked ? (o.key_padding.blocked[at] ? kNegInf : 0.0f)
+                                              : o.key_padding.additive[at];
+      if (add != 0.0f)
+        for (std::int64_t c = 0; c < cols; ++c) row[c] += add;
     }
-  }
-  if (o.is_causal)  // top-left aligned, as torch.tril(ones(Lq, Lk)): key j > i is blocked
-    for (std::int64_t j = std::max(j0, i + 1); j < j1; ++j) s[j] += kNegInf;
-  if (o.valid_lens != nullptr) {
-    const std::int64_t len = o.valid_lens_per_query ? o.valid_lens[b * m.lq + i] : o.valid_lens[b];
-    for (std::int64_t j = std::max(j0, len); j < j1; ++j) s[j] += kNegInf;
+    if (o.is_causal)  // top-left aligned, as torch.tril(ones(Lq, Lk)): key j is blocked for queries i < j
+      for (std::int64_t c = 0; c < std::min(cols, j - i0); ++c) row[c] += kNegInf;
+    if (o.valid_lens != nullptr) {
+      if (o.valid_lens_per_query) {
+        for (std::int64_t c = 0; c < cols; ++c)
+          if (j >= o.valid_lens[b * m.lq + i0 + c]) row[c] += kNegInf;
+      } else if (j >= o.valid_lens[b]) {
+        for (std::int64_t c = 0; c < cols; ++c) row[c] += kNegInf;
+      }
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 // Each SIMD primitive against its scalar oracle, at sizes around the lane
-// count (4 for f32x4/SSE) and the micro-kernel's 4-row x 8-column tile, so
+// count (4 for f32x4/SSE) and the micro-kernel's 5-row x 8-column tile, so
 // every whole-batch path and every scalar tail runs.
 #include <gtest/gtest.h>
 
@@ -37,31 +37,6 @@ TEST(Kernels, ScaleMatchesScalarAtEverySize) {
   }
 }
 
-TEST(Kernels, MaxFindsTheLargestWhereverItIs) {
-  for (std::size_t n : kSizes) {
-    for (std::size_t where = 0; where < n; where += (n > 9 ? 7 : 1)) {
-      auto x = random_vector(n, 6);
-      x[where] = 5.0f;
-      EXPECT_EQ(mha::simd::max(x.data(), n), 5.0f) << "n=" << n << " at " << where;
-      EXPECT_EQ(mha::simd::max(x.data(), n), mha::scalar::max(x.data(), n));
-    }
-  }
-}
-
-TEST(Kernels, MaxIsNaNWhereverTheNaNIs) {
-  for (std::size_t n : kSizes)
-    for (std::size_t where = 0; where < n; ++where) {
-      auto x = random_vector(n, 8);
-      x[where] = std::nanf("");
-      ASSERT_TRUE(std::isnan(mha::simd::max(x.data(), n))) << "n=" << n << " NaN at " << where;
-      ASSERT_TRUE(std::isnan(mha::scalar::max(x.data(), n))) << "n=" << n << " NaN at " << where;
-    }
-}
-
-TEST(Kernels, MaxOfNothingIsMinusInfinity) {
-  EXPECT_EQ(mha::simd::max(nullptr, 0), -std::numeric_limits<float>::infinity());
-}
-
 TEST(Kernels, ExpShiftedSumMatchesScalarAtEverySize) {
   for (std::size_t n : kSizes) {
     auto x1 = random_vector(n, 7, -30.0f, 0.0f), x2 = x1;
@@ -80,11 +55,11 @@ TEST(Kernels, ExpShiftedSumOfMinusInfinityIsZero) {
   for (std::size_t i = 0; i < x.size(); ++i) EXPECT_EQ(x[i], i == 4 ? 1.0f : 0.0f);
 }
 
-// linear = GEMM + bias. Rows m cross the 4-row group and the 64-row cache
+// linear = GEMM + bias. Rows m cross the 5-row group and the 80-row cache
 // block, columns n the 8-column panel, depth k the 256-deep cache block
 // (later depth blocks add onto what the first left in C).
 TEST(Kernels, LinearMatchesScalarAcrossTileEdges) {
-  for (std::size_t m : {1, 3, 4, 5, 9, 65, 130})
+  for (std::size_t m : {1, 3, 4, 5, 6, 9, 65, 81, 130})
     for (std::size_t n : {1, 3, 4, 5, 7, 8, 9, 64, 65})
       for (std::size_t k : {1, 5, 8, 63, 256, 257, 600}) {
         const std::size_t x_stride = k + 2, y_stride = n + 3;  // strided rows, as the layer uses
@@ -144,6 +119,73 @@ TEST(Kernels, GemmOverPackedPanelsWritesOnlyTheFirstNColumns) {
     mha::scalar::gemm(a.data(), m, k, mha::panels_of(packed), k, n, nullptr, false, c2.data(), ldc);
     for (std::size_t i = 0; i < c1.size(); ++i) ASSERT_NEAR(c1[i], c2[i], sum_tolerance(k)) << "n=" << n;
   }
+}
+
+
+// A operands already in row groups, as attention builds them: keys packed
+// once per head (k_stride 5) and the probabilities P^T read in place
+// (group_stride 5, k_stride the tile width), accumulating onto C or not.
+TEST(Kernels, GemmOverRowGroupsMatchesScalarForPackedAndInPlaceLayouts) {
+  constexpr std::size_t R = mha::kGemmRows;
+  for (std::size_t m : {1, 4, 5, 6, 11, 80})
+    for (std::size_t k : {1, 3, 64, 81})
+      for (std::size_t n : {8, 16, 40})
+        for (bool in_place : {false, true})
+          for (bool accumulate : {false, true}) {
+            const std::size_t groups = (m + R - 1) / R, width = groups * R + 3;
+            const mha::RowGroups a{nullptr, in_place ? R : k * R, in_place ? width : R};
+            auto a_data = random_vector(in_place ? k * width : groups * k * R, 51);
+            auto b = random_vector(k * n, 52), bias = random_vector(n, 53);
+            const std::size_t ldc = n + 1;
+            auto c1 = random_vector(m * ldc, 54), c2 = c1;
+            const mha::RowGroups ga{a_data.data(), a.group_stride, a.k_stride};
+            const mha::Panels panels{b.data(), k * mha::PackedWeight::kPanel};
+            mha::simd::gemm(ga, m, panels, k, n, bias.data(), accumulate, c1.data(), ldc);
+            mha::scalar::gemm(ga, m, panels, k, n, bias.data(), accumulate, c2.data(), ldc);
+            for (std::size_t i = 0; i < c1.size(); ++i)
+              ASSERT_NEAR(c1[i], c2[i], sum_tolerance(k)) << "m=" << m << " k=" << k << " n=" << n
+                                                          << " in_place=" << in_place << " at " << i;
+          }
+}
+
+// The online softmax step over score columns: two blocks in a row, the second
+// raising some maxima, so the rescale factors are exercised; masked (-inf)
+// scores, a column with nothing allowed yet, and a NaN.
+TEST(Kernels, SoftmaxColumnsMatchesScalarAcrossTwoBlocks) {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  for (std::size_t keys : {1, 4, 5, 9, 80})
+    for (std::size_t cols : {8, 16, 80}) {
+      const std::size_t ldt = cols + 4;
+      std::vector<float> m1(cols, -inf), l1(cols, 0.0f), r1(cols), m2 = m1, l2 = l1, r2(cols);
+      for (int block = 0; block < 2; ++block) {
+        auto t1 = random_vector(keys * ldt, 61 + block, -8.0f, 4.0f + 4.0f * block);
+        for (std::size_t j = 0; j < keys; ++j) {
+          t1[j * ldt + 1] = -inf;                     // column 1: nothing allowed, ever
+          if (block == 0) t1[j * ldt + 2] = -inf;     // column 2: nothing until the second block
+          if (j % 3 == 0) t1[j * ldt + 3] = -inf;     // column 3: some keys masked
+        }
+        if (block == 1) t1[(keys - 1) * ldt + 4] = std::nanf("");  // column 4: a NaN score
+        auto t2 = t1;
+        mha::simd::softmax_columns(t1.data(), ldt, keys, cols, m1.data(), l1.data(), r1.data());
+        mha::scalar::softmax_columns(t2.data(), ldt, keys, cols, m2.data(), l2.data(), r2.data());
+        for (std::size_t j = 0; j < keys; ++j)
+          for (std::size_t c = 0; c < cols; ++c) {
+            const float got = t1[j * ldt + c], want = t2[j * ldt + c];
+            if (std::isnan(want)) ASSERT_TRUE(std::isnan(got)) << "keys=" << keys << " " << j << "," << c;
+            else ASSERT_NEAR(got, want, 3e-7f * want + 1e-30f) << "keys=" << keys << " " << j << "," << c;
+          }
+        for (std::size_t c = 0; c < cols; ++c) {
+          ASSERT_EQ(m1[c], m2[c]) << "column " << c;
+          if (std::isnan(l2[c])) ASSERT_TRUE(std::isnan(l1[c])) << "column " << c;
+          else ASSERT_NEAR(l1[c], l2[c], 2e-7f * float(keys + 1) * l2[c]) << "column " << c;
+          if (!std::isnan(r2[c])) ASSERT_NEAR(r1[c], r2[c], 3e-7f * r2[c]) << "column " << c;
+        }
+      }
+      EXPECT_EQ(m1[1], -inf);  // nothing allowed: max stays -inf, sum 0
+      EXPECT_EQ(l1[1], 0.0f);
+      EXPECT_GT(l1[2], 0.0f);  // allowed from the second block on
+      EXPECT_TRUE(std::isnan(l1[4]));  // a NaN score makes the column's sum NaN
+    }
 }
 
 }  // namespace

@@ -188,10 +188,52 @@ TEST(Layer, EmptyQueryOrBatchWritesNothingAndDoesNotFail) {
   EXPECT_NO_THROW(run(false, layer, {1, 0, 3, nullptr, k.data(), k.data()}, o));
 }
 
-TEST(Layer, LongSequencesCrossingTheRowBlockMatchReference) {
-  mha::ForwardOptions o;
-  o.is_causal = true;
-  compare_with_reference({config(24, 4), 1, 131, 131, false}, o, 60);
+// Query and key counts crossing attention's 80-query and 80-key blocks (and
+// not multiples of them), with every mask kind and weights asked for, so
+// blocks skipped, partly masked and straddling Lk all run.
+TEST(Layer, LongSequencesCrossingTheBlocksMatchReference) {
+  const std::int64_t B = 2, H = 4, Lq = 97, Lk = 203;
+  std::vector<std::uint8_t> blocked_kp(B * Lk), blocked_attn(Lq * Lk);
+  for (std::size_t i = 0; i < blocked_kp.size(); ++i) blocked_kp[i] = i % 11 == 3 || (i >= 203 + 150);
+  for (std::size_t i = 0; i < blocked_attn.size(); ++i) blocked_attn[i] = i * 13 % 7 == 0;
+  auto additive_attn = random_vector(B * H * Lq * Lk, 33, -3.0f, 1.0f);
+  std::vector<std::int32_t> lens_b{170, 81}, lens_bq(B * Lq);
+  for (std::size_t i = 0; i < lens_bq.size(); ++i) lens_bq[i] = std::int32_t(i * 37 % 210);
+  for (int variant = 0; variant < 6; ++variant) {
+    mha::ForwardOptions o;
+    o.need_weights = variant % 2 ? mha::NeedWeights::average : mha::NeedWeights::per_head;
+    switch (variant) {
+      case 0: o.is_causal = true; break;
+      case 1: o.key_padding.blocked = blocked_kp.data(); break;
+      case 2: o.attn.blocked = blocked_attn.data(); break;
+      case 3: o.attn.additive = additive_attn.data(); o.attn_per_head = true; break;
+      case 4: o.valid_lens = lens_b.data(); o.is_causal = true; break;
+      case 5: o.valid_lens = lens_bq.data(); o.valid_lens_per_query = true; break;
+    }
+    SCOPED_TRACE("variant " + std::to_string(variant));
+    compare_with_reference({config(24, H, 0, 0, true, variant == 4, variant == 5), B, Lq, Lk, true}, o,
+                           60 + variant);
+  }
+  mha::ForwardOptions causal;
+  causal.is_causal = true;
+  compare_with_reference({config(24, 4), 1, 171, 171, false}, causal, 70);  // self-attention, O(L) memory path
+}
+
+// A NaN in one query row makes just that row NaN; a NaN in one key makes
+// every row NaN, as in PyTorch, whichever query and key blocks they fall in.
+TEST(Layer, NaNInAQueryOrAKeyPropagatesAsInPyTorch) {
+  mha::MultiheadAttention layer(config(16, 2), 3);
+  const std::int64_t Lq = 170, Lk = 90;
+  auto q = random_vector(Lq * 16, 9), kv = random_vector(Lk * 16, 10);
+  q[100 * 16 + 5] = std::nanf("");
+  std::vector<float> out(Lq * 16);
+  layer.forward({1, Lq, Lk, q.data(), kv.data(), kv.data()}, {}, {out.data(), nullptr, nullptr, nullptr});
+  for (std::int64_t i = 0; i < Lq; ++i)
+    for (int e = 0; e < 16; ++e) ASSERT_EQ(std::isnan(out[i * 16 + e]), i == 100) << "row " << i;
+  q[100 * 16 + 5] = 0.5f;
+  kv[85 * 16 + 2] = std::nanf("");
+  layer.forward({1, Lq, Lk, q.data(), kv.data(), kv.data()}, {}, {out.data(), nullptr, nullptr, nullptr});
+  for (std::size_t i = 0; i < out.size(); ++i) ASSERT_TRUE(std::isnan(out[i])) << "at " << i;
 }
 
 TEST(Layer, InitialisationIsDeterministicAndPyTorchScaled) {
