@@ -43,17 +43,28 @@ std::size_t packed_head_size(std::size_t s, std::size_t d) {
 }
 
 void pack_head(const HeadInput& in, float* packed) {
-  const std::size_t d = in.d, s = source_keys(in), d_pad = round_up(d, kPanel);
-  float* k_groups = packed;                      // K: [S/5][d][5]
+  const std::size_t d = in.d, lk = in.lk, s = source_keys(in), d_pad = round_up(d, kPanel);
+  float* k_groups = packed;                           // K: [S/5][d][5]
   float* v_panels = packed + round_up(s, kRows) * d;  // V: [d/8][S][8]
-  for (std::size_t j = 0; j < s; ++j) {
+  // The Lk keys by register transposes; the bias_k and zero keys after them
+  // (at most two, and never read when absent) one by one.
+  simd::pack_row_groups(in.k, in.k_stride, lk, d, k_groups);
+  for (std::size_t j = lk; j < s; ++j) {
     const float* kr = key_row(in, j);
     float* k_col = k_groups + (j / kRows) * d * kRows + j % kRows;
     for (std::size_t t = 0; t < d; ++t) k_col[t * kRows] = kr ? kr[t] : 0.0f;
+  }
+  for (std::size_t j = 0; j < s; ++j) {
     const float* vr = value_row(in, j);
     for (std::size_t t0 = 0; t0 < d_pad; t0 += kPanel) {
       float* v_row = v_panels + t0 * s + j * kPanel;  // panel t0 / 8, row j
-      for (std::size_t u = 0; u < kPanel; ++u) v_row[u] = vr && t0 + u < d ? vr[t0 + u] : 0.0f;
+      const std::size_t n = vr ? std::min(kPanel, d - std::min(d, t0)) : 0;
+      if (n == kPanel) {
+        std::copy_n(vr + t0, kPanel, v_row);
+      } else {
+        std::copy_n(vr ? vr + t0 : v_row, n, v_row);
+        std::fill(v_row + n, v_row + kPanel, 0.0f);
+      }
     }
   }
 }

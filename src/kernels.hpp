@@ -56,6 +56,13 @@ struct RowGroups {
 };
 
 namespace simd {
+// A [rows, depth] (rows lda apart) into row groups at dst, as
+// RowGroups{dst, depth * kGemmRows, kGemmRows}; the last group's missing rows
+// are 0. dst holds ceil(rows / kGemmRows) * kGemmRows * depth floats. Why
+// pack: the micro-kernel then walks A with one pointer and constant offsets;
+// read in place, every k step computed a row address and a multiply per row
+// (WebAssembly has no scaled addressing and LLVM did not strength-reduce them).
+void pack_row_groups(const float* a, std::size_t lda, std::size_t rows, std::size_t depth, float* dst);
 void axpy(float alpha, const float* x, float* y, std::size_t n);   // y += alpha * x
 void scale(float alpha, float* x, std::size_t n);                  // x *= alpha
 // x = exp(x - shift); returns the sum. shift >= every x (softmax passes the

@@ -41,34 +41,9 @@ constexpr std::size_t kDepth = 256;
 // One barrier per row keeps a broadcast's life to its two multiplies.
 inline void keep_order() { asm volatile("" ::: "memory"); }
 
-// The current block of A, packed as RowGroups{a_block, depth * kRows, kRows}.
-// Why pack: the micro-kernel then walks A and B with two pointers and
-// constant offsets. Read in place, every k step computed a row address and a
-// multiply per row (WebAssembly has no scaled addressing and LLVM did not
-// strength-reduce them). Per thread: each pool worker packs its own.
+// The current block of A in row groups, RowGroups{a_block, depth * kRows,
+// kRows}. Per thread: each pool worker packs its own.
 alignas(16) thread_local float a_block[kBlockRows * kDepth];
-
-void pack_a_block(const float* a, std::size_t lda, std::size_t rows, std::size_t depth) {
-  static_assert(kRows == kLanes + 1, "the packing below transposes 4 rows and copies the fifth");
-  for (std::size_t g = 0; g * kRows < rows; ++g) {
-    float* dst = a_block + g * depth * kRows;
-    const float* src = a + g * kRows * lda;
-    const std::size_t in_group = std::min(kRows, rows - g * kRows);
-    std::size_t kk = 0;
-    if (in_group == kRows)  // whole groups: rows 0-3 by 4 x 4 register transposes, row 4 as it is
-      for (; kk + kLanes <= depth; kk += kLanes) {
-        batch tile[kLanes];
-        for (std::size_t r = 0; r < kLanes; ++r) tile[r] = batch::load_unaligned(src + r * lda + kk);
-        xsimd::transpose(tile, tile + kLanes);
-        for (std::size_t j = 0; j < kLanes; ++j) {
-          tile[j].store_unaligned(dst + (kk + j) * kRows);
-          dst[(kk + j) * kRows + kLanes] = src[kLanes * lda + kk + j];
-        }
-      }
-    for (; kk < depth; ++kk)  // the rest, one element at a time; missing rows read 0
-      for (std::size_t r = 0; r < kRows; ++r) dst[kk * kRows + r] = r < in_group ? src[r * lda + kk] : 0.0f;
-  }
-}
 
 // C[ROWS, kPanel] = A[ROWS, depth] . panel[depth, kPanel] + init, for one row
 // group (pa: its row 0 at k = 0, a_step floats per k) and one panel. `init`
@@ -214,6 +189,27 @@ float exp_shifted_sum(float* x, std::size_t n, float shift) {
   return xsimd::reduce_add(acc);
 }
 
+void pack_row_groups(const float* a, std::size_t lda, std::size_t rows, std::size_t depth, float* dst) {
+  static_assert(kRows == kLanes + 1, "the packing below transposes 4 rows and copies the fifth");
+  for (std::size_t g = 0; g * kRows < rows; ++g, dst += depth * kRows) {
+    const float* src = a + g * kRows * lda;
+    const std::size_t in_group = std::min(kRows, rows - g * kRows);
+    std::size_t kk = 0;
+    if (in_group == kRows)  // whole groups: rows 0-3 by 4 x 4 register transposes, row 4 as it is
+      for (; kk + kLanes <= depth; kk += kLanes) {
+        batch tile[kLanes];
+        for (std::size_t r = 0; r < kLanes; ++r) tile[r] = batch::load_unaligned(src + r * lda + kk);
+        xsimd::transpose(tile, tile + kLanes);
+        for (std::size_t j = 0; j < kLanes; ++j) {
+          tile[j].store_unaligned(dst + (kk + j) * kRows);
+          dst[(kk + j) * kRows + kLanes] = src[kLanes * lda + kk + j];
+        }
+      }
+    for (; kk < depth; ++kk)  // the rest, one element at a time; missing rows read 0
+      for (std::size_t r = 0; r < kRows; ++r) dst[kk * kRows + r] = r < in_group ? src[r * lda + kk] : 0.0f;
+  }
+}
+
 void softmax_columns(float* t, std::size_t ldt, std::size_t keys, std::size_t cols, float* m, float* l,
                      float* rescale) {
   const batch neg_inf(-std::numeric_limits<float>::infinity()), zero(0.0f);
@@ -280,7 +276,7 @@ void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t 
     // k == 0 still runs one (empty) depth block: C = bias, or C unchanged.
     for (std::size_t k0 = 0; k0 == 0 || k0 < k; k0 += kDepth) {
       const std::size_t depth = std::min(kDepth, k - k0);
-      if (depth > 0) pack_a_block(a + i0 * lda + k0, lda, rows, depth);
+      if (depth > 0) pack_row_groups(a + i0 * lda + k0, lda, rows, depth, a_block);
       // Later depth blocks add to what the earlier ones left in C: the same
       // additions in the same order as one pass over k, so the result is too.
       gemm(RowGroups{a_block, depth * kRows, kRows}, rows, Panels{b.data + k0 * kPanel, b.panel_stride},
