@@ -39,10 +39,22 @@ struct Workspace {
 constexpr std::size_t kTaskRows = 8 * kGemmRows;
 // Query rows per attention task: one query block of attend_rows.
 constexpr std::size_t kTaskQueries = kQueryBlock;
+// Keys per packing task when one head's keys are packed by several threads.
+constexpr std::size_t kTaskKeys = 256 * kGemmRows;
+// Tasks per thread a parallel loop aims for: tasks are claimed as threads
+// come free, so with several each the loop ends nearly together on every
+// thread even when one of them started late or was descheduled (on 2 vCPUs,
+// 13 tasks for 2 threads left one idle for a twelfth of the loop).
+constexpr std::size_t kTasksPerThread = 8;
+// Packed keys and values of every head at once up to this size; beyond it,
+// one head at a time, so that memory grows with L and not with L x heads.
+constexpr std::size_t kAllHeadsBytes = std::size_t(32) << 20;
 
 // Below this many multiply-adds a parallel loop costs more (waking the
 // workers, ~10 us in a browser or Node) than it saves.
 constexpr std::size_t kParallelWork = 1 << 16;
+
+constexpr std::size_t ceil_div(std::size_t n, std::size_t d) { return (n + d - 1) / d; }
 
 // pool.run, or a plain loop on the caller when the work is small.
 void run_tasks(ThreadPool& pool, std::size_t tasks, std::size_t work, const ThreadPool::Task& fn) {
@@ -53,9 +65,10 @@ void run_tasks(ThreadPool& pool, std::size_t tasks, std::size_t work, const Thre
   pool.run(tasks, fn);
 }
 
-// y = x . W^T + bias spread over the pool: by row blocks when there are many
-// rows, by column panels when there are few (a decoding step has one row).
-// Each element is computed by one thread in the same order, whatever the split.
+// y = x . W^T + bias spread over the pool in tasks of (block of rows, range
+// of column panels): rows alone when there are many, columns too when there
+// are few (a decoding step has one row). Each element is computed by one
+// thread with the same operations in the same order, whatever the split.
 void parallel_linear(ThreadPool& pool, const float* x, std::size_t m, std::size_t x_stride,
                      const PackedWeight& w, const float* bias, float* y, std::size_t y_stride) {
   constexpr std::size_t P = PackedWeight::kPanel;
@@ -65,20 +78,15 @@ void parallel_linear(ThreadPool& pool, const float* x, std::size_t m, std::size_
     return;
   }
   const Panels all = panels_of(w);
-  if (m >= kTaskRows * threads) {
-    pool.run((m + kTaskRows - 1) / kTaskRows, [&](std::size_t t, std::size_t) {
-      const std::size_t r0 = t * kTaskRows, rows = std::min(kTaskRows, m - r0);
-      simd::gemm(x + r0 * x_stride, rows, x_stride, all, w.k, w.n, bias, false, y + r0 * y_stride, y_stride);
-    });
-    return;
-  }
-  const std::size_t panels = (w.n + P - 1) / P;
-  const std::size_t per_task = std::max<std::size_t>(1, panels / (4 * threads));
-  pool.run((panels + per_task - 1) / per_task, [&](std::size_t t, std::size_t) {
-    const std::size_t p0 = t * per_task, p1 = std::min(panels, p0 + per_task);
+  const std::size_t panels = ceil_div(w.n, P), row_blocks = ceil_div(m, kTaskRows);
+  const std::size_t col_parts = std::min(panels, ceil_div(kTasksPerThread * threads, row_blocks));
+  const std::size_t per_part = ceil_div(panels, col_parts), parts = ceil_div(panels, per_part);
+  pool.run(row_blocks * parts, [&](std::size_t t, std::size_t) {
+    const std::size_t r0 = (t / parts) * kTaskRows, rows = std::min(kTaskRows, m - r0);
+    const std::size_t p0 = (t % parts) * per_part, p1 = std::min(panels, p0 + per_part);
     const std::size_t col0 = p0 * P, cols = std::min(w.n, p1 * P) - col0;
-    const Panels part{all.data + p0 * all.panel_stride, all.panel_stride};
-    simd::gemm(x, m, x_stride, part, w.k, cols, bias ? bias + col0 : nullptr, false, y + col0, y_stride);
+    simd::gemm(x + r0 * x_stride, rows, x_stride, Panels{all.data + p0 * all.panel_stride, all.panel_stride}, w.k,
+               cols, bias ? bias + col0 : nullptr, false, y + r0 * y_stride + col0, y_stride);
   });
 }
 
@@ -211,36 +219,43 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
   const std::size_t per_head = packed_head_size(S, d);
   if (ws.head.size() < pool.size()) ws.head.resize(pool.size());
   if (o.need_weights == NeedWeights::average) std::fill(out.weights, out.weights + B * Lq * S, 0.0f);
-  const std::size_t row_tasks = (Lq + kTaskQueries - 1) / kTaskQueries;
+  const std::size_t row_tasks = ceil_div(Lq, kTaskQueries), pack_tasks = ceil_div(S, kTaskKeys);
   auto attend = [&](std::size_t b, std::size_t h, std::size_t row_task, const float* packed, std::size_t worker) {
     const std::size_t i0 = row_task * kTaskQueries, i1 = std::min(Lq, i0 + kTaskQueries);
     attend_rows(head_input(b, h), packed, i0, i1, masks_of(b, h), head_output(b, h), ws.head[worker]);
   };
+  auto pack = [&](std::size_t b, std::size_t h, std::size_t pack_task, float* packed) {
+    pack_head(head_input(b, h), packed, pack_task * kTaskKeys, std::min(S, (pack_task + 1) * kTaskKeys));
+  };
 
-  if (o.need_weights != NeedWeights::average && row_tasks >= 2 * pool.size()) {
-    // Long queries: one (batch, head) at a time, its keys and values packed
-    // once and its query blocks spread over the threads. Packed scratch stays
-    // one head's worth, so memory grows with L, not with L times the heads.
+  if (o.need_weights != NeedWeights::average && B * H * per_head * sizeof(float) > kAllHeadsBytes) {
+    // Long sequences: one (batch, head) at a time, its keys and values
+    // packed and its query blocks attended by all the threads. Packed
+    // scratch stays one head's worth: memory grows with L, not L x heads.
     Workspace::fit(ws.packed, per_head);
     for (std::size_t b = 0; b < B; ++b)
       for (std::size_t h = 0; h < H; ++h) {
-        pack_head(head_input(b, h), ws.packed.data());
+        run_tasks(pool, pack_tasks, S * d, [&](std::size_t t, std::size_t) { pack(b, h, t, ws.packed.data()); });
         run_tasks(pool, row_tasks, Lq * S * d, [&](std::size_t t, std::size_t worker) { attend(b, h, t, ws.packed.data(), worker); });
       }
   } else {
-    // Few queries (a decoding step) or averaged weights: every head packed
-    // first, then tasks over (batch, [head,] query block). Averaged weights sum
-    // over heads into one row, so there a task takes every head of its rows,
-    // in order: the sum is the same for any thread count.
+    // Every head packed first, then one loop over (batch, head, query
+    // block): many tasks, so the threads finish together, and the last
+    // query blocks first, which under a causal mask are the longest.
+    // Averaged weights sum over heads into one row, so there a task takes
+    // every head of its rows, in order: the sum is the same for any thread
+    // count.
     Workspace::fit(ws.packed, B * H * per_head);
-    run_tasks(pool, B * H, B * H * S * d, [&](std::size_t bh, std::size_t) {
-      pack_head(head_input(bh / H, bh % H), ws.packed.data() + bh * per_head);
+    run_tasks(pool, B * H * pack_tasks, B * H * S * d, [&](std::size_t t, std::size_t) {
+      const std::size_t bh = t / pack_tasks;
+      pack(bh / H, bh % H, t % pack_tasks, ws.packed.data() + bh * per_head);
     });
     const bool heads_per_task = o.need_weights != NeedWeights::average;
-    run_tasks(pool, B * row_tasks * (heads_per_task ? H : 1), B * H * Lq * S * d, [&](std::size_t t, std::size_t worker) {
-      const std::size_t rt = t % row_tasks, rest = t / row_tasks;
-      const std::size_t b = heads_per_task ? rest / H : rest;
-      const std::size_t h0 = heads_per_task ? rest % H : 0, h1 = heads_per_task ? h0 + 1 : H;
+    const std::size_t groups = B * (heads_per_task ? H : 1);  // (batch, head) or batch
+    run_tasks(pool, groups * row_tasks, B * H * Lq * S * d, [&](std::size_t t, std::size_t worker) {
+      const std::size_t rt = row_tasks - 1 - t / groups, g = t % groups;
+      const std::size_t b = heads_per_task ? g / H : g;
+      const std::size_t h0 = heads_per_task ? g % H : 0, h1 = heads_per_task ? h0 + 1 : H;
       for (std::size_t h = h0; h < h1; ++h) attend(b, h, rt, ws.packed.data() + (b * H + h) * per_head, worker);
     });
   }

@@ -42,19 +42,20 @@ std::size_t packed_head_size(std::size_t s, std::size_t d) {
   return round_up(s, kRows) * d + s * round_up(d, kPanel);
 }
 
-void pack_head(const HeadInput& in, float* packed) {
+void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j1) {
   const std::size_t d = in.d, lk = in.lk, s = source_keys(in), d_pad = round_up(d, kPanel);
   float* k_groups = packed;                           // K: [S/5][d][5]
   float* v_panels = packed + round_up(s, kRows) * d;  // V: [d/8][S][8]
-  // The Lk keys by register transposes; the bias_k and zero keys after them
-  // (at most two, and never read when absent) one by one.
-  simd::pack_row_groups(in.k, in.k_stride, lk, d, k_groups);
-  for (std::size_t j = lk; j < s; ++j) {
+  // The range's first Lk keys by register transposes; the bias_k and zero
+  // keys after them (at most two, and never read when absent) one by one.
+  const std::size_t j_lk = std::min(std::max(j0, lk), j1);
+  if (j_lk > j0) simd::pack_row_groups(in.k + j0 * in.k_stride, in.k_stride, j_lk - j0, d, k_groups + j0 * d);
+  for (std::size_t j = j_lk; j < j1; ++j) {
     const float* kr = key_row(in, j);
     float* k_col = k_groups + (j / kRows) * d * kRows + j % kRows;
     for (std::size_t t = 0; t < d; ++t) k_col[t * kRows] = kr ? kr[t] : 0.0f;
   }
-  for (std::size_t j = 0; j < s; ++j) {
+  for (std::size_t j = j0; j < j1; ++j) {
     const float* vr = value_row(in, j);
     for (std::size_t t0 = 0; t0 < d_pad; t0 += kPanel) {
       float* v_row = v_panels + t0 * s + j * kPanel;  // panel t0 / 8, row j

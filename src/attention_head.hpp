@@ -57,10 +57,12 @@ struct HeadOutput {
 // Floats pack_head writes for a head with S keys of width d.
 std::size_t packed_head_size(std::size_t s, std::size_t d);
 
-// This head's S keys as row groups (RowGroups{.., d * kGemmRows, kGemmRows})
-// followed by its values as panels (V [S, d], d padded to whole panels); the
-// bias_kv and zero keys included, padding zero.
-void pack_head(const HeadInput& in, float* packed);
+// Keys [j0, j1) of this head's S into `packed`, which holds them all as row
+// groups (RowGroups{.., d * kGemmRows, kGemmRows}) followed by the values as
+// panels (V [S, d], d padded to whole panels); the bias_kv and zero keys
+// included, padding zero. j0 is a multiple of kGemmRows, so that ranges
+// packed by different threads never share a group.
+void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j1);
 
 // Per-thread scratch, grown on demand and reused call after call.
 struct HeadScratch {

@@ -219,6 +219,15 @@ TEST(Layer, LongSequencesCrossingTheBlocksMatchReference) {
   compare_with_reference({config(24, 4), 1, 171, 171, false}, causal, 70);  // self-attention, O(L) memory path
 }
 
+// So many keys that packing every head at once would pass the 32 MiB the
+// layer allows itself (8 heads x 120k keys): heads are then packed one at a
+// time, each by several tasks of 1280 keys, bias_kv and zero keys included.
+TEST(Layer, KeysTooManyToPackForEveryHeadAtOnceMatchReference) {
+  mha::ForwardOptions o;
+  o.need_weights = mha::NeedWeights::per_head;
+  compare_with_reference({config(8, 8, 0, 0, true, true, true), 1, 3, 120000, true}, o, 80);
+}
+
 // A NaN in one query row makes just that row NaN; a NaN in one key makes
 // every row NaN, as in PyTorch, whichever query and key blocks they fall in.
 TEST(Layer, NaNInAQueryOrAKeyPropagatesAsInPyTorch) {

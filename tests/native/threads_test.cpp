@@ -57,6 +57,28 @@ TEST(Threads, ResultsAreBitIdenticalForAnyThreadCount) {
   mha::set_num_threads(1);
 }
 
+// Heads packed one at a time by several threads (too many keys to pack them
+// all at once): still bit-identical.
+std::vector<float> run_long_keys(int threads) {
+  mha::set_num_threads(threads);
+  mha::MultiheadAttention layer({8, 8, 0, 0, true, true, true}, 6);
+  std::mt19937 gen(10);
+  std::uniform_real_distribution<float> dist(-1, 1);
+  const std::int64_t Lq = 3, Lk = 120000;
+  std::vector<float> q(Lq * 8), kv(Lk * 8), out(Lq * 8);
+  for (auto& v : q) v = dist(gen);
+  for (auto& v : kv) v = dist(gen);
+  layer.forward({1, Lq, Lk, q.data(), kv.data(), kv.data()}, {}, {out.data(), nullptr, nullptr, nullptr});
+  return out;
+}
+
+TEST(Threads, HeadsPackedOneAtATimeAreBitIdenticalForAnyThreadCount) {
+  const auto one = run_long_keys(1);
+  EXPECT_EQ(run_long_keys(2), one);
+  EXPECT_EQ(run_long_keys(3), one);
+  mha::set_num_threads(1);
+}
+
 TEST(Threads, ThreadCountIsClampedToWhatTheBuildCanRun) {
   mha::set_num_threads(0);
   EXPECT_EQ(mha::num_threads(), 1);
