@@ -107,6 +107,7 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
     if (want_weights) std::fill(sc.wide.begin(), sc.wide.begin() + rows * s, kNegInf);
     const std::size_t dead = std::size_t(first_dead_key(masks, std::int64_t(i0), std::int64_t(i0 + rows)));
 
+    bool first_block = true;  // O is still 0: nothing to rescale
     for (std::size_t j0 = 0; j0 < s; j0 += kKeyBlock) {
       const std::size_t j1 = std::min(s, j0 + kKeyBlock), keys = j1 - j0;
       if (j0 >= dead && j1 <= lk) continue;  // every row has all these keys blocked
@@ -122,9 +123,11 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
       // Online softmax: fold this block into each query's running max and
       // sum, leaving exp(score - max) in the tile; O was summed against the
       // old max, so it is rescaled first.
-      simd::softmax_columns(tile, kQueryBlock, keys, cols, m, l, sc.rescale.data());
-      for (std::size_t i = 0; i < rows; ++i)
-        if (sc.rescale[i] != 1.0f) simd::scale(sc.rescale[i], o + i * d_pad, d_pad);
+      simd::softmax_columns(tile, kQueryBlock, keys, round_up(rows, 4), m, l, sc.rescale.data());
+      if (!first_block)
+        for (std::size_t i = 0; i < rows; ++i)
+          if (sc.rescale[i] != 1.0f) simd::scale(sc.rescale[i], o + i * d_pad, d_pad);
+      first_block = false;
       // O += P . V for this block of keys; P's rows are the tile's columns.
       simd::gemm(RowGroups{tile, kRows, kQueryBlock}, rows, Panels{v_panels + j0 * kPanel, s * kPanel}, keys,
                  d_pad, nullptr, true, o, d_pad);

@@ -70,7 +70,7 @@ void scale(float alpha, float* x, std::size_t n);                  // x *= alpha
 float exp_shifted_sum(float* x, std::size_t n, float shift);
 // One block of keys of the online softmax, column by column: t is [keys,
 // cols] (rows ldt apart), column c the scores of one query, cols a multiple
-// of kPanel. For each column, with m_new = max(m[c], t[0..keys)[c]) and
+// of 4 (the f32x4 width). For each column, with m_new = max(m[c], t[0..keys)[c]) and
 // shift = m_new, or 0 while m_new is -inf (nothing allowed yet):
 //   t[j][c] = exp(t[j][c] - shift)    (the block's unnormalised P^T)
 //   rescale[c] = exp(m[c] - shift)    (what O and l were computed against)

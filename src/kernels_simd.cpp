@@ -132,6 +132,39 @@ inline batch exp_batch(batch x) {
   return xsimd::bitwise_andnot(p * scale, batch((x < lowest).data));
 }
 
+// softmax_columns on NB batches of columns from c0: their running maxes and
+// sums stay in registers down the whole block, and no value crosses lanes.
+template <std::size_t NB>
+void softmax_column_batches(float* t, std::size_t ldt, std::size_t keys, std::size_t c0, float* m, float* l,
+                            float* rescale) {
+  const batch neg_inf(-std::numeric_limits<float>::infinity()), zero(0.0f);
+  batch m_new[NB], shift[NB], sum[NB];
+  for (std::size_t j = 0; j < NB; ++j) m_new[j] = batch::load_unaligned(m + c0 + j * kLanes);
+  for (std::size_t r = 0; r < keys; ++r)
+    for (std::size_t j = 0; j < NB; ++j) {
+      const batch x = batch::load_unaligned(t + r * ldt + c0 + j * kLanes);
+      m_new[j] = xsimd::select(m_new[j] < x, x, m_new[j]);  // a NaN x is never taken
+    }
+  for (std::size_t j = 0; j < NB; ++j) {
+    shift[j] = xsimd::select(m_new[j] == neg_inf, zero, m_new[j]);
+    sum[j] = zero;
+  }
+  for (std::size_t r = 0; r < keys; ++r)
+    for (std::size_t j = 0; j < NB; ++j) {
+      float* p = t + r * ldt + c0 + j * kLanes;
+      const batch e = exp_batch(batch::load_unaligned(p) - shift[j]);
+      e.store_unaligned(p);
+      sum[j] += e;
+    }
+  for (std::size_t j = 0; j < NB; ++j) {
+    const std::size_t c = c0 + j * kLanes;
+    const batch alpha = exp_batch(batch::load_unaligned(m + c) - shift[j]);
+    alpha.store_unaligned(rescale + c);
+    xsimd::fma(batch::load_unaligned(l + c), alpha, sum[j]).store_unaligned(l + c);
+    m_new[j].store_unaligned(m + c);
+  }
+}
+
 }  // namespace
 
 PackedWeight pack_weight(const float* w, std::size_t n, std::size_t k) {
@@ -212,36 +245,9 @@ void pack_row_groups(const float* a, std::size_t lda, std::size_t rows, std::siz
 
 void softmax_columns(float* t, std::size_t ldt, std::size_t keys, std::size_t cols, float* m, float* l,
                      float* rescale) {
-  const batch neg_inf(-std::numeric_limits<float>::infinity()), zero(0.0f);
-  // kPanelBatches columns at a time: their running maxes and sums stay in
-  // registers down the whole block, and no value ever crosses lanes.
-  for (std::size_t c0 = 0; c0 < cols; c0 += kPanel) {
-    batch m_new[kPanelBatches], shift[kPanelBatches], sum[kPanelBatches];
-    for (std::size_t j = 0; j < kPanelBatches; ++j) m_new[j] = batch::load_unaligned(m + c0 + j * kLanes);
-    for (std::size_t r = 0; r < keys; ++r)
-      for (std::size_t j = 0; j < kPanelBatches; ++j) {
-        const batch x = batch::load_unaligned(t + r * ldt + c0 + j * kLanes);
-        m_new[j] = xsimd::select(m_new[j] < x, x, m_new[j]);  // a NaN x is never taken
-      }
-    for (std::size_t j = 0; j < kPanelBatches; ++j) {
-      shift[j] = xsimd::select(m_new[j] == neg_inf, zero, m_new[j]);
-      sum[j] = zero;
-    }
-    for (std::size_t r = 0; r < keys; ++r)
-      for (std::size_t j = 0; j < kPanelBatches; ++j) {
-        float* p = t + r * ldt + c0 + j * kLanes;
-        const batch e = exp_batch(batch::load_unaligned(p) - shift[j]);
-        e.store_unaligned(p);
-        sum[j] += e;
-      }
-    for (std::size_t j = 0; j < kPanelBatches; ++j) {
-      const std::size_t c = c0 + j * kLanes;
-      const batch alpha = exp_batch(batch::load_unaligned(m + c) - shift[j]);
-      alpha.store_unaligned(rescale + c);
-      xsimd::fma(batch::load_unaligned(l + c), alpha, sum[j]).store_unaligned(l + c);
-      m_new[j].store_unaligned(m + c);
-    }
-  }
+  std::size_t c0 = 0;
+  for (; c0 + kPanel <= cols; c0 += kPanel) softmax_column_batches<kPanelBatches>(t, ldt, keys, c0, m, l, rescale);
+  for (; c0 < cols; c0 += kLanes) softmax_column_batches<1>(t, ldt, keys, c0, m, l, rescale);
 }
 
 void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, const float* bias,

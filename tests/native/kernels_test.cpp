@@ -154,7 +154,7 @@ TEST(Kernels, GemmOverRowGroupsMatchesScalarForPackedAndInPlaceLayouts) {
 TEST(Kernels, SoftmaxColumnsMatchesScalarAcrossTwoBlocks) {
   constexpr float inf = std::numeric_limits<float>::infinity();
   for (std::size_t keys : {1, 4, 5, 9, 80})
-    for (std::size_t cols : {8, 16, 80}) {
+    for (std::size_t cols : {4, 8, 12, 80}) {
       const std::size_t ldt = cols + 4;
       std::vector<float> m1(cols, -inf), l1(cols, 0.0f), r1(cols), m2 = m1, l2 = l1, r2(cols);
       for (int block = 0; block < 2; ++block) {
@@ -164,7 +164,7 @@ TEST(Kernels, SoftmaxColumnsMatchesScalarAcrossTwoBlocks) {
           if (block == 0) t1[j * ldt + 2] = -inf;     // column 2: nothing until the second block
           if (j % 3 == 0) t1[j * ldt + 3] = -inf;     // column 3: some keys masked
         }
-        if (block == 1) t1[(keys - 1) * ldt + 4] = std::nanf("");  // column 4: a NaN score
+        if (block == 1 && cols > 4) t1[(keys - 1) * ldt + 4] = std::nanf("");  // column 4: a NaN score
         auto t2 = t1;
         mha::simd::softmax_columns(t1.data(), ldt, keys, cols, m1.data(), l1.data(), r1.data());
         mha::scalar::softmax_columns(t2.data(), ldt, keys, cols, m2.data(), l2.data(), r2.data());
@@ -184,7 +184,7 @@ TEST(Kernels, SoftmaxColumnsMatchesScalarAcrossTwoBlocks) {
       EXPECT_EQ(m1[1], -inf);  // nothing allowed: max stays -inf, sum 0
       EXPECT_EQ(l1[1], 0.0f);
       EXPECT_GT(l1[2], 0.0f);  // allowed from the second block on
-      EXPECT_TRUE(std::isnan(l1[4]));  // a NaN score makes the column's sum NaN
+      if (cols > 4) EXPECT_TRUE(std::isnan(l1[4]));  // a NaN score makes the column's sum NaN
     }
 }
 
