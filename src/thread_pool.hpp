@@ -49,7 +49,9 @@ class ThreadPool {
   // Guarded by mutex_: a run's parameters, and how many workers are inside
   // drain(). run() starts a new loop only when none is, so no worker can mix
   // one loop's counter with another's tasks.
-  std::size_t generation_ = 0;  // bumped per run() to wake the workers
+  // Bumped per run(), under mutex_, to wake the workers; atomic so that a
+  // worker can also spin on it without the lock.
+  std::atomic<std::size_t> generation_{0};
   std::size_t active_ = 0;
   bool stopping_ = false;
   const Task* fn_ = nullptr;
