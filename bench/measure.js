@@ -12,6 +12,16 @@
 // reference, then timed rounds: each round runs every unfinished cell once,
 // starting one cell later than the previous round, so drifts in machine load
 // spread evenly over the peers.
+//
+// With more than one thread, each timed call comes after a pause and an
+// untimed call of the same peer. Why: thread pools differ in how long their
+// idle workers spin, and on 2 vCPUs a library measured right after another
+// shares a core with that one's spinning worker: onnxruntime-web's keep a
+// core busy for ~60 ms after each run, and mha-wasm at L = 128, 2 threads,
+// took 8 ms back to back but 16-17 ms interleaved with it (its 1-thread
+// time). The pause lets such workers go to sleep; the untimed call wakes the
+// measured peer's own, as back-to-back calls in an application find them.
+// Every peer is measured so.
 import './wasm_memory.js';  // first: wraps WebAssembly before any library loads
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,6 +34,10 @@ import { maxAbsDiff, median, relativeSpread } from './stats.js';
 import { startContention } from './contention.js';
 
 const TOLERANCE = 1e-3;
+// Idle time before each multi-thread measurement: onnxruntime-web's idle
+// workers keep a core busy for about 60 ms after each run (seen in
+// /proc/self/task: one of its threads took 50 of the 100 ms after a run).
+const SETTLE_MS = 150;
 
 function parseArgs(argv) {
   const args = {};
@@ -153,6 +167,13 @@ async function main() {
     for (let i = 0; i < timed.length; i++) {
       const cell = timed[(i + round) % timed.length];
       if (!needsMore(cell)) continue;
+      // With threads: a pause, so the previous peer's idle workers stop
+      // spinning, then an untimed call, so this peer's are awake (see the
+      // header).
+      if (threads > 1) {
+        await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+        await timeCall(cell.peer);
+      }
       const ms = await timeCall(cell.peer);
       cell.samples.push(ms);
       cell.spent += ms;
