@@ -65,7 +65,7 @@ alignas(16) thread_local float a_block[kBlockRows * kDepth];
 // 512 ran at half speed). Even un-nested, which order V8 gives the loads
 // depends on the code around the loop (a partial-panel store after it was
 // enough to spill), so partial panels go through row_group's buffer. A call
-// per row group and panel costs under 1% at depth 64.
+// per row group and panel costs about 2% at depth 64 (attention's K . Q^T).
 template <std::size_t ROWS>
 __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step, const float* pb, std::size_t depth,
                                             const float* init, std::size_t init_stride, float* c, std::size_t ldc) {
