@@ -94,12 +94,7 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
     const std::size_t rows = std::min(kQueryBlock, row1 - i0), cols = round_up(rows, kPanel);
     // Q^T of the block as B panels: query i is column i, d deep; padding
     // queries are 0 (their scores are computed and never read).
-    std::fill(q_panels, q_panels + cols * d, 0.0f);
-    for (std::size_t i = 0; i < rows; ++i) {
-      const float* q_row = in.q + (i0 + i) * in.q_stride;
-      float* col = q_panels + (i / kPanel) * d * kPanel + i % kPanel;
-      for (std::size_t t = 0; t < d; ++t) col[t * kPanel] = q_row[t];
-    }
+    pack_panels(in.q + i0 * in.q_stride, rows, d, in.q_stride, q_panels);
     std::fill(m, m + cols, kNegInf);
     std::fill(l, l + cols, 0.0f);
     std::fill(o, o + rows * d_pad, 0.0f);

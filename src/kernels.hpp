@@ -25,6 +25,11 @@ struct PackedWeight {
 
 PackedWeight pack_weight(const float* w, std::size_t n, std::size_t k);
 
+// The transposition pack_weight makes, into dst: W [n, k] with rows w_stride
+// apart, as ceil(n / kPanel) panels of k rows of kPanel floats, the padding
+// columns 0 (attention packs each block of queries, Q^T, so).
+void pack_panels(const float* w, std::size_t n, std::size_t k, std::size_t w_stride, float* dst);
+
 // The B operand of a GEMM, as column panels of kPanel floats, each k-major:
 // element (kk, j) is at data[(j / kPanel) * panel_stride + kk * kPanel + j % kPanel].
 // Packed weights: panel_stride = K * kPanel; a block of rows kk0.. of a panel

@@ -174,20 +174,24 @@ void softmax_column_batches(float* t, std::size_t ldt, std::size_t keys, std::si
 
 }  // namespace
 
+void pack_panels(const float* w, std::size_t n, std::size_t k, std::size_t w_stride, float* dst) {
+  for (std::size_t p = 0; p * kPanel < n; ++p) {
+    float* panel = dst + p * k * kPanel;
+    const std::size_t cols = std::min(kPanel, n - p * kPanel);
+    for (std::size_t c = 0; c < cols; ++c) {
+      const float* w_row = w + (p * kPanel + c) * w_stride;  // W[p*kPanel + c, :]
+      for (std::size_t kk = 0; kk < k; ++kk) panel[kk * kPanel + c] = w_row[kk];
+    }
+    for (std::size_t kk = 0; kk < k; ++kk) std::fill(panel + kk * kPanel + cols, panel + (kk + 1) * kPanel, 0.0f);
+  }
+}
+
 PackedWeight pack_weight(const float* w, std::size_t n, std::size_t k) {
   PackedWeight packed;
   packed.n = n;
   packed.k = k;
-  const std::size_t panels = (n + kPanel - 1) / kPanel;
-  packed.data.assign(panels * k * kPanel, 0.0f);
-  for (std::size_t p = 0; p < panels; ++p) {
-    float* panel = packed.data.data() + p * k * kPanel;
-    const std::size_t cols = std::min(kPanel, n - p * kPanel);
-    for (std::size_t c = 0; c < cols; ++c) {
-      const float* w_row = w + (p * kPanel + c) * k;  // W[p*kPanel + c, :]
-      for (std::size_t kk = 0; kk < k; ++kk) panel[kk * kPanel + c] = w_row[kk];
-    }
-  }
+  packed.data.resize((n + kPanel - 1) / kPanel * k * kPanel);
+  pack_panels(w, n, k, k, packed.data.data());
   return packed;
 }
 
