@@ -97,12 +97,14 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
     pack_panels(in.q + i0 * in.q_stride, rows, d, in.q_stride, q_panels);
     std::fill(m, m + cols, kNegInf);
     std::fill(l, l + cols, 0.0f);
-    std::fill(o, o + rows * d_pad, 0.0f);
     // Raw scores of blocks skipped below stay -inf: weight exp(-inf) = 0.
     if (want_weights) std::fill(sc.wide.begin(), sc.wide.begin() + rows * s, kNegInf);
     const std::size_t dead = std::size_t(first_dead_key(masks, std::int64_t(i0), std::int64_t(i0 + rows)));
 
-    bool first_block = true;  // O is still 0: nothing to rescale
+    // Until a key block is computed O holds nothing: the first one writes it
+    // (no rescale, no sum onto zeros). A row no block reaches is fully masked
+    // or has S = 0, and then O is never read.
+    bool first_block = true;
     for (std::size_t j0 = 0; j0 < s; j0 += kKeyBlock) {
       const std::size_t j1 = std::min(s, j0 + kKeyBlock), keys = j1 - j0;
       if (j0 >= dead && j1 <= lk) continue;  // every row has all these keys blocked
@@ -122,10 +124,10 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
       if (!first_block)
         for (std::size_t i = 0; i < rows; ++i)
           if (sc.rescale[i] != 1.0f) simd::scale(sc.rescale[i], o + i * d_pad, d_pad);
-      first_block = false;
-      // O += P . V for this block of keys; P's rows are the tile's columns.
+      // O (+)= P . V for this block of keys; P's rows are the tile's columns.
       simd::gemm(RowGroups{tile, kRows, kQueryBlock}, rows, Panels{v_panels + j0 * kPanel, s * kPanel}, keys,
-                 d_pad, nullptr, true, o, d_pad);
+                 d_pad, nullptr, !first_block, o, d_pad);
+      first_block = false;
     }
 
     for (std::size_t r = 0; r < rows; ++r) {
