@@ -59,13 +59,9 @@ void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j
     const float* vr = value_row(in, j);
     for (std::size_t t0 = 0; t0 < d_pad; t0 += kPanel) {
       float* v_row = v_panels + t0 * s + j * kPanel;  // panel t0 / 8, row j
-      const std::size_t n = vr ? std::min(kPanel, d - std::min(d, t0)) : 0;
-      if (n == kPanel) {
-        std::copy_n(vr + t0, kPanel, v_row);
-      } else {
-        std::copy_n(vr ? vr + t0 : v_row, n, v_row);
-        std::fill(v_row + n, v_row + kPanel, 0.0f);
-      }
+      const std::size_t n = vr ? std::min(kPanel, d - std::min(d, t0)) : 0;  // the rest is padding
+      if (n > 0) std::copy_n(vr + t0, n, v_row);
+      std::fill(v_row + n, v_row + kPanel, 0.0f);
     }
   }
 }
