@@ -93,7 +93,7 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
     pack_panels(in.q + i0 * in.q_stride, rows, d, in.q_stride, q_panels);
     std::fill(m, m + cols, kNegInf);
     std::fill(l, l + cols, 0.0f);
-    // Raw scores of blocks skipped below stay -inf: weight exp(-inf) = 0.
+    // Raw scores of blocks skipped below stay -inf: weight 2^-inf = 0.
     if (want_weights) std::fill(sc.wide.begin(), sc.wide.begin() + rows * s, kNegInf);
     const std::size_t dead = std::size_t(first_dead_key(masks, std::int64_t(i0), std::int64_t(i0 + rows)));
 
@@ -105,7 +105,7 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
       const std::size_t j1 = std::min(s, j0 + kKeyBlock), keys = j1 - j0;
       if (j0 >= dead && j1 <= lk) continue;  // every row has all these keys blocked
 
-      // tile[j, i] = k_j . q_i (the 1/sqrt(d) is in q).
+      // tile[j, i] = k_j . q_i (log2(e)/sqrt(d) is in q: base-2 scores).
       simd::gemm(RowGroups{k_groups + (j0 / kRows) * d * kRows, d * kRows, kRows}, keys,
                  Panels{q_panels, d * kPanel}, d, cols, nullptr, false, tile, kQueryBlock);
       add_masks(tile, kQueryBlock, masks, std::int64_t(i0), std::int64_t(i0 + rows), std::int64_t(j0),
@@ -114,7 +114,7 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
         for (std::size_t j = 0; j < keys; ++j)
           for (std::size_t i = 0; i < rows; ++i) sc.wide[i * s + j0 + j] = tile[j * kQueryBlock + i];
       // Online softmax: fold this block into each query's running max and
-      // sum, leaving exp(score - max) in the tile; O was summed against the
+      // sum, leaving 2^(score - max) in the tile; O was summed against the
       // old max, so it is rescaled first.
       simd::softmax_columns(tile, kQueryBlock, keys, round_up(rows, 4), m, l, sc.rescale.data());
       if (!first_block)
@@ -141,7 +141,7 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
         for (std::size_t t = 0; t < d; ++t) z[t] = o_r[t] * inv;
       }
       if (!want_weights) continue;
-      float* w = sc.wide.data() + r * s;  // raw scores -> exp(s - m) / l
+      float* w = sc.wide.data() + r * s;  // raw scores -> 2^(s - m) / l
       if (fully_masked) {
         std::fill(w, w + s, fill);
       } else if (s > 0) {

@@ -3,7 +3,8 @@
 // 2018 for the running max and sum). Blocks of query rows meet blocks of keys;
 // each row keeps a running max m, a running sum l and an unnormalised output
 // O, rescaled by exp(m_old - m_new) when a block raises the max, and divided
-// by l once at the end. The Lq x S score matrix never exists: memory is
+// by l once at the end. Every exp is a 2^x of scores in base-2 units
+// (kLog2e). The Lq x S score matrix never exists: memory is
 // O(block x S) only when weights are asked for, O(block x block) otherwise.
 //
 // A block's scores are computed transposed, S^T = K . Q^T [keys, queries]:
@@ -30,7 +31,7 @@ inline constexpr std::size_t kKeyBlock = 16 * kGemmRows;
 
 struct HeadInput {
   // Rows of this head's slice, each `*_stride` floats apart.
-  const float* q;  // [Lq, d], already scaled by 1/sqrt(d)
+  const float* q;  // [Lq, d], already scaled by log2(e)/sqrt(d) (kLog2e)
   std::size_t q_stride;
   const float* k;  // [Lk, d]
   std::size_t k_stride;

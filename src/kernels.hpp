@@ -12,6 +12,11 @@
 
 namespace mha {
 
+// log2(e). The softmax works in base 2: scores are s * log2(e) (folded into
+// the query projection with 1/sqrt(d), and into additive masks), so that
+// exp(s - m) is 2^(s*log2e - m*log2e), which costs fewer operations than e^x.
+constexpr float kLog2e = 1.44269504088896341f;
+
 // A linear layer's weight W [N, K] (PyTorch's out_features x in_features),
 // repacked once for the GEMM: panels of kPanel consecutive output columns,
 // each panel stored k-major (K rows of kPanel floats), the last zero-padded.
@@ -70,15 +75,15 @@ namespace simd {
 void pack_row_groups(const float* a, std::size_t lda, std::size_t rows, std::size_t depth, float* dst);
 void axpy(float alpha, const float* x, float* y, std::size_t n);   // y += alpha * x
 void scale(float alpha, float* x, std::size_t n);                  // x *= alpha
-// x = exp(x - shift); returns the sum. shift >= every x (softmax passes the
+// x = 2^(x - shift); returns the sum. shift >= every x (softmax passes the
 // row's max), so every exponent is <= 0; NaN in x stays NaN.
 float exp_shifted_sum(float* x, std::size_t n, float shift);
 // One block of keys of the online softmax, column by column: t is [keys,
 // cols] (rows ldt apart), column c the scores of one query, cols a multiple
 // of 4 (the f32x4 width). For each column, with m_new = max(m[c], t[0..keys)[c]) and
 // shift = m_new, or 0 while m_new is -inf (nothing allowed yet):
-//   t[j][c] = exp(t[j][c] - shift)    (the block's unnormalised P^T)
-//   rescale[c] = exp(m[c] - shift)    (what O and l were computed against)
+//   t[j][c] = 2^(t[j][c] - shift)    (the block's unnormalised P^T; base 2, see kLog2e)
+//   rescale[c] = 2^(m[c] - shift)    (what O and l were computed against)
 //   l[c] = l[c] * rescale[c] + sum_j t[j][c];  m[c] = m_new
 // NaN scores are not taken as a max but make l (and so the row) NaN; a
 // column that is all -inf keeps m = -inf and l = 0.

@@ -28,7 +28,7 @@ void scale(float alpha, float* x, std::size_t n) {
 float exp_shifted_sum(float* x, std::size_t n, float shift) {
   double sum = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - shift);
+    x[i] = std::exp2(x[i] - shift);
     sum += x[i];
   }
   return float(sum);
@@ -43,8 +43,8 @@ void softmax_columns(float* t, std::size_t ldt, std::size_t keys, std::size_t co
       if (m_new < t[r * ldt + c]) m_new = t[r * ldt + c];  // NaN is never taken
     const float shift = m_new == neg_inf ? 0.0f : m_new;
     double sum = 0.0;
-    for (std::size_t r = 0; r < keys; ++r) sum += (t[r * ldt + c] = std::exp(t[r * ldt + c] - shift));
-    rescale[c] = std::exp(m[c] - shift);
+    for (std::size_t r = 0; r < keys; ++r) sum += (t[r * ldt + c] = std::exp2(t[r * ldt + c] - shift));
+    rescale[c] = std::exp2(m[c] - shift);
     l[c] = float(double(l[c]) * rescale[c] + sum);
     m[c] = m_new;
   }

@@ -106,36 +106,37 @@ inline void row_group(const float* pa, std::size_t a_step, const float* pb, std:
   for (std::size_t r = 0; r < ROWS; ++r) std::copy_n(part + r * kPanel, cols, c + r * ldc);
 }
 
-// e^x for a batch with x <= 0 (a score minus its row's max), to about 1 ulp:
-// Cephes' expf (range reduction by ln 2 in two parts, a degree-6 polynomial,
-// 2^n put straight into the exponent bits). xsimd::exp is exact too but, in
-// its WebAssembly build, took ~80 cycles a batch - as much as the rest of the
-// attention inner loop. Below ln(FLT_MIN) the result is 0 exactly (so a
-// masked score's weight is exactly 0, as in PyTorch); NaN stays NaN.
-// x <= 0 is why there is no clamp at ln(FLT_MAX): a clamp cost a NaN-safe
-// min, 7 x86 instructions in V8, and one more constant than the 16 xmm
-// registers hold along with the loop's own values.
-inline batch exp_batch(batch x) {
-  const batch lowest(-87.33654f);
-  // 1.5 * 2^23 + 127: adding it rounds x / ln 2 to an integer n and leaves
-  // n + 127, the biased exponent of 2^n, in the low bits of t.
-  const batch log2e(1.44269504088896341f), magic(12583039.0f);
-  const batch ln2_hi(0.693359375f), ln2_lo(-2.12194440e-4f);
-  const batch t = xsimd::fma(x, log2e, magic);
-  const batch n = t - magic;
-  const batch r = xsimd::fnma(n, ln2_lo, xsimd::fnma(n, ln2_hi, x));  // x - n ln 2, |r| <= ln 2 / 2
-  batch p(1.9875691500e-4f);
-  p = xsimd::fma(p, r, batch(1.3981999507e-3f));
-  p = xsimd::fma(p, r, batch(8.3334519073e-3f));
-  p = xsimd::fma(p, r, batch(4.1665795894e-2f));
-  p = xsimd::fma(p, r, batch(1.6666665459e-1f));
-  p = xsimd::fma(p, r, batch(5.0000001201e-1f));
-  p = xsimd::fma(p, r * r, r + batch(1.0f));
+// 2^x for a batch with x <= 0 (a score minus its column's max; scores are in
+// base-2 units, see kLog2e), to under 2 ulp: x = n + f with n an integer and
+// |f| <= 1/2, 2^f by a degree-6 polynomial (a relative-error minimax fit with
+// p(0) = 1, so the max itself weighs exactly 1), 2^n put straight into the
+// exponent bits. Base 2 because e^x needs x / ln 2 first and then an x - n ln 2
+// in two parts: 19 operations here against Cephes' expf's 25, in the loop the
+// softmax spends its time in. xsimd::exp is exact too but, in its
+// WebAssembly build, took ~80 cycles a batch. Below 2^-126 (FLT_MIN) the result
+// is 0 exactly (so a masked score's weight is exactly 0, as in PyTorch); NaN
+// stays NaN. x <= 0 is why there is no clamp at the top: a clamp cost a
+// NaN-safe min, 7 x86 instructions in V8, and one more constant than the 16
+// xmm registers hold along with the loop's own values.
+inline batch exp2_batch(batch x) {
+  const batch lowest(-126.0f);
+  // 1.5 * 2^23 + 127: adding it rounds x to an integer n and leaves n + 127,
+  // the biased exponent of 2^n, in the low bits of t.
+  const batch magic(12583039.0f);
+  const batch t = x + magic;
+  const batch f = x - (t - magic);  // |f| <= 1/2
+  batch p(1.546144485e-4f);
+  p = xsimd::fma(p, f, batch(1.340042800e-3f));
+  p = xsimd::fma(p, f, batch(9.618056938e-3f));
+  p = xsimd::fma(p, f, batch(5.550327152e-2f));
+  p = xsimd::fma(p, f, batch(2.402265072e-1f));
+  p = xsimd::fma(p, f, batch(6.931471825e-1f));
+  p = xsimd::fma(p, f, batch(1.0f));
   // 2^n: shifting t's bits left by 23 drops everything above n + 127 and
   // puts n + 127 in the exponent field.
   const batch scale = xsimd::bitwise_cast<float>(xsimd::bitwise_cast<std::int32_t>(t) << 23);
-  // Below ln(FLT_MIN) (and -inf, a masked score): 0 exactly, by clearing the
-  // bits. NaN compares false and stays NaN through the arithmetic above.
+  // Below FLT_MIN (and -inf, a masked score, whose f is NaN): 0 exactly, by
+  // clearing the bits. A NaN x compares false and stays NaN.
   return xsimd::bitwise_andnot(p * scale, batch((x < lowest).data));
 }
 
@@ -159,13 +160,13 @@ void softmax_column_batches(float* t, std::size_t ldt, std::size_t keys, std::si
   for (std::size_t r = 0; r < keys; ++r)
     for (std::size_t j = 0; j < NB; ++j) {
       float* p = t + r * ldt + c0 + j * kLanes;
-      const batch e = exp_batch(batch::load_unaligned(p) - shift[j]);
+      const batch e = exp2_batch(batch::load_unaligned(p) - shift[j]);
       e.store_unaligned(p);
       sum[j] += e;
     }
   for (std::size_t j = 0; j < NB; ++j) {
     const std::size_t c = c0 + j * kLanes;
-    const batch alpha = exp_batch(batch::load_unaligned(m + c) - shift[j]);
+    const batch alpha = exp2_batch(batch::load_unaligned(m + c) - shift[j]);
     alpha.store_unaligned(rescale + c);
     xsimd::fma(batch::load_unaligned(l + c), alpha, sum[j]).store_unaligned(l + c);
     m_new[j].store_unaligned(m + c);
@@ -217,7 +218,7 @@ float exp_shifted_sum(float* x, std::size_t n, float shift) {
   batch acc(0.0f);
   std::size_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    const batch e = exp_batch(batch::load_unaligned(x + i) - vs);
+    const batch e = exp2_batch(batch::load_unaligned(x + i) - vs);
     e.store_unaligned(x + i);
     acc += e;
   }
@@ -225,7 +226,7 @@ float exp_shifted_sum(float* x, std::size_t n, float shift) {
     alignas(16) float tail[kLanes];
     std::fill(tail, tail + kLanes, -std::numeric_limits<float>::infinity());
     std::copy(x + i, x + n, tail);
-    const batch e = exp_batch(batch::load_aligned(tail) - vs);
+    const batch e = exp2_batch(batch::load_aligned(tail) - vs);
     e.store_aligned(tail);
     std::copy(tail, tail + (n - i), x + i);
     acc += e;

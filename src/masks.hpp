@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "kernels.hpp"
 #include "mha.hpp"
 
 namespace mha {
@@ -22,7 +23,9 @@ struct MaskContext {
 // tile[j - j0][i - i0] += mask(b, h, i, j) for keys j in [j0, min(j1, Lk))
 // and queries i in [i0, i1): the scores of a block of keys (rows ldt apart)
 // against a block of queries (one column each). Added, never assigned: a
-// blocked +inf score becomes NaN, as PyTorch's additive masks make it.
+// blocked +inf score becomes NaN, as PyTorch's additive masks make it. The
+// scores are in the softmax's base-2 units, so a float mask's values are
+// too (times kLog2e; -inf stays -inf).
 inline void add_masks(float* tile, std::size_t ldt, const MaskContext& m, std::int64_t i0, std::int64_t i1,
                       std::int64_t j0, std::int64_t j1) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -39,14 +42,14 @@ inline void add_masks(float* tile, std::size_t ldt, const MaskContext& m, std::i
         if (o.attn.blocked) {
           if (o.attn.blocked[at]) row[c] += kNegInf;
         } else {
-          row[c] += o.attn.additive[at];
+          row[c] += kLog2e * o.attn.additive[at];
         }
       }
     }
     if (o.key_padding.present()) {  // [B, Lk]: one value for the whole row of queries
       const std::int64_t at = b * lk + j;
       const float add = o.key_padding.blocked ? (o.key_padding.blocked[at] ? kNegInf : 0.0f)
-                                              : o.key_padding.additive[at];
+                                              : kLog2e * o.key_padding.additive[at];
       if (add != 0.0f)
         for (std::int64_t c = 0; c < cols; ++c) row[c] += add;
     }

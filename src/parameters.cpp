@@ -102,7 +102,8 @@ void Parameters::set(const std::string& name, const float* data, std::size_t cou
 
 void Parameters::prepare(bool fused_self_attention) {
   const std::size_t e = std::size_t(config_.embed_dim);
-  const float scale = 1.0f / std::sqrt(float(config_.embed_dim / config_.num_heads));
+  // Scores come out in base-2 units, s * log2(e) / sqrt(d): see kLog2e.
+  const float scale = kLog2e / std::sqrt(float(config_.embed_dim / config_.num_heads));
   if (stale_) {  // a parameter changed: everything derived is rebuilt on demand
     packed_o_ = pack_weight(find("out_proj.weight")->values.data(), e, e);
     b_qkv_.clear();
@@ -130,7 +131,7 @@ void Parameters::prepare(bool fused_self_attention) {
     w_v = find("v_proj_weight")->values;
   }
   for (auto& x : w_q) x *= scale;
-  if (fused_self_attention) {  // [Wq/sqrt(d); Wk; Wv] as one [3E, E] block
+  if (fused_self_attention) {  // [Wq log2(e)/sqrt(d); Wk; Wv] as one [3E, E] block
     w_q.insert(w_q.end(), w_k.begin(), w_k.end());
     w_q.insert(w_q.end(), w_v.begin(), w_v.end());
     packed_qkv_ = pack_weight(w_q.data(), 3 * e, e);

@@ -31,8 +31,9 @@ class Parameters {
   void set(const std::string& name, const float* data, std::size_t count);
 
   // Derived data the forward pass reads, rebuilt after any set() by
-  // prepare() (once per change, not per call). 1/sqrt(d) is folded into the
-  // query projection, so scores come out of the Q.K^T GEMM already scaled.
+  // prepare() (once per change, not per call). log2(e)/sqrt(d) is folded
+  // into the query projection, so scores come out of the Q.K^T GEMM already
+  // scaled, in the softmax's base-2 units (kLog2e).
   // `fused_self_attention` (see fuses_qkv) packs [Wq; Wk; Wv] as one
   // [3E, E] GEMM; otherwise the three are packed separately (cross-attention,
   // or kdim/vdim != E). Each form is packed the first time a call needs it.
@@ -43,7 +44,7 @@ class Parameters {
   const PackedWeight& packed_v() const { return packed_v_; }
   const PackedWeight& packed_qkv() const { return packed_qkv_; }
   const PackedWeight& packed_o() const { return packed_o_; }
-  // [bq/sqrt(d), bk, bv] (3E), or nullptr when bias=false; b_q() etc. point into it.
+  // [bq log2(e)/sqrt(d), bk, bv] (3E), or nullptr when bias=false; b_q() etc. point into it.
   const float* b_qkv() const { return b_qkv_.empty() ? nullptr : b_qkv_.data(); }
   const float* b_q() const { return b_qkv(); }
   const float* b_k() const { return b_qkv_.empty() ? nullptr : b_qkv_.data() + config_.embed_dim; }

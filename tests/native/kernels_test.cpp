@@ -192,30 +192,32 @@ TEST(Kernels, SoftmaxColumnsMatchesScalarAcrossTwoBlocks) {
 
 namespace {
 
-TEST(Kernels, ExpIsAccurateDownToTheSmallestNormalFloat) {
-  // Softmax's exponents: a score minus its row's max, so from 0 down.
+TEST(Kernels, Exp2IsAccurateDownToTheSmallestNormalFloat) {
+  // Softmax's exponents, in base 2: a score minus its column's max, so from 0 down.
   std::vector<float> x;
-  for (float v = -87.0f; v <= 0.0f; v += 0.0137f) x.push_back(v);
+  for (float v = -126.0f; v <= 0.0f; v += 0.0137f) x.push_back(v);
+  for (float v = -1.0f; v <= 0.0f; v += 1.0f / 4096) x.push_back(v);  // densely over one period of 2^f
   x.push_back(0.0f);
   std::vector<float> e = x;
   mha::simd::exp_shifted_sum(e.data(), e.size(), 0.0f);
   for (std::size_t i = 0; i < x.size(); ++i) {
-    const double want = std::exp(double(x[i]));
-    ASSERT_NEAR(e[i], want, 3e-7 * want) << "exp(" << x[i] << ")";
+    const double want = std::exp2(double(x[i]));
+    ASSERT_NEAR(e[i], want, 2e-7 * want) << "2^(" << x[i] << ")";  // under 2 ulp (ulp of 1 = 1.2e-7)
   }
 }
 
-TEST(Kernels, ExpOfTheEdgesIsExact) {
+TEST(Kernels, Exp2OfTheEdgesIsExact) {
   const float inf = std::numeric_limits<float>::infinity();
-  std::vector<float> x{-inf, -1000.0f, -88.0f, 0.0f, std::nanf(""), -1.0f, -2.0f, -3.0f, 1.0f};
+  std::vector<float> x{-inf, -1000.0f, -126.5f, 0.0f, std::nanf(""), -1.0f, -2.0f, -3.0f, 1.0f};
   // shift 1: the exponents are x - 1, all <= 0 as softmax passes them.
   mha::simd::exp_shifted_sum(x.data(), x.size(), 1.0f);
   EXPECT_EQ(x[0], 0.0f);  // a masked score weighs exactly nothing
   EXPECT_EQ(x[1], 0.0f);
   EXPECT_EQ(x[2], 0.0f);  // below FLT_MIN: 0
-  EXPECT_FLOAT_EQ(x[3], std::exp(-1.0f));
+  EXPECT_FLOAT_EQ(x[3], 0.5f);
   EXPECT_TRUE(std::isnan(x[4]));
-  EXPECT_EQ(x[8], 1.0f);  // the row's max weighs exactly 1 before normalising
+  EXPECT_FLOAT_EQ(x[5], 0.25f);
+  EXPECT_EQ(x[8], 1.0f);  // the column's max weighs exactly 1 before normalising
   // A +inf score is its own row's max: inf - inf is NaN, as in PyTorch's softmax.
   std::vector<float> y{inf, 0.0f, -inf, 2.0f};
   mha::simd::exp_shifted_sum(y.data(), y.size(), inf);
