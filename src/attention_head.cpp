@@ -55,13 +55,18 @@ void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j
     float* k_col = k_groups + (j / kRows) * d * kRows + j % kRows;
     for (std::size_t t = 0; t < d; ++t) k_col[t * kRows] = kr ? kr[t] : 0.0f;
   }
+  // Fixed-length copies: a variable-length copy_n or fill of a few floats is
+  // a call to memmove or memset in WebAssembly, two per key and panel.
   for (std::size_t j = j0; j < j1; ++j) {
     const float* vr = value_row(in, j);
     for (std::size_t t0 = 0; t0 < d_pad; t0 += kPanel) {
       float* v_row = v_panels + t0 * s + j * kPanel;  // panel t0 / 8, row j
       const std::size_t n = vr ? std::min(kPanel, d - std::min(d, t0)) : 0;  // the rest is padding
-      if (n > 0) std::copy_n(vr + t0, n, v_row);
-      std::fill(v_row + n, v_row + kPanel, 0.0f);
+      if (n == kPanel) {
+        std::copy_n(vr + t0, kPanel, v_row);
+      } else {
+        for (std::size_t c = 0; c < kPanel; ++c) v_row[c] = c < n ? vr[t0 + c] : 0.0f;
+      }
     }
   }
 }

@@ -183,7 +183,11 @@ void pack_panels(const float* w, std::size_t n, std::size_t k, std::size_t w_str
       const float* w_row = w + (p * kPanel + c) * w_stride;  // W[p*kPanel + c, :]
       for (std::size_t kk = 0; kk < k; ++kk) panel[kk * kPanel + c] = w_row[kk];
     }
-    for (std::size_t kk = 0; kk < k; ++kk) std::fill(panel + kk * kPanel + cols, panel + (kk + 1) * kPanel, 0.0f);
+    // The padding columns column by column too: a fill per k row would be a
+    // memset call per k row in WebAssembly (attention packs every query
+    // block so).
+    for (std::size_t c = cols; c < kPanel; ++c)
+      for (std::size_t kk = 0; kk < k; ++kk) panel[kk * kPanel + c] = 0.0f;
   }
 }
 
