@@ -30,42 +30,44 @@ inline void add_masks(float* tile, std::size_t ldt, const MaskContext& m, std::i
                       std::int64_t j0, std::int64_t j1) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const ForwardOptions& o = *m.options;
-  // Unmasked calls skip the per-key tests: a tiny head's scores cost less.
-  if (!o.attn.present() && !o.key_padding.present() && !o.is_causal && o.valid_lens == nullptr) return;
   const std::int64_t b = m.batch_index, lk = m.lk, cols = i1 - i0;
   j1 = std::min(j1, lk);
-  for (std::int64_t j = j0; j < j1; ++j) {
-    float* row = tile + std::size_t(j - j0) * ldt;  // row[i - i0] for i in [i0, i1)
-    if (o.attn.present()) {
-      // [Lq, Lk] shared by every (b, h), or [B*H, Lq, Lk] indexed b*H + h: a column of it.
-      const std::int64_t first = o.attn_per_head ? (b * m.num_heads + m.head_index) * m.lq : 0;
+  // One pass over the keys per kind of mask present: an unmasked call (the
+  // teaching shape's 24 tiny heads) costs four tests, not four per key.
+  auto row = [&](std::int64_t j) { return tile + std::size_t(j - j0) * ldt; };  // row(j)[i - i0]
+  if (o.attn.present()) {
+    // [Lq, Lk] shared by every (b, h), or [B*H, Lq, Lk] indexed b*H + h: a column of it.
+    const std::int64_t first = o.attn_per_head ? (b * m.num_heads + m.head_index) * m.lq : 0;
+    for (std::int64_t j = j0; j < j1; ++j)
       for (std::int64_t c = 0; c < cols; ++c) {
         const std::int64_t at = (first + i0 + c) * lk + j;
         if (o.attn.blocked) {
-          if (o.attn.blocked[at]) row[c] += kNegInf;
+          if (o.attn.blocked[at]) row(j)[c] += kNegInf;
         } else {
-          row[c] += kLog2e * o.attn.additive[at];
+          row(j)[c] += kLog2e * o.attn.additive[at];
         }
       }
-    }
-    if (o.key_padding.present()) {  // [B, Lk]: one value for the whole row of queries
+  }
+  if (o.key_padding.present())  // [B, Lk]: one value for the whole row of queries
+    for (std::int64_t j = j0; j < j1; ++j) {
       const std::int64_t at = b * lk + j;
       const float add = o.key_padding.blocked ? (o.key_padding.blocked[at] ? kNegInf : 0.0f)
                                               : kLog2e * o.key_padding.additive[at];
       if (add != 0.0f)
-        for (std::int64_t c = 0; c < cols; ++c) row[c] += add;
+        for (std::int64_t c = 0; c < cols; ++c) row(j)[c] += add;
     }
-    if (o.is_causal)  // top-left aligned, as torch.tril(ones(Lq, Lk)): key j is blocked for queries i < j
-      for (std::int64_t c = 0; c < std::min(cols, j - i0); ++c) row[c] += kNegInf;
-    if (o.valid_lens != nullptr) {
+  if (o.is_causal)  // top-left aligned, as torch.tril(ones(Lq, Lk)): key j is blocked for queries i < j
+    for (std::int64_t j = j0; j < j1; ++j)
+      for (std::int64_t c = 0; c < std::min(cols, j - i0); ++c) row(j)[c] += kNegInf;
+  if (o.valid_lens != nullptr)
+    for (std::int64_t j = j0; j < j1; ++j) {
       if (o.valid_lens_per_query) {
         for (std::int64_t c = 0; c < cols; ++c)
-          if (j >= o.valid_lens[b * m.lq + i0 + c]) row[c] += kNegInf;
+          if (j >= o.valid_lens[b * m.lq + i0 + c]) row(j)[c] += kNegInf;
       } else if (j >= o.valid_lens[b]) {
-        for (std::int64_t c = 0; c < cols; ++c) row[c] += kNegInf;
+        for (std::int64_t c = 0; c < cols; ++c) row(j)[c] += kNegInf;
       }
     }
-  }
 }
 
 // The first key that every query row in [i0, i1) has blocked for good, as far
