@@ -158,8 +158,9 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
   const std::size_t kdim = std::size_t(c.kdim), vdim = in.value ? std::size_t(c.vdim) : kdim;
 
   ThreadPool& pool = thread_pool();
-  // Projections; q comes out already scaled by log2(e)/sqrt(d) (kLog2e). Self-attention with
-  // in_proj_weight is one [B*L, E] x [E, 3E] GEMM: q, k, v interleaved per row.
+  // Projections; q comes out already scaled by log2(e)/sqrt(d) (kLog2e).
+  // Self-attention with in_proj_weight is one [B*L, E] x [E, 3E] GEMM: q, k,
+  // v interleaved per row.
   const float *q, *k, *v;
   std::size_t q_stride = E, k_stride = E, v_stride = E;
   if (fused) {

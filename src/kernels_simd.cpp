@@ -109,15 +109,16 @@ inline void row_group(const float* pa, std::size_t a_step, const float* pb, std:
 // 2^x for a batch with x <= 0 (a score minus its column's max; scores are in
 // base-2 units, see kLog2e), to under 2 ulp: x = n + f with n an integer and
 // |f| <= 1/2, 2^f by a degree-6 polynomial (a relative-error minimax fit with
-// p(0) = 1, so the max itself weighs exactly 1: scripts/fit_exp2.cpp prints
-// these coefficients), 2^n put straight into the exponent bits. Base 2 because e^x needs x / ln 2 first and then an x - n ln 2
-// in two parts: 19 operations here against Cephes' expf's 25, in the loop the
-// softmax spends its time in. xsimd::exp is exact too but, in its
-// WebAssembly build, took ~80 cycles a batch. Below 2^-126 (FLT_MIN) the result
-// is 0 exactly (so a masked score's weight is exactly 0, as in PyTorch); NaN
-// stays NaN. x <= 0 is why there is no clamp at the top: a clamp cost a
-// NaN-safe min, 7 x86 instructions in V8, and one more constant than the 16
-// xmm registers hold along with the loop's own values.
+// p(0) = 1, so the max itself weighs exactly 1; scripts/fit_exp2.cpp prints
+// these coefficients), 2^n put straight into the exponent bits. Base 2
+// because e^x needs x / ln 2 first and then an x - n ln 2 in two parts: 19
+// operations here against Cephes' expf's 25, in the loop the softmax spends
+// its time in. xsimd::exp is exact too but, in its WebAssembly build, took
+// ~80 cycles a batch. Below 2^-126 (FLT_MIN) the result is 0 exactly (so a
+// masked score's weight is exactly 0, as in PyTorch); NaN stays NaN. x <= 0
+// is why there is no clamp at the top: a clamp cost a NaN-safe min, 7 x86
+// instructions in V8, and one more constant than the 16 xmm registers hold
+// along with the loop's own values.
 inline batch exp2_batch(batch x) {
   const batch lowest(-126.0f);
   // 1.5 * 2^23 + 127: adding it rounds x to an integer n and leaves n + 127,

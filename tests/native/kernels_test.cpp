@@ -121,7 +121,6 @@ TEST(Kernels, GemmOverPackedPanelsWritesOnlyTheFirstNColumns) {
   }
 }
 
-
 // A operands already in row groups, as attention builds them: keys packed
 // once per head (k_stride 5) and the probabilities P^T read in place
 // (group_stride 5, k_stride the tile width), accumulating onto C or not.
