@@ -32,18 +32,49 @@ const float* value_row(const HeadInput& in, std::size_t j) {
   return nullptr;
 }
 
+// Z row = O row / l, the O row's values o_step floats apart; or, for a row
+// with every key blocked, the policy's fill. A NaN score leaves m at -inf
+// too, but l NaN. With S == 0 there is nothing to attend to and Z is
+// PyTorch's empty sum, 0, either way. Returns whether the row is fully
+// masked, and its fill.
+bool finish_row(float* z, const float* o, std::size_t o_step, std::size_t d, std::size_t s, float m, float l,
+                bool nan_for_fully_masked, float& fill) {
+  const bool fully_masked = s > 0 && m == kNegInf && l == 0.0f;
+  fill = fully_masked && nan_for_fully_masked ? kNaN : 0.0f;
+  if (fully_masked || s == 0) {
+    std::fill(z, z + d, fill);
+  } else {
+    const float inv = 1.0f / l;
+    for (std::size_t t = 0; t < d; ++t) z[t] = o[t * o_step] * inv;
+  }
+  return fully_masked;
+}
+
 }  // namespace
 
 static std::size_t source_keys(const HeadInput& in) {  // S
   return in.lk + (in.bias_k ? 1 : 0) + (in.zero_attn ? 1 : 0);
 }
 
+static bool is_narrow(std::size_t d) { return d <= kNarrowWidth; }
+
 std::size_t packed_head_size(std::size_t s, std::size_t d) {
+  if (is_narrow(d)) return 2 * s * d;
   return round_up(s, kRows) * d + s * round_up(d, kPanel);
 }
 
 void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j1) {
   const std::size_t d = in.d, lk = in.lk, s = source_keys(in), d_pad = round_up(d, kPanel);
+  if (is_narrow(d)) {  // K [S, d], V [S, d]; the zero key's rows are 0
+    for (std::size_t j = j0; j < j1; ++j) {
+      const float *kr = key_row(in, j), *vr = value_row(in, j);
+      for (std::size_t t = 0; t < d; ++t) {
+        packed[j * d + t] = kr ? kr[t] : 0.0f;
+        packed[(s + j) * d + t] = vr ? vr[t] : 0.0f;
+      }
+    }
+    return;
+  }
   float* k_groups = packed;                           // K: [S/5][d][5]
   float* v_panels = packed + round_up(s, kRows) * d;  // V: [d/8][S][8]
   // The range's first Lk keys by register transposes; the bias_k and zero
@@ -71,8 +102,59 @@ void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j
   }
 }
 
+// A narrow head (d <= kNarrowWidth): kNarrowQueries queries at a time, each
+// in a lane, against every key they have not all blocked, in one tile
+// [keys, queries]. One block holds the whole row of scores, so the softmax
+// needs no rescaling and the weights are the tile's own 2^(s - m) / l.
+static void attend_narrow_rows(const HeadInput& in, const float* packed, std::size_t row0, std::size_t row1,
+                               const MaskContext& masks, const HeadOutput& out, HeadScratch& sc) {
+  constexpr std::size_t Q = kNarrowQueries;
+  const std::size_t d = in.d, lk = in.lk, s = source_keys(in), extra = s - lk;
+  const float* k = packed;         // K [S, d]
+  const float* v = packed + s * d;  // V [S, d]
+  fit(sc.tile, s * Q);
+  float* p = sc.tile.data();  // scores, then 2^(score - max): [keys, Q]
+  alignas(16) float qt[kNarrowWidth * Q], o[kNarrowWidth * Q], m[Q], l[Q], rescale[Q];
+  for (std::size_t i0 = row0; i0 < row1; i0 += Q) {
+    const std::size_t rows = std::min(Q, row1 - i0);
+    for (std::size_t t = 0; t < d; ++t)  // Q^T; missing queries are 0, their lanes never read
+      for (std::size_t c = 0; c < Q; ++c) qt[t * Q + c] = c < rows ? in.q[(i0 + c) * in.q_stride + t] : 0.0f;
+    // Keys [live, Lk) are blocked for every query here: weight 0, not computed.
+    const std::int64_t dead = first_dead_key(masks, std::int64_t(i0), std::int64_t(i0 + rows));
+    const std::size_t live = std::min(lk, std::size_t(dead));
+    // The tile's rows: the live keys, then bias_k and the zero key (never masked).
+    simd::narrow_scores(qt, d, k, d, live, p);
+    add_masks(p, Q, masks, std::int64_t(i0), std::int64_t(i0 + rows), 0, std::int64_t(live));
+    simd::narrow_scores(qt, d, k + lk * d, d, extra, p + live * Q);
+    std::fill(m, m + Q, kNegInf);
+    std::fill(l, l + Q, 0.0f);
+    simd::softmax_columns(p, Q, live + extra, Q, m, l, rescale);
+    simd::narrow_values(p, live, v, d, d, false, o);
+    simd::narrow_values(p + live * Q, extra, v + lk * d, d, d, true, o);
+
+    for (std::size_t c = 0; c < rows; ++c) {
+      float fill;
+      const bool fully_masked = finish_row(out.z + (i0 + c) * out.z_stride, o + c, Q, d, s, m[c], l[c],
+                                           out.nan_for_fully_masked, fill);
+      if (out.weights == nullptr) continue;
+      float* w = out.weights + (i0 + c) * out.weights_stride;
+      const float inv = fully_masked ? 0.0f : 1.0f / l[c];
+      auto put = [&](std::size_t j, float weight) {
+        if (out.weights_add) w[j] += out.weights_scale * weight;
+        else w[j] = weight;
+      };
+      for (std::size_t j = 0; j < s; ++j) {
+        const bool computed = j < live || j >= lk;  // the extra keys sit right after the live ones
+        const std::size_t at = j < live ? j : live + (j - lk);
+        put(j, fully_masked ? fill : computed ? p[at * Q + c] * inv : 0.0f);
+      }
+    }
+  }
+}
+
 void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std::size_t row1,
                  const MaskContext& masks, const HeadOutput& out, HeadScratch& sc) {
+  if (is_narrow(in.d)) return attend_narrow_rows(in, packed, row0, row1, masks, out, sc);
   const std::size_t d = in.d, lk = in.lk, s = source_keys(in), d_pad = round_up(d, kPanel);
   const float* k_groups = packed;
   const float* v_panels = packed + round_up(s, kRows) * d;
@@ -132,19 +214,9 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
     }
 
     for (std::size_t r = 0; r < rows; ++r) {
-      float* z = out.z + (i0 + r) * out.z_stride;
-      const float* o_r = o + r * d_pad;
-      // Fully masked (every key blocked): the policy. A NaN score leaves m
-      // at -inf too, but l NaN. With S == 0 there is nothing to attend to and
-      // Z is PyTorch's empty sum, 0, either way.
-      const bool fully_masked = s > 0 && m[r] == kNegInf && l[r] == 0.0f;
-      const float fill = fully_masked && out.nan_for_fully_masked ? kNaN : 0.0f;
-      if (fully_masked || s == 0) {
-        std::fill(z, z + d, fill);
-      } else {
-        const float inv = 1.0f / l[r];
-        for (std::size_t t = 0; t < d; ++t) z[t] = o_r[t] * inv;
-      }
+      float fill;
+      const bool fully_masked = finish_row(out.z + (i0 + r) * out.z_stride, o + r * d_pad, 1, d, s, m[r], l[r],
+                                           out.nan_for_fully_masked, fill);
       if (!want_weights) continue;
       float* w = sc.wide.data() + r * s;  // raw scores -> 2^(s - m) / l
       if (fully_masked) {

@@ -58,11 +58,14 @@ struct HeadOutput {
 // Floats pack_head writes for a head with S keys of width d.
 std::size_t packed_head_size(std::size_t s, std::size_t d);
 
-// Keys [j0, j1) of this head's S into `packed`, which holds them all as row
-// groups (RowGroups{.., d * kGemmRows, kGemmRows}) followed by the values as
-// panels (V [S, d], d padded to whole panels); the bias_kv and zero keys
-// included, padding zero. j0 is a multiple of kGemmRows, so that ranges
-// packed by different threads never share a group.
+// Keys [j0, j1) of this head's S into `packed`, the bias_kv and zero keys
+// included. A head wider than kNarrowWidth holds them all as row groups
+// (RowGroups{.., d * kGemmRows, kGemmRows}) followed by the values as panels
+// (V [S, d], d padded to whole panels), padding zero; a narrow head holds
+// K [S, d] then V [S, d], rows d apart, which the narrow kernels read four
+// queries at a time (from the projections' rows, 3E apart, every key would
+// be a cache line of its own). j0 is a multiple of kGemmRows, so that
+// ranges packed by different threads never share a group.
 void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j1);
 
 // Per-thread scratch, grown on demand and reused call after call.

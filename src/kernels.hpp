@@ -65,6 +65,16 @@ struct RowGroups {
   std::size_t k_stride;
 };
 
+// Narrow heads (d <= kNarrowWidth, as the teaching shape's d = 2) are
+// attended kNarrowQueries queries at a time, one query per f32x4 lane, over
+// keys and values in plain rows: a GEMM's row groups, 8-wide panels and
+// calls would cost more there than the few multiply-adds per score (at d =
+// 8 the tiles were faster again; at 7 even). Layouts, lane-major: qt
+// [d][kNarrowQueries] (Q^T of the queries), scores [keys][kNarrowQueries],
+// o [d][kNarrowQueries].
+inline constexpr std::size_t kNarrowWidth = 6;
+inline constexpr std::size_t kNarrowQueries = 4;
+
 namespace simd {
 // A [rows, depth] (rows lda apart) into row groups at dst, as
 // RowGroups{dst, depth * kGemmRows, kGemmRows}; the last group's missing rows
@@ -99,6 +109,14 @@ void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, co
 // y[m, N] = x[m, K] . W^T + bias: gemm over packed weights.
 void linear(const float* x, std::size_t m, std::size_t x_stride, const PackedWeight& w,
             const float* bias, float* y, std::size_t y_stride);
+// scores[j][c] = sum_t qt[t][c] * key_j[t] for `keys` keys, key_j at
+// k + j * k_stride; 1 <= d <= kNarrowWidth.
+void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k_stride, std::size_t keys,
+                   float* scores);
+// o[t][c] = (accumulate ? o[t][c] : 0) + sum_j p[j][c] * value_j[t], value_j
+// at v + j * v_stride; 1 <= d <= kNarrowWidth.
+void narrow_values(const float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
+                   bool accumulate, float* o);
 }  // namespace simd
 
 namespace scalar {
@@ -111,6 +129,10 @@ void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t 
           const float* bias, bool accumulate, float* c, std::size_t ldc);
 void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, const float* bias,
           bool accumulate, float* c, std::size_t ldc);
+void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k_stride, std::size_t keys,
+                   float* scores);
+void narrow_values(const float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
+                   bool accumulate, float* o);
 // Same contract as simd::linear but reads W [N, K] unpacked.
 void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w, std::size_t n,
             std::size_t k, const float* bias, float* y, std::size_t y_stride);

@@ -75,6 +75,28 @@ void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t 
     }
 }
 
+void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k_stride, std::size_t keys,
+                   float* scores) {
+  constexpr std::size_t Q = kNarrowQueries;
+  for (std::size_t j = 0; j < keys; ++j)
+    for (std::size_t c = 0; c < Q; ++c) {
+      double sum = 0.0;
+      for (std::size_t t = 0; t < d; ++t) sum += double(qt[t * Q + c]) * double(k[j * k_stride + t]);
+      scores[j * Q + c] = float(sum);
+    }
+}
+
+void narrow_values(const float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
+                   bool accumulate, float* o) {
+  constexpr std::size_t Q = kNarrowQueries;
+  for (std::size_t t = 0; t < d; ++t)
+    for (std::size_t c = 0; c < Q; ++c) {
+      double sum = accumulate ? o[t * Q + c] : 0.0;
+      for (std::size_t j = 0; j < keys; ++j) sum += double(p[j * Q + c]) * double(v[j * v_stride + t]);
+      o[t * Q + c] = float(sum);
+    }
+}
+
 void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w, std::size_t n,
             std::size_t k, const float* bias, float* y, std::size_t y_stride) {
   for (std::size_t i = 0; i < m; ++i)

@@ -174,6 +174,45 @@ void softmax_column_batches(float* t, std::size_t ldt, std::size_t keys, std::si
   }
 }
 
+// narrow_scores and narrow_values for one head width D, so that the D query
+// batches (or D accumulators) are named values the compiler keeps in
+// registers: at most 6 + 2 live f32x4 values. The barrier after each
+// multiply-add keeps LLVM from hoisting a key's D load-splats together (see
+// keep_order).
+template <std::size_t D>
+void narrow_scores_of_width(const float* qt, const float* k, std::size_t k_stride, std::size_t keys,
+                            float* scores) {
+  batch q[D];
+  for (std::size_t t = 0; t < D; ++t) q[t] = batch::load_unaligned(qt + t * kLanes);
+  for (std::size_t j = 0; j < keys; ++j, k += k_stride, scores += kLanes) {
+    batch s = q[0] * batch(k[0]);
+    keep_order();
+    for (std::size_t t = 1; t < D; ++t) {
+      s = xsimd::fma(q[t], batch(k[t]), s);
+      keep_order();
+    }
+    s.store_unaligned(scores);
+  }
+}
+
+template <std::size_t D>
+void narrow_values_of_width(const float* p, std::size_t keys, const float* v, std::size_t v_stride,
+                            bool accumulate, float* o) {
+  batch acc[D];
+  for (std::size_t t = 0; t < D; ++t) acc[t] = accumulate ? batch::load_unaligned(o + t * kLanes) : batch(0.0f);
+  for (std::size_t j = 0; j < keys; ++j, v += v_stride, p += kLanes) {
+    const batch pj = batch::load_unaligned(p);
+    for (std::size_t t = 0; t < D; ++t) {
+      acc[t] = xsimd::fma(pj, batch(v[t]), acc[t]);
+      keep_order();
+    }
+  }
+  for (std::size_t t = 0; t < D; ++t) acc[t].store_unaligned(o + t * kLanes);
+}
+
+static_assert(kNarrowQueries == kLanes, "a narrow block is one query per lane");
+static_assert(kNarrowWidth == 6, "the switches below cover widths 1 to 6");
+
 }  // namespace
 
 void pack_panels(const float* w, std::size_t n, std::size_t k, std::size_t w_stride, float* dst) {
@@ -311,6 +350,30 @@ void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t 
 void linear(const float* x, std::size_t m, std::size_t x_stride, const PackedWeight& w,
             const float* bias, float* y, std::size_t y_stride) {
   gemm(x, m, x_stride, panels_of(w), w.k, w.n, bias, false, y, y_stride);
+}
+
+void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k_stride, std::size_t keys,
+                   float* scores) {
+  switch (d) {
+    case 1: return narrow_scores_of_width<1>(qt, k, k_stride, keys, scores);
+    case 2: return narrow_scores_of_width<2>(qt, k, k_stride, keys, scores);
+    case 3: return narrow_scores_of_width<3>(qt, k, k_stride, keys, scores);
+    case 4: return narrow_scores_of_width<4>(qt, k, k_stride, keys, scores);
+    case 5: return narrow_scores_of_width<5>(qt, k, k_stride, keys, scores);
+    default: return narrow_scores_of_width<6>(qt, k, k_stride, keys, scores);
+  }
+}
+
+void narrow_values(const float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
+                   bool accumulate, float* o) {
+  switch (d) {
+    case 1: return narrow_values_of_width<1>(p, keys, v, v_stride, accumulate, o);
+    case 2: return narrow_values_of_width<2>(p, keys, v, v_stride, accumulate, o);
+    case 3: return narrow_values_of_width<3>(p, keys, v, v_stride, accumulate, o);
+    case 4: return narrow_values_of_width<4>(p, keys, v, v_stride, accumulate, o);
+    case 5: return narrow_values_of_width<5>(p, keys, v, v_stride, accumulate, o);
+    default: return narrow_values_of_width<6>(p, keys, v, v_stride, accumulate, o);
+  }
 }
 
 }  // namespace simd

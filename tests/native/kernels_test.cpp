@@ -187,6 +187,32 @@ TEST(Kernels, SoftmaxColumnsMatchesScalarAcrossTwoBlocks) {
     }
 }
 
+// Narrow heads' scores and values, four queries in the lanes, at every head
+// width the narrow path takes and key counts around the lane count, keys
+// packed (d apart) and not; values both written and added onto.
+TEST(Kernels, NarrowScoresAndValuesMatchScalarAtEveryWidth) {
+  constexpr std::size_t Q = mha::kNarrowQueries;
+  for (std::size_t d = 1; d <= mha::kNarrowWidth; ++d)
+    for (std::size_t keys : {0, 1, 3, 4, 9}) {
+      for (std::size_t k_stride : {d, d + 3}) {
+        auto qt = random_vector(d * Q, 71), k = random_vector(keys * (d + 3) + d, 72);
+        std::vector<float> s1(keys * Q + 1, 9.0f), s2 = s1;
+        mha::simd::narrow_scores(qt.data(), d, k.data(), k_stride, keys, s1.data());
+        mha::scalar::narrow_scores(qt.data(), d, k.data(), k_stride, keys, s2.data());
+        for (std::size_t i = 0; i < s1.size(); ++i)
+          ASSERT_NEAR(s1[i], s2[i], sum_tolerance(d)) << "d=" << d << " keys=" << keys << " i=" << i;
+      }
+      for (bool accumulate : {false, true}) {
+        auto p = random_vector(keys * Q, 73, 0.0f, 1.0f), v = random_vector(keys * (d + 2) + 1, 74);
+        auto o1 = random_vector(d * Q, 75), o2 = o1;
+        mha::simd::narrow_values(p.data(), keys, v.data(), d + 2, d, accumulate, o1.data());
+        mha::scalar::narrow_values(p.data(), keys, v.data(), d + 2, d, accumulate, o2.data());
+        for (std::size_t i = 0; i < o1.size(); ++i)
+          ASSERT_NEAR(o1[i], o2[i], sum_tolerance(keys + 1)) << "d=" << d << " keys=" << keys << " i=" << i;
+      }
+    }
+}
+
 }  // namespace
 
 namespace {

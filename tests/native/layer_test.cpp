@@ -86,9 +86,14 @@ mha::Config config(std::int64_t e, std::int64_t h, std::int64_t kdim = 0, std::i
   return mha::Config{e, h, kdim, vdim, bias, bias_kv, zero_attn};
 }
 
+// Heads up to kNarrowWidth (6) wide are attended four queries at a time,
+// wider ones in tiles: the tests below run both, each case at a narrow and
+// a wide head width.
+constexpr std::int64_t kWidths[] = {4, 12};
+
 TEST(Layer, SelfAttentionMatchesReferenceForHeadWidths1To64) {
   unsigned seed = 1;
-  for (auto [e, h] : {std::pair{8, 8}, {16, 8}, {12, 4}, {21, 3}, {14, 2}, {128, 2}})
+  for (auto [e, h] : {std::pair{8, 8}, {16, 8}, {12, 4}, {21, 3}, {14, 2}, {16, 2}, {27, 3}, {128, 2}})
     for (std::int64_t l : {1, 3, 4, 5, 9, 17}) {
       mha::ForwardOptions o;
       o.need_weights = mha::NeedWeights::per_head;
@@ -100,17 +105,22 @@ TEST(Layer, SelfAttentionMatchesReferenceForHeadWidths1To64) {
 TEST(Layer, CrossAttentionWithOtherKeyAndValueWidthsMatchesReference) {
   mha::ForwardOptions o;
   o.need_weights = mha::NeedWeights::average;
-  compare_with_reference({config(12, 3, 5, 7), 2, 4, 6, true}, o, 7);
-  compare_with_reference({config(12, 3), 3, 1, 9, true}, o, 8);
+  for (std::int64_t d : kWidths) {
+    compare_with_reference({config(3 * d, 3, 5, 7), 2, 4, 6, true}, o, 7);
+    compare_with_reference({config(3 * d, 3), 3, 1, 9, true}, o, 8);
+  }
 }
 
 TEST(Layer, BiasFreeBiasKVAndZeroAttentionMatchReference) {
   mha::ForwardOptions o;
   o.need_weights = mha::NeedWeights::per_head;
-  compare_with_reference({config(12, 2, 0, 0, false), 2, 5, 5, false}, o, 9);
-  compare_with_reference({config(12, 3, 0, 0, true, true, false), 2, 5, 5, false}, o, 10);
-  compare_with_reference({config(12, 3, 0, 0, true, false, true), 2, 5, 5, false}, o, 11);
-  compare_with_reference({config(12, 3, 0, 0, true, true, true), 2, 3, 6, true}, o, 12);
+  for (std::int64_t d : kWidths) {
+    SCOPED_TRACE("d=" + std::to_string(d));
+    compare_with_reference({config(2 * d, 2, 0, 0, false), 2, 5, 5, false}, o, 9);
+    compare_with_reference({config(3 * d, 3, 0, 0, true, true, false), 2, 5, 5, false}, o, 10);
+    compare_with_reference({config(3 * d, 3, 0, 0, true, false, true), 2, 5, 5, false}, o, 11);
+    compare_with_reference({config(3 * d, 3, 0, 0, true, true, true), 2, 3, 6, true}, o, 12);
+  }
 }
 
 TEST(Layer, EveryMaskKindMatchesReference) {
@@ -122,62 +132,68 @@ TEST(Layer, EveryMaskKindMatchesReference) {
   auto additive_attn = random_vector(B * H * Lq * Lk, 32, -2.0f, 2.0f);
   std::vector<std::int32_t> lens_b{3, 5}, lens_bq{1, 2, 3, 4, 6, 5, 4, 3};
 
-  for (int variant = 0; variant < 8; ++variant) {
-    mha::ForwardOptions o;
-    o.need_weights = mha::NeedWeights::per_head;
-    switch (variant) {
-      case 0: o.key_padding.blocked = blocked_kp.data(); break;
-      case 1: o.key_padding.additive = additive_kp.data(); break;
-      case 2: o.attn.blocked = blocked_attn.data(); break;
-      case 3: o.attn.additive = additive_attn.data(); o.attn_per_head = true; break;
-      case 4: o.is_causal = true; o.key_padding.blocked = blocked_kp.data(); break;
-      case 5: o.valid_lens = lens_b.data(); break;
-      case 6: o.valid_lens = lens_bq.data(); o.valid_lens_per_query = true; break;
-      case 7:
-        o.attn.blocked = blocked_attn.data(); o.attn_per_head = true;
-        o.key_padding.additive = additive_kp.data(); o.is_causal = true;
-        break;
+  for (std::int64_t d : kWidths)
+    for (int variant = 0; variant < 8; ++variant) {
+      mha::ForwardOptions o;
+      o.need_weights = mha::NeedWeights::per_head;
+      switch (variant) {
+        case 0: o.key_padding.blocked = blocked_kp.data(); break;
+        case 1: o.key_padding.additive = additive_kp.data(); break;
+        case 2: o.attn.blocked = blocked_attn.data(); break;
+        case 3: o.attn.additive = additive_attn.data(); o.attn_per_head = true; break;
+        case 4: o.is_causal = true; o.key_padding.blocked = blocked_kp.data(); break;
+        case 5: o.valid_lens = lens_b.data(); break;
+        case 6: o.valid_lens = lens_bq.data(); o.valid_lens_per_query = true; break;
+        case 7:
+          o.attn.blocked = blocked_attn.data(); o.attn_per_head = true;
+          o.key_padding.additive = additive_kp.data(); o.is_causal = true;
+          break;
+      }
+      SCOPED_TRACE("d=" + std::to_string(d) + " variant " + std::to_string(variant));
+      compare_with_reference({config(H * d, H, 0, 0, true, true, true), B, Lq, Lk, true}, o, 40 + variant);
     }
-    SCOPED_TRACE("variant " + std::to_string(variant));
-    compare_with_reference({config(12, H, 0, 0, true, true, true), B, Lq, Lk, true}, o, 40 + variant);
-  }
 }
 
 TEST(Layer, FullyMaskedRowsFollowThePolicy) {
   std::vector<std::uint8_t> all_blocked(2 * 5, 0);
   for (int j = 0; j < 5; ++j) all_blocked[5 + j] = 1;  // batch 1: every key padded
-  for (auto policy : {mha::FullyMaskedRows::zero, mha::FullyMaskedRows::nan}) {
-    mha::ForwardOptions o;
-    o.key_padding.blocked = all_blocked.data();
-    o.need_weights = mha::NeedWeights::average;
-    o.fully_masked_rows = policy;
-    compare_with_reference({config(8, 2), 2, 5, 5, false}, o, 50);
-  }
+  for (std::int64_t d : kWidths)
+    for (auto policy : {mha::FullyMaskedRows::zero, mha::FullyMaskedRows::nan}) {
+      mha::ForwardOptions o;
+      o.key_padding.blocked = all_blocked.data();
+      o.need_weights = mha::NeedWeights::average;
+      o.fully_masked_rows = policy;
+      compare_with_reference({config(2 * d, 2), 2, 5, 5, false}, o, 50);
+    }
 }
 
 TEST(Layer, ZeroPolicyGivesZeroHeadsAndBiasOnlyOutputForFullyMaskedRows) {
-  mha::MultiheadAttention layer(config(8, 2), 3);
-  randomise_biases(layer, 4);
-  auto x = random_vector(3 * 8, 5);
-  std::vector<std::int32_t> lens{0};
-  mha::ForwardOptions o;
-  o.valid_lens = lens.data();
-  const Results r = run(false, layer, {1, 3, 3, x.data(), nullptr, nullptr}, o);
-  const auto& bo = layer.parameter("out_proj.bias");
-  for (std::size_t i = 0; i < r.heads.size(); ++i) EXPECT_EQ(r.heads[i], 0.0f);
-  for (std::size_t i = 0; i < r.output.size(); ++i) EXPECT_FLOAT_EQ(r.output[i], bo[i % 8]);
+  for (std::int64_t d : kWidths) {
+    const std::int64_t E = 2 * d;
+    mha::MultiheadAttention layer(config(E, 2), 3);
+    randomise_biases(layer, 4);
+    auto x = random_vector(3 * E, 5);
+    std::vector<std::int32_t> lens{0};
+    mha::ForwardOptions o;
+    o.valid_lens = lens.data();
+    const Results r = run(false, layer, {1, 3, 3, x.data(), nullptr, nullptr}, o);
+    const auto& bo = layer.parameter("out_proj.bias");
+    for (std::size_t i = 0; i < r.heads.size(); ++i) EXPECT_EQ(r.heads[i], 0.0f);
+    for (std::size_t i = 0; i < r.output.size(); ++i) EXPECT_FLOAT_EQ(r.output[i], bo[i % E]);
+  }
 }
 
 TEST(Layer, EmptyKeySequenceGivesZeroHeadsUnderBothPolicies) {
-  for (auto policy : {mha::FullyMaskedRows::zero, mha::FullyMaskedRows::nan}) {
-    mha::MultiheadAttention layer(config(8, 2), 3);
-    auto q = random_vector(2 * 8, 5);
-    mha::ForwardOptions o;
-    o.fully_masked_rows = policy;
-    float key_dummy = 0.0f;
-    const Results r = run(false, layer, {1, 2, 0, q.data(), &key_dummy, &key_dummy}, o);
-    for (float v : r.heads) EXPECT_EQ(v, 0.0f);
-  }
+  for (std::int64_t d : kWidths)
+    for (auto policy : {mha::FullyMaskedRows::zero, mha::FullyMaskedRows::nan}) {
+      mha::MultiheadAttention layer(config(2 * d, 2), 3);
+      auto q = random_vector(2 * 2 * d, 5);
+      mha::ForwardOptions o;
+      o.fully_masked_rows = policy;
+      float key_dummy = 0.0f;
+      const Results r = run(false, layer, {1, 2, 0, q.data(), &key_dummy, &key_dummy}, o);
+      for (float v : r.heads) EXPECT_EQ(v, 0.0f);
+    }
 }
 
 TEST(Layer, EmptyQueryOrBatchWritesNothingAndDoesNotFail) {
@@ -199,50 +215,56 @@ TEST(Layer, LongSequencesCrossingTheBlocksMatchReference) {
   auto additive_attn = random_vector(B * H * Lq * Lk, 33, -3.0f, 1.0f);
   std::vector<std::int32_t> lens_b{170, 81}, lens_bq(B * Lq);
   for (std::size_t i = 0; i < lens_bq.size(); ++i) lens_bq[i] = std::int32_t(i * 37 % 210);
-  for (int variant = 0; variant < 6; ++variant) {
-    mha::ForwardOptions o;
-    o.need_weights = variant % 2 ? mha::NeedWeights::average : mha::NeedWeights::per_head;
-    switch (variant) {
-      case 0: o.is_causal = true; break;
-      case 1: o.key_padding.blocked = blocked_kp.data(); break;
-      case 2: o.attn.blocked = blocked_attn.data(); break;
-      case 3: o.attn.additive = additive_attn.data(); o.attn_per_head = true; break;
-      case 4: o.valid_lens = lens_b.data(); o.is_causal = true; break;
-      case 5: o.valid_lens = lens_bq.data(); o.valid_lens_per_query = true; break;
+  for (std::int64_t d : kWidths)
+    for (int variant = 0; variant < 6; ++variant) {
+      mha::ForwardOptions o;
+      o.need_weights = variant % 2 ? mha::NeedWeights::average : mha::NeedWeights::per_head;
+      switch (variant) {
+        case 0: o.is_causal = true; break;
+        case 1: o.key_padding.blocked = blocked_kp.data(); break;
+        case 2: o.attn.blocked = blocked_attn.data(); break;
+        case 3: o.attn.additive = additive_attn.data(); o.attn_per_head = true; break;
+        case 4: o.valid_lens = lens_b.data(); o.is_causal = true; break;
+        case 5: o.valid_lens = lens_bq.data(); o.valid_lens_per_query = true; break;
+      }
+      SCOPED_TRACE("d=" + std::to_string(d) + " variant " + std::to_string(variant));
+      compare_with_reference({config(H * d, H, 0, 0, true, variant == 4, variant == 5), B, Lq, Lk, true}, o,
+                             60 + variant);
     }
-    SCOPED_TRACE("variant " + std::to_string(variant));
-    compare_with_reference({config(24, H, 0, 0, true, variant == 4, variant == 5), B, Lq, Lk, true}, o,
-                           60 + variant);
-  }
   mha::ForwardOptions causal;
   causal.is_causal = true;
-  compare_with_reference({config(24, 4), 1, 171, 171, false}, causal, 70);  // self-attention, O(L) memory path
+  for (std::int64_t d : kWidths)  // self-attention, O(L) memory path
+    compare_with_reference({config(4 * d, 4), 1, 171, 171, false}, causal, 70);
 }
 
 // So many keys that packing every head at once would pass the 32 MiB the
-// layer allows itself (8 heads x 120k keys): heads are then packed one at a
-// time, each by several tasks of 1280 keys, bias_kv and zero keys included.
+// layer allows itself (8 heads of width 9 x 45k keys, packed 25 floats a
+// key): heads are then packed one at a time, each by several tasks of 1280
+// keys, bias_kv and zero keys included. Keys and values of width 1 keep
+// the projections cheap.
 TEST(Layer, KeysTooManyToPackForEveryHeadAtOnceMatchReference) {
   mha::ForwardOptions o;
   o.need_weights = mha::NeedWeights::per_head;
-  compare_with_reference({config(8, 8, 0, 0, true, true, true), 1, 3, 120000, true}, o, 80);
+  compare_with_reference({config(72, 8, 1, 1, true, true, true), 1, 3, 45000, true}, o, 80);
 }
 
 // A NaN in one query row makes just that row NaN; a NaN in one key makes
 // every row NaN, as in PyTorch, whichever query and key blocks they fall in.
 TEST(Layer, NaNInAQueryOrAKeyPropagatesAsInPyTorch) {
-  mha::MultiheadAttention layer(config(16, 2), 3);
-  const std::int64_t Lq = 170, Lk = 90;
-  auto q = random_vector(Lq * 16, 9), kv = random_vector(Lk * 16, 10);
-  q[100 * 16 + 5] = std::nanf("");
-  std::vector<float> out(Lq * 16);
-  layer.forward({1, Lq, Lk, q.data(), kv.data(), kv.data()}, {}, {out.data(), nullptr, nullptr, nullptr});
-  for (std::int64_t i = 0; i < Lq; ++i)
-    for (int e = 0; e < 16; ++e) ASSERT_EQ(std::isnan(out[i * 16 + e]), i == 100) << "row " << i;
-  q[100 * 16 + 5] = 0.5f;
-  kv[85 * 16 + 2] = std::nanf("");
-  layer.forward({1, Lq, Lk, q.data(), kv.data(), kv.data()}, {}, {out.data(), nullptr, nullptr, nullptr});
-  for (std::size_t i = 0; i < out.size(); ++i) ASSERT_TRUE(std::isnan(out[i])) << "at " << i;
+  for (std::int64_t d : kWidths) {
+    const std::int64_t E = 2 * d, Lq = 170, Lk = 90;
+    mha::MultiheadAttention layer(config(E, 2), 3);
+    auto q = random_vector(Lq * E, 9), kv = random_vector(Lk * E, 10);
+    q[100 * E + 5] = std::nanf("");
+    std::vector<float> out(Lq * E);
+    layer.forward({1, Lq, Lk, q.data(), kv.data(), kv.data()}, {}, {out.data(), nullptr, nullptr, nullptr});
+    for (std::int64_t i = 0; i < Lq; ++i)
+      for (std::int64_t e = 0; e < E; ++e) ASSERT_EQ(std::isnan(out[i * E + e]), i == 100) << "d=" << d << " row " << i;
+    q[100 * E + 5] = 0.5f;
+    kv[85 * E + 2] = std::nanf("");
+    layer.forward({1, Lq, Lk, q.data(), kv.data(), kv.data()}, {}, {out.data(), nullptr, nullptr, nullptr});
+    for (std::size_t i = 0; i < out.size(); ++i) ASSERT_TRUE(std::isnan(out[i])) << "d=" << d << " at " << i;
+  }
 }
 
 TEST(Layer, InitialisationIsDeterministicAndPyTorchScaled) {

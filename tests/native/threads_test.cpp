@@ -28,16 +28,18 @@ TEST(ThreadPool, RunsEveryTaskExactlyOnceAcrossManyLoops) {
   EXPECT_EQ(pool.size(), 1u);
 }
 
-std::vector<float> run_layer(int threads, mha::NeedWeights need_weights, bool causal) {
+// Six heads of width d: 4 takes the narrow path, 16 the tiles.
+std::vector<float> run_layer(int threads, std::int64_t d, mha::NeedWeights need_weights, bool causal) {
   mha::set_num_threads(threads);
-  mha::MultiheadAttention layer({48, 6, 0, 0, true, true, false}, 5);
+  const std::int64_t E = 6 * d;
+  mha::MultiheadAttention layer({E, 6, 0, 0, true, true, false}, 5);
   std::mt19937 gen(9);
   std::uniform_real_distribution<float> dist(-1, 1);
   const std::int64_t B = 3, L = 150;
-  std::vector<float> x(B * L * 48);
+  std::vector<float> x(B * L * E);
   for (auto& v : x) v = dist(gen);
   const std::size_t S = layer.source_len(L);
-  std::vector<float> out(B * L * 48), weights(B * 6 * L * S), heads(B * L * 48);
+  std::vector<float> out(B * L * E), weights(B * 6 * L * S), heads(B * L * E);
   mha::ForwardOptions o;
   o.need_weights = need_weights;
   o.is_causal = causal;
@@ -48,12 +50,13 @@ std::vector<float> run_layer(int threads, mha::NeedWeights need_weights, bool ca
 }
 
 TEST(Threads, ResultsAreBitIdenticalForAnyThreadCount) {
-  for (auto w : {mha::NeedWeights::none, mha::NeedWeights::average, mha::NeedWeights::per_head})
-    for (bool causal : {false, true}) {
-      const auto one = run_layer(1, w, causal);
-      EXPECT_EQ(run_layer(2, w, causal), one);
-      EXPECT_EQ(run_layer(3, w, causal), one);
-    }
+  for (std::int64_t d : {4, 16})
+    for (auto w : {mha::NeedWeights::none, mha::NeedWeights::average, mha::NeedWeights::per_head})
+      for (bool causal : {false, true}) {
+        const auto one = run_layer(1, d, w, causal);
+        EXPECT_EQ(run_layer(2, d, w, causal), one);
+        EXPECT_EQ(run_layer(3, d, w, causal), one);
+      }
   mha::set_num_threads(1);
 }
 
@@ -61,11 +64,12 @@ TEST(Threads, ResultsAreBitIdenticalForAnyThreadCount) {
 // all at once): still bit-identical.
 std::vector<float> run_long_keys(int threads) {
   mha::set_num_threads(threads);
-  mha::MultiheadAttention layer({8, 8, 0, 0, true, true, true}, 6);
+  // 8 heads of width 9 over 45k keys of width 1: more than the 32 MiB packed at once.
+  mha::MultiheadAttention layer({72, 8, 1, 1, true, true, true}, 6);
   std::mt19937 gen(10);
   std::uniform_real_distribution<float> dist(-1, 1);
-  const std::int64_t Lq = 3, Lk = 120000;
-  std::vector<float> q(Lq * 8), kv(Lk * 8), out(Lq * 8);
+  const std::int64_t Lq = 3, Lk = 45000;
+  std::vector<float> q(Lq * 72), kv(Lk), out(Lq * 72);
   for (auto& v : q) v = dist(gen);
   for (auto& v : kv) v = dist(gen);
   layer.forward({1, Lq, Lk, q.data(), kv.data(), kv.data()}, {}, {out.data(), nullptr, nullptr, nullptr});
