@@ -219,6 +219,7 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
 
   const std::size_t per_head = packed_head_size(S, d);
   if (ws.head.size() < pool.size()) ws.head.resize(pool.size());
+  for (std::size_t t = 0; t < pool.size(); ++t) fit_scratch(ws.head[t], S, d, o.need_weights != NeedWeights::none);
   if (o.need_weights == NeedWeights::average) std::fill(out.weights, out.weights + B * Lq * S, 0.0f);
   const std::size_t row_tasks = ceil_div(Lq, kTaskQueries), pack_tasks = ceil_div(S, kTaskKeys);
   auto attend = [&](std::size_t b, std::size_t h, std::size_t row_task, const float* packed, std::size_t worker) {

@@ -112,7 +112,6 @@ static void attend_narrow_rows(const HeadInput& in, const float* packed, std::si
   const std::size_t d = in.d, lk = in.lk, s = source_keys(in), extra = s - lk;
   const float* k = packed;         // K [S, d]
   const float* v = packed + s * d;  // V [S, d]
-  fit(sc.tile, s * Q);
   float* p = sc.tile.data();  // scores, then 2^(score - max): [keys, Q]
   alignas(16) float qt[kNarrowWidth * Q], o[kNarrowWidth * Q], m[Q], l[Q], rescale[Q];
   for (std::size_t i0 = row0; i0 < row1; i0 += Q) {
@@ -152,6 +151,20 @@ static void attend_narrow_rows(const HeadInput& in, const float* packed, std::si
   }
 }
 
+void fit_scratch(HeadScratch& sc, std::size_t s, std::size_t d, bool weights) {
+  if (is_narrow(d)) {
+    fit(sc.tile, s * kNarrowQueries);
+    return;
+  }
+  fit(sc.q_panels, kQueryBlock * d);
+  fit(sc.tile, kKeyBlock * kQueryBlock);
+  fit(sc.out, kQueryBlock * round_up(d, kPanel));
+  fit(sc.row_max, kQueryBlock);
+  fit(sc.row_sum, kQueryBlock);
+  fit(sc.rescale, kQueryBlock);
+  if (weights) fit(sc.wide, kQueryBlock * s);
+}
+
 void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std::size_t row1,
                  const MaskContext& masks, const HeadOutput& out, HeadScratch& sc) {
   if (is_narrow(in.d)) return attend_narrow_rows(in, packed, row0, row1, masks, out, sc);
@@ -160,13 +173,6 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
   const float* v_panels = packed + round_up(s, kRows) * d;
 
   const bool want_weights = out.weights != nullptr;
-  fit(sc.q_panels, kQueryBlock * d);
-  fit(sc.tile, kKeyBlock * kQueryBlock);
-  fit(sc.out, kQueryBlock * d_pad);
-  fit(sc.row_max, kQueryBlock);
-  fit(sc.row_sum, kQueryBlock);
-  fit(sc.rescale, kQueryBlock);
-  if (want_weights) fit(sc.wide, kQueryBlock * s);
   float* q_panels = sc.q_panels.data();
   float* tile = sc.tile.data();  // S^T, then P^T: [keys, queries], rows kQueryBlock apart
   float* o = sc.out.data();      // O: [queries, d_pad]

@@ -68,12 +68,19 @@ std::size_t packed_head_size(std::size_t s, std::size_t d);
 // ranges packed by different threads never share a group.
 void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j1);
 
-// Per-thread scratch, grown on demand and reused call after call.
+// Per-thread scratch, reused call after call.
 struct HeadScratch {
   std::vector<float> q_panels, tile, wide, out, row_max, row_sum, rescale;
 };
 
-// Attention of query rows [i0, i1) over the packed keys and values.
+// Grows one thread's scratch to what attend_rows needs for heads of S keys
+// of width d, with or without weights. The layer fits every thread's before
+// a parallel loop: which thread claims which task varies from call to call,
+// so scratch grown inside the tasks could still be growing many calls later.
+void fit_scratch(HeadScratch& scratch, std::size_t s, std::size_t d, bool weights);
+
+// Attention of query rows [i0, i1) over the packed keys and values, with
+// scratch fitted for this head (fit_scratch).
 void attend_rows(const HeadInput& in, const float* packed, std::size_t i0, std::size_t i1,
                  const MaskContext& masks, const HeadOutput& out, HeadScratch& scratch);
 

@@ -72,13 +72,13 @@ Parameters::Parameters(const Config& c, std::uint64_t seed) : config_(c) {
   if (const Parameter* b = find("bias_v")) bias_v_ = b->values.data();
 }
 
-const Parameter* Parameters::find(const std::string& name) const {
+const Parameter* Parameters::find(std::string_view name) const {
   for (const auto& p : params_)
     if (p.name == name) return &p;
   return nullptr;
 }
 
-Parameter* Parameters::find_mutable(const std::string& name) {
+Parameter* Parameters::find_mutable(std::string_view name) {
   return const_cast<Parameter*>(static_cast<const Parameters*>(this)->find(name));
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernels.hpp"
@@ -26,8 +27,10 @@ class Parameters {
   Parameters& operator=(const Parameters&) = delete;
 
   const std::vector<Parameter>& all() const { return params_; }
-  // nullptr when this configuration has no such parameter.
-  const Parameter* find(const std::string& name) const;
+  // nullptr when this configuration has no such parameter. A string_view,
+  // so that looking up a literal allocates nothing (libc++'s wasm32
+  // std::string keeps only 10 characters inline; fuses_qkv runs per call).
+  const Parameter* find(std::string_view name) const;
   void set(const std::string& name, const float* data, std::size_t count);
 
   // Derived data the forward pass reads, rebuilt after any set() by
@@ -54,7 +57,7 @@ class Parameters {
   const float* bias_v() const { return bias_v_; }
 
  private:
-  Parameter* find_mutable(const std::string& name);
+  Parameter* find_mutable(std::string_view name);
 
   Config config_;
   std::vector<Parameter> params_;

@@ -10,16 +10,31 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
-#include <functional>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace mha {
 
 class ThreadPool {
  public:
-  using Task = std::function<void(std::size_t task, std::size_t worker)>;
+  // A borrowed callable, fn(task, worker), valid while run() runs: nothing
+  // is copied or allocated. (A std::function of the layer's lambdas, which
+  // capture more than its small buffer holds, allocated on every call.)
+  class Task {
+   public:
+    template <typename F, typename = std::enable_if_t<!std::is_same_v<std::decay_t<F>, Task>>>
+    Task(const F& fn)  // NOLINT: implicit, so that a lambda can be passed as it is
+        : fn_(&fn), call_([](const void* f, std::size_t task, std::size_t worker) {
+            (*static_cast<const F*>(f))(task, worker);
+          }) {}
+    void operator()(std::size_t task, std::size_t worker) const { call_(fn_, task, worker); }
+
+   private:
+    const void* fn_;
+    void (*call_)(const void*, std::size_t, std::size_t);
+  };
 
   // The most threads this build can run (1 without thread support).
   static std::size_t max_threads();
