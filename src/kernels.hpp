@@ -68,10 +68,10 @@ struct RowGroups {
 // Narrow heads (d <= kNarrowWidth, as the teaching shape's d = 2) are
 // attended kNarrowQueries queries at a time, one query per f32x4 lane, over
 // keys and values in plain rows: a GEMM's row groups, 8-wide panels and
-// calls would cost more there than the few multiply-adds per score (at d =
-// 8 the tiles were faster again; at 7 even). Layouts, lane-major: qt
-// [d][kNarrowQueries] (Q^T of the queries), scores [keys][kNarrowQueries],
-// o [d][kNarrowQueries].
+// calls would cost more there than the few multiply-adds per score
+// (measured: faster up to d = 5, even at 6 and 7, slower at 8). Layouts,
+// lane-major: qt [d][kNarrowQueries] (Q^T of the queries), scores
+// [keys][kNarrowQueries], o [d][kNarrowQueries].
 inline constexpr std::size_t kNarrowWidth = 6;
 inline constexpr std::size_t kNarrowQueries = 4;
 
