@@ -282,6 +282,34 @@ function expectDims(dims, expected, name, meaning) {
 // ---------------------------------------------------------------------------
 // The layer
 
+// Whether forward(query, null, null, options) is the plainest call: a
+// batched Float32Array query [B, L, embedDim], no option given (no key at
+// all, and none of the names #plan reads), a layer whose key and value
+// widths are embedDim, and buffers far under wasm32's 4 GiB (no size check
+// needed). #plan accepts every such call and plans it as planPlain does.
+function isPlainQuery(q, options, c) {
+  if (q === null || typeof q !== 'object' || !(q.data instanceof Float32Array)) return false;
+  const d = q.dims;
+  if (!Array.isArray(d) || d.length !== 3 || d[2] !== c.embedDim) return false;
+  if (!Number.isSafeInteger(d[0]) || d[0] < 0 || !Number.isSafeInteger(d[1]) || d[1] < 0) return false;
+  if (q.data.length !== d[0] * d[1] * d[2] || q.data.length > PLAIN_QUERY_MAX_FLOATS) return false;
+  if (c.kdim !== c.embedDim || c.vdim !== c.embedDim) return false;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) return false;
+  for (const key in options) { void key; return false; }  // any key at all: #plan checks it
+  for (let i = 0; i < FORWARD_OPTIONS.length; i++) if (options[FORWARD_OPTIONS[i]] !== undefined) return false;
+  return true;
+}
+// A call with at most this many query floats needs under 0.5 GiB of buffers.
+const PLAIN_QUERY_MAX_FLOATS = 1 << 24;
+
+// What #plan returns for a call isPlainQuery accepts.
+function planPlain(q, c) {
+  const [B, Lq] = q.dims;
+  const S = Lq + (c.addBiasKV ? 1 : 0) + (c.addZeroAttn ? 1 : 0);
+  return { B, Lq, Lk: Lq, S, flags: 0, writes: [[Slot.query, q.data]], batched: true, needWeights: 'none',
+    returnHeads: false, returnConcat: false };
+}
+
 // Slot ids and forward flags: mirrors of bindings/core_layer.cpp.
 const Slot = {
   query: 0, key: 1, value: 2, keyPaddingBlocked: 3, attnBlocked: 4, keyPaddingAdditive: 5,
@@ -459,7 +487,14 @@ export class MultiheadAttention {
   forward(query, key = null, value = null, options = {}) {
     const layer = this.#live('forward');
     const c = this.#config;
-    const plan = this.#plan(query, key, value, options);
+    // The plainest call, self-attention on a batched float32 query with no
+    // options, is recognised here and planned without #plan. #plan is big
+    // enough that V8 keeps it out of line, and calling it cost a small call
+    // about 3-5 us when the caches were cold (bench/limits.md). Only inputs
+    // #plan would accept take this path; everything else, every error
+    // included, goes through #plan.
+    const plan = key == null && value == null && isPlainQuery(query, options, c) ? planPlain(query, c)
+      : this.#plan(query, key, value, options);
     const { B, Lq, Lk, S, flags } = plan;
 
     // Size every input slot first: any growth detaches earlier views.

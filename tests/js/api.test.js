@@ -91,6 +91,31 @@ test('key defaults to the query and value to the key', async () => {
   mha.dispose();
 });
 
+test('the plain forward(x) call computes what the general path computes, and honours options however given', async () => {
+  // forward(x) with no options is planned on a short path (bindings/index.js,
+  // isPlainQuery); an explicit default option sends the same call through #plan.
+  for (const config of [{ embedDim: 8, numHeads: 2, seed: 3 }, { embedDim: 12, numHeads: 3, seed: 4, addBiasKV: true, addZeroAttn: true }]) {
+    const mha = await MultiheadAttention.create(config);
+    const x = randomTensor([2, 5, config.embedDim], 7);
+    const plain = mha.forward(x);
+    assert.deepEqual(Object.keys(plain), ['output']);
+    assert.deepEqual(plain.output.dims, [2, 5, config.embedDim]);
+    assert.deepEqual(plain.output.data, mha.forward(x, null, null, { needWeights: 'none' }).output.data);
+    assert.deepEqual(plain.output.data, mha.forward(x, undefined, undefined, {}).output.data);
+    // Options #plan reads are honoured whether own, inherited or not enumerable.
+    const causal = mha.forward(x, null, null, { isCausal: true }).output.data;
+    assert.notDeepEqual(causal, plain.output.data);
+    assert.deepEqual(mha.forward(x, null, null, Object.create({ isCausal: true })).output.data, causal);
+    assert.deepEqual(mha.forward(x, null, null, Object.defineProperty({}, 'isCausal', { value: true })).output.data, causal);
+    // And anything #plan refuses is refused the same way.
+    assert.throws(() => mha.forward(x, null, null, { isCasual: true }), /unknown option 'isCasual'; did you mean 'isCausal'/);
+    assert.throws(() => mha.forward({ data: x.data, dims: [2, 5, config.embedDim + 1] }), RangeError);
+    assert.throws(() => mha.forward({ data: x.data, dims: [2.5, 2, config.embedDim] }), TypeError);
+    assert.throws(() => mha.forward(x, null, null, []), TypeError);
+    mha.dispose();
+  }
+});
+
 test('unbatched inputs give unbatched results equal to a batch of one', async () => {
   const mha = await MultiheadAttention.create({ embedDim: 9, numHeads: 3, seed: 4 });
   const x = randomTensor([5, 9], 1);
