@@ -247,13 +247,28 @@ function checkEnum(value, name, allowed) {
   return value;
 }
 
+// The checks below run on every forward call: their passing path is plain
+// loops and comparisons, and an element's name is formatted only once it
+// has failed.
+const isCount = (v) => Number.isSafeInteger(v) && v >= 0;
+
 function checkDims(dims, name) {
   if (!Array.isArray(dims)) throw new TypeError(`${name}.dims must be an array of integers, got ${describe(dims)}`);
-  dims.forEach((d, i) => checkInteger(d, `${name}.dims[${i}]`));
+  for (let i = 0; i < dims.length; i++) if (!isCount(dims[i])) checkInteger(dims[i], `${name}.dims[${i}]`);
   return dims;
 }
 
-const product = (dims) => dims.reduce((a, b) => a * b, 1);
+function product(dims) {
+  let p = 1;
+  for (let i = 0; i < dims.length; i++) p *= dims[i];
+  return p;
+}
+
+const isBooleanArray = (data) => Array.isArray(data) && data.every((x) => typeof x === 'boolean');
+
+// The data types a tensor argument may have: inputs, and masks.
+const FLOATS = [Float32Array];
+const MASKS = [Uint8Array, 'boolean[]', Float32Array];
 
 // A {data, dims} whose data is one of `types` (constructors or 'boolean[]').
 function checkTensor(t, name, types) {
@@ -261,7 +276,8 @@ function checkTensor(t, name, types) {
     throw new TypeError(`${name} must be a tensor { data, dims }, got ${describe(t)}`);
   const dims = checkDims(t.dims, name);
   const data = t.data;
-  const ok = types.some((T) => (T === 'boolean[]' ? Array.isArray(data) && data.every((x) => typeof x === 'boolean') : data instanceof T));
+  let ok = false;
+  for (let i = 0; i < types.length && !ok; i++) ok = types[i] === 'boolean[]' ? isBooleanArray(data) : data instanceof types[i];
   if (!ok) {
     const names = types.map((T) => (T === 'boolean[]' ? 'boolean[]' : T.name)).join(' or ');
     throw new TypeError(`${name}.data must be a ${names}, got ${describe(data)}`);
@@ -282,31 +298,45 @@ function expectDims(dims, expected, name, meaning) {
 // ---------------------------------------------------------------------------
 // The layer
 
-// Whether forward(query, null, null, options) is the plainest call: a
-// batched Float32Array query [B, L, embedDim], no option given (no key at
-// all, and none of the names #plan reads), a layer whose key and value
-// widths are embedDim, and buffers far under wasm32's 4 GiB (no size check
-// needed). #plan accepts every such call and plans it as planPlain does.
-function isPlainQuery(q, options, c) {
-  if (q === null || typeof q !== 'object' || !(q.data instanceof Float32Array)) return false;
-  const d = q.dims;
-  if (!Array.isArray(d) || d.length !== 3 || d[2] !== c.embedDim) return false;
-  if (!Number.isSafeInteger(d[0]) || d[0] < 0 || !Number.isSafeInteger(d[1]) || d[1] < 0) return false;
-  if (q.data.length !== d[0] * d[1] * d[2] || q.data.length > PLAIN_QUERY_MAX_FLOATS) return false;
-  if (c.kdim !== c.embedDim || c.vdim !== c.embedDim) return false;
+// Whether a forward call gives no option at all: no key in the object, and
+// none of the names #plan reads set (inherited or not enumerable either).
+function noOptionGiven(options) {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) return false;
-  for (const key in options) { void key; return false; }  // any key at all: #plan checks it
+  for (const name in options) return false;  // any key: #plan checks its name
   for (let i = 0; i < FORWARD_OPTIONS.length; i++) if (options[FORWARD_OPTIONS[i]] !== undefined) return false;
   return true;
 }
-// A call with at most this many query floats needs under 0.5 GiB of buffers.
-const PLAIN_QUERY_MAX_FLOATS = 1 << 24;
 
-// What #plan returns for a call isPlainQuery accepts.
-function planPlain(q, c) {
-  const [B, Lq] = q.dims;
+// The query's checks and shape, for both plans.
+function planQuery(query, c) {
+  const q = checkTensor(query, 'query', FLOATS);
+  if (q.dims.length !== 2 && q.dims.length !== 3)
+    throw new RangeError(`query must have dims [B, Lq, E] or unbatched [Lq, E], got ${shapeString(q.dims)}`);
+  const batched = q.dims.length === 3;
+  const B = batched ? q.dims[0] : 1, Lq = q.dims[batched ? 1 : 0], E = q.dims[batched ? 2 : 1];
+  if (E !== c.embedDim) throw new RangeError(`query's last dim must be embedDim=${c.embedDim}, got ${shapeString(q.dims)}`);
+  return { q, batched, B, Lq };
+}
+
+// Refuses, before allocating anything, a call whose buffers cannot fit in
+// wasm32's 4 GiB. JS numbers are exact to 2^53 and saturate beyond, so
+// these products cannot wrap around the way C++ size_t would.
+function checkBufferSize(c, B, Lq, Lk, S, needWeights, returnHeads, returnConcat) {
+  const E = c.embedDim, rows = B * Lq;
+  const floats = rows * E * (3 + (returnHeads ? 1 : 0) + (returnConcat ? 1 : 0)) +
+    B * Lk * (c.kdim + c.vdim + 2 * E) +
+    (needWeights === 'none' ? S : rows * S * (needWeights === 'per-head' ? c.numHeads : 1));
+  if (floats * 4 > HEAP_LIMIT_BYTES)
+    throw new RangeError(`forward: this call needs about ${(floats * 4 / 2 ** 30).toFixed(1)} GiB of buffers (B=${B}, Lq=${Lq}, Lk=${Lk}, E=${E}, needWeights='${needWeights}'); WebAssembly's limit is 4 GiB`);
+}
+
+// The plan of self-attention with no option (noOptionGiven) on a layer whose
+// key and value widths are embedDim: what #plan returns for it.
+function planSelfAttention(query, c) {
+  const { q, batched, B, Lq } = planQuery(query, c);
   const S = Lq + (c.addBiasKV ? 1 : 0) + (c.addZeroAttn ? 1 : 0);
-  return { B, Lq, Lk: Lq, S, flags: 0, writes: [[Slot.query, q.data]], batched: true, needWeights: 'none',
+  checkBufferSize(c, B, Lq, Lq, S, 'none', false, false);
+  return { B, Lq, Lk: Lq, S, flags: 0, writes: [[Slot.query, q.data]], batched, needWeights: 'none',
     returnHeads: false, returnConcat: false };
 }
 
@@ -487,14 +517,13 @@ export class MultiheadAttention {
   forward(query, key = null, value = null, options = {}) {
     const layer = this.#live('forward');
     const c = this.#config;
-    // The plainest call, self-attention on a batched float32 query with no
-    // options, is recognised here and planned without #plan. #plan is big
+    // The plainest call, forward(x), is planned without #plan: #plan is big
     // enough that V8 keeps it out of line, and calling it cost a small call
-    // about 3-5 us when the caches were cold (bench/limits.md). Only inputs
-    // #plan would accept take this path; everything else, every error
-    // included, goes through #plan.
-    const plan = key == null && value == null && isPlainQuery(query, options, c) ? planPlain(query, c)
-      : this.#plan(query, key, value, options);
+    // 3-5 us when the caches were cold (bench/limits.md). Both share the
+    // query's checks and the size check.
+    const plain = key == null && value == null && c.kdim === c.embedDim && c.vdim === c.embedDim &&
+      noOptionGiven(options);
+    const plan = plain ? planSelfAttention(query, c) : this.#plan(query, key, value, options);
     const { B, Lq, Lk, S, flags } = plan;
 
     // Size every input slot first: any growth detaches earlier views.
@@ -524,12 +553,7 @@ export class MultiheadAttention {
   #plan(query, key, value, options) {
     const c = this.#config;
     checkOptionNames(options, FORWARD_OPTIONS, 'forward options');
-    const q = checkTensor(query, 'query', [Float32Array]);
-    if (q.dims.length !== 2 && q.dims.length !== 3)
-      throw new RangeError(`query must have dims [B, Lq, E] or unbatched [Lq, E], got ${shapeString(q.dims)}`);
-    const batched = q.dims.length === 3;
-    const [B, Lq, E] = batched ? q.dims : [1, ...q.dims];
-    if (E !== c.embedDim) throw new RangeError(`query's last dim must be embedDim=${c.embedDim}, got ${shapeString(q.dims)}`);
+    const { q, batched, B, Lq } = planQuery(query, c);
 
     const writes = [[Slot.query, q.data]];
     let flags = 0;
@@ -545,7 +569,7 @@ export class MultiheadAttention {
     let Lk = Lq;
     let k = null;
     if (key != null) {
-      k = checkTensor(key, 'key', [Float32Array]);
+      k = checkTensor(key, 'key', FLOATS);
       Lk = seq('key', k, c.kdim);
       writes.push([Slot.key, k.data]);
       flags |= Flag.hasKey;
@@ -553,7 +577,7 @@ export class MultiheadAttention {
       throw new TypeError(`key is required: kdim=${c.kdim} differs from embedDim=${c.embedDim}, so the query cannot be the key`);
     }
     if (value != null) {
-      const v = checkTensor(value, 'value', [Float32Array]);
+      const v = checkTensor(value, 'value', FLOATS);
       const Lv = seq('value', v, c.vdim);
       if (Lv !== Lk) throw new RangeError(`value's length must equal key's (${Lk}), got ${shapeString(v.dims)}`);
       writes.push([Slot.value, v.data]);
@@ -567,14 +591,14 @@ export class MultiheadAttention {
 
     const o = options;
     if (o.keyPaddingMask != null) {
-      const m = checkTensor(o.keyPaddingMask, 'keyPaddingMask', [Uint8Array, 'boolean[]', Float32Array]);
+      const m = checkTensor(o.keyPaddingMask, 'keyPaddingMask', MASKS);
       expectDims(m.dims, [...lead, Lk], 'keyPaddingMask', batched ? '[B, Lk]' : '[Lk]');
       const additive = m.data instanceof Float32Array;
       writes.push([additive ? Slot.keyPaddingAdditive : Slot.keyPaddingBlocked, m.data]);
       flags |= additive ? Flag.keyPaddingAdditive : Flag.keyPaddingBlocked;
     }
     if (o.attnMask != null) {
-      const m = checkTensor(o.attnMask, 'attnMask', [Uint8Array, 'boolean[]', Float32Array]);
+      const m = checkTensor(o.attnMask, 'attnMask', MASKS);
       if (m.dims.length === 3) {
         expectDims(m.dims, [B * H, Lq, Lk], 'attnMask', batched ? '[B * numHeads, Lq, Lk], index b * numHeads + h' : '[numHeads, Lq, Lk]');
         flags |= Flag.attnPerHead;
@@ -615,15 +639,7 @@ export class MultiheadAttention {
     const fully = o.fullyMaskedRows === undefined ? 'zero' : checkEnum(o.fullyMaskedRows, 'fullyMaskedRows', FULLY_MASKED_ROWS);
     if (fully === 'nan') flags |= Flag.fullyMaskedNaN;
 
-    // Refuse, before allocating anything, a call whose buffers cannot fit in
-    // wasm32's 4 GiB. JS numbers are exact to 2^53 and saturate beyond, so
-    // these products cannot wrap around the way C++ size_t would.
-    const rows = B * Lq;
-    const floats = rows * E * (3 + (returnHeads ? 1 : 0) + (returnConcat ? 1 : 0)) +
-      B * Lk * (c.kdim + c.vdim + 2 * E) +
-      (needWeights === 'none' ? S : rows * S * (needWeights === 'per-head' ? H : 1));
-    if (floats * 4 > HEAP_LIMIT_BYTES)
-      throw new RangeError(`forward: this call needs about ${(floats * 4 / 2 ** 30).toFixed(1)} GiB of buffers (B=${B}, Lq=${Lq}, Lk=${Lk}, E=${E}, needWeights='${needWeights}'); WebAssembly's limit is 4 GiB`);
+    checkBufferSize(c, B, Lq, Lk, S, needWeights, returnHeads, returnConcat);
 
     return { B, Lq, Lk, S, flags, writes, batched, needWeights, returnHeads, returnConcat };
   }

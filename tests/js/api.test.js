@@ -93,7 +93,7 @@ test('key defaults to the query and value to the key', async () => {
 
 test('the plain forward(x) call computes what the general path computes, and honours options however given', async () => {
   // forward(x) with no options is planned on a short path (bindings/index.js,
-  // isPlainQuery); an explicit default option sends the same call through #plan.
+  // planSelfAttention); an explicit default option sends the same call through #plan.
   for (const config of [{ embedDim: 8, numHeads: 2, seed: 3 }, { embedDim: 12, numHeads: 3, seed: 4, addBiasKV: true, addZeroAttn: true }]) {
     const mha = await MultiheadAttention.create(config);
     const x = randomTensor([2, 5, config.embedDim], 7);
@@ -102,6 +102,8 @@ test('the plain forward(x) call computes what the general path computes, and hon
     assert.deepEqual(plain.output.dims, [2, 5, config.embedDim]);
     assert.deepEqual(plain.output.data, mha.forward(x, null, null, { needWeights: 'none' }).output.data);
     assert.deepEqual(plain.output.data, mha.forward(x, undefined, undefined, {}).output.data);
+    const one = { data: x.data.subarray(0, 5 * config.embedDim), dims: [5, config.embedDim] };  // unbatched
+    assert.deepEqual(mha.forward(one).output.data, mha.forward(one, null, null, { needWeights: 'none' }).output.data);
     // Options #plan reads are honoured whether own, inherited or not enumerable.
     const causal = mha.forward(x, null, null, { isCausal: true }).output.data;
     assert.notDeepEqual(causal, plain.output.data);
