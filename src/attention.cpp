@@ -222,9 +222,10 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
   for (std::size_t t = 0; t < pool.size(); ++t) fit_scratch(ws.head[t], S, d, o.need_weights != NeedWeights::none);
   if (o.need_weights == NeedWeights::average) std::fill(out.weights, out.weights + B * Lq * S, 0.0f);
   const std::size_t row_tasks = ceil_div(Lq, kTaskQueries), pack_tasks = ceil_div(S, kTaskKeys);
-  auto attend = [&](std::size_t b, std::size_t h, std::size_t row_task, const float* packed, std::size_t worker) {
+  auto attend = [&](const HeadInput& hi, std::size_t b, std::size_t h, std::size_t row_task, const float* packed,
+                    std::size_t worker) {
     const std::size_t i0 = row_task * kTaskQueries, i1 = std::min(Lq, i0 + kTaskQueries);
-    attend_rows(head_input(b, h), packed, i0, i1, masks_of(b, h), head_output(b, h), ws.head[worker]);
+    attend_rows(hi, packed, i0, i1, masks_of(b, h), head_output(b, h), ws.head[worker]);
   };
   auto pack = [&](std::size_t b, std::size_t h, std::size_t pack_task, float* packed) {
     pack_head(head_input(b, h), packed, pack_task * kTaskKeys, std::min(S, (pack_task + 1) * kTaskKeys));
@@ -238,7 +239,9 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
     for (std::size_t b = 0; b < B; ++b)
       for (std::size_t h = 0; h < H; ++h) {
         run_tasks(pool, pack_tasks, S * d, [&](std::size_t t, std::size_t) { pack(b, h, t, ws.packed.data()); });
-        run_tasks(pool, row_tasks, Lq * S * d, [&](std::size_t t, std::size_t worker) { attend(b, h, t, ws.packed.data(), worker); });
+        run_tasks(pool, row_tasks, Lq * S * d, [&](std::size_t t, std::size_t worker) {
+          attend(head_input(b, h), b, h, t, ws.packed.data(), worker);
+        });
       }
   } else {
     // Every head packed first, then one loop over (batch, head, query
@@ -246,19 +249,28 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
     // query blocks first, which under a causal mask are the longest.
     // Averaged weights sum over heads into one row, so there a task takes
     // every head of its rows, in order: the sum is the same for any thread
-    // count.
+    // count. When a head's queries are one block, its one task packs its
+    // keys itself: no loop of its own for that (the teaching shape's 24
+    // heads were 24 more tasks), and the keys are attended while in cache.
     Workspace::fit(ws.packed, B * H * per_head);
-    run_tasks(pool, B * H * pack_tasks, B * H * S * d, [&](std::size_t t, std::size_t) {
-      const std::size_t bh = t / pack_tasks;
-      pack(bh / H, bh % H, t % pack_tasks, ws.packed.data() + bh * per_head);
-    });
+    const bool pack_in_task = row_tasks == 1;
+    if (!pack_in_task)
+      run_tasks(pool, B * H * pack_tasks, B * H * S * d, [&](std::size_t t, std::size_t) {
+        const std::size_t bh = t / pack_tasks;
+        pack(bh / H, bh % H, t % pack_tasks, ws.packed.data() + bh * per_head);
+      });
     const bool heads_per_task = o.need_weights != NeedWeights::average;
     const std::size_t groups = B * (heads_per_task ? H : 1);  // (batch, head) or batch
     run_tasks(pool, groups * row_tasks, B * H * Lq * S * d, [&](std::size_t t, std::size_t worker) {
       const std::size_t rt = row_tasks - 1 - t / groups, g = t % groups;
       const std::size_t b = heads_per_task ? g / H : g;
       const std::size_t h0 = heads_per_task ? g % H : 0, h1 = heads_per_task ? h0 + 1 : H;
-      for (std::size_t h = h0; h < h1; ++h) attend(b, h, rt, ws.packed.data() + (b * H + h) * per_head, worker);
+      for (std::size_t h = h0; h < h1; ++h) {
+        const HeadInput hi = head_input(b, h);
+        float* packed = ws.packed.data() + (b * H + h) * per_head;
+        if (pack_in_task) pack_head(hi, packed, 0, S);
+        attend(hi, b, h, rt, packed, worker);
+      }
     });
   }
 

@@ -32,6 +32,13 @@ const float* value_row(const HeadInput& in, std::size_t j) {
   return nullptr;
 }
 
+// The row of key j (j < S) in a narrow head's packed K and V: the extra keys
+// first (bias_k, then the zero key), then keys 0 .. Lk-1. So the keys a block
+// of queries computes, the extra ones and those before the first dead key,
+// are one run of rows from 0: one call for the scores and one for the
+// softmax and P . V.
+std::size_t narrow_row(std::size_t j, std::size_t lk, std::size_t extra) { return j < lk ? extra + j : j - lk; }
+
 // Z row = O row / l, the O row's values o_step floats apart; or, for a row
 // with every key blocked, the policy's fill. A NaN score leaves m at -inf
 // too, but l NaN. With S == 0 there is nothing to attend to and Z is
@@ -65,12 +72,19 @@ std::size_t packed_head_size(std::size_t s, std::size_t d) {
 
 void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j1) {
   const std::size_t d = in.d, lk = in.lk, s = source_keys(in), d_pad = round_up(d, kPanel);
-  if (is_narrow(d)) {  // K [S, d], V [S, d]; the zero key's rows are 0
-    for (std::size_t j = j0; j < j1; ++j) {
-      const float *kr = key_row(in, j), *vr = value_row(in, j);
+  if (is_narrow(d)) {  // K [S, d], then V [S, d], rows in narrow_row's order
+    const std::size_t extra = s - lk, j_lk = std::min(std::max(j0, lk), j1);
+    for (std::size_t j = j0; j < j_lk; ++j)
       for (std::size_t t = 0; t < d; ++t) {
-        packed[j * d + t] = kr ? kr[t] : 0.0f;
-        packed[(s + j) * d + t] = vr ? vr[t] : 0.0f;
+        packed[(extra + j) * d + t] = in.k[j * in.k_stride + t];
+        packed[(s + extra + j) * d + t] = in.v[j * in.v_stride + t];
+      }
+    for (std::size_t j = j_lk; j < j1; ++j) {  // bias_kv, then the zero key's 0s
+      const float *kr = key_row(in, j), *vr = value_row(in, j);
+      const std::size_t row = narrow_row(j, lk, extra);
+      for (std::size_t t = 0; t < d; ++t) {
+        packed[row * d + t] = kr ? kr[t] : 0.0f;
+        packed[(s + row) * d + t] = vr ? vr[t] : 0.0f;
       }
     }
     return;
@@ -106,30 +120,27 @@ void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j
 // in a lane, against every key they have not all blocked, in one tile
 // [keys, queries]. One block holds the whole row of scores, so the softmax
 // needs no rescaling and the weights are the tile's own 2^(s - m) / l.
+
 static void attend_narrow_rows(const HeadInput& in, const float* packed, std::size_t row0, std::size_t row1,
                                const MaskContext& masks, const HeadOutput& out, HeadScratch& sc) {
   constexpr std::size_t Q = kNarrowQueries;
   const std::size_t d = in.d, lk = in.lk, s = source_keys(in), extra = s - lk;
-  const float* k = packed;         // K [S, d]
+  const float* k = packed;          // K [S, d]
   const float* v = packed + s * d;  // V [S, d]
-  float* p = sc.tile.data();  // scores, then 2^(score - max): [keys, Q]
-  alignas(16) float qt[kNarrowWidth * Q], o[kNarrowWidth * Q], m[Q], l[Q], rescale[Q];
+  float* p = sc.tile.data();        // scores, then 2^(score - max): [keys, Q]
+  alignas(16) float qt[kNarrowWidth * Q], o[kNarrowWidth * Q], m[Q], l[Q];
   for (std::size_t i0 = row0; i0 < row1; i0 += Q) {
     const std::size_t rows = std::min(Q, row1 - i0);
-    for (std::size_t t = 0; t < d; ++t)  // Q^T; missing queries are 0, their lanes never read
-      for (std::size_t c = 0; c < Q; ++c) qt[t * Q + c] = c < rows ? in.q[(i0 + c) * in.q_stride + t] : 0.0f;
+    for (std::size_t c = 0; c < rows; ++c)  // Q^T
+      for (std::size_t t = 0; t < d; ++t) qt[t * Q + c] = in.q[(i0 + c) * in.q_stride + t];
+    for (std::size_t c = rows; c < Q; ++c)  // missing queries are 0, their lanes never read
+      for (std::size_t t = 0; t < d; ++t) qt[t * Q + c] = 0.0f;
     // Keys [live, Lk) are blocked for every query here: weight 0, not computed.
     const std::int64_t dead = first_dead_key(masks, std::int64_t(i0), std::int64_t(i0 + rows));
-    const std::size_t live = std::min(lk, std::size_t(dead));
-    // The tile's rows: the live keys, then bias_k and the zero key (never masked).
-    simd::narrow_scores(qt, d, k, d, live, p);
-    add_masks(p, Q, masks, std::int64_t(i0), std::int64_t(i0 + rows), 0, std::int64_t(live));
-    simd::narrow_scores(qt, d, k + lk * d, d, extra, p + live * Q);
-    std::fill(m, m + Q, kNegInf);
-    std::fill(l, l + Q, 0.0f);
-    simd::softmax_columns(p, Q, live + extra, Q, m, l, rescale);
-    simd::narrow_values(p, live, v, d, d, false, o);
-    simd::narrow_values(p + live * Q, extra, v + lk * d, d, d, true, o);
+    const std::size_t live = std::min(lk, std::size_t(dead)), keys = extra + live;
+    simd::narrow_scores(qt, d, k, d, keys, p);
+    add_masks(p + extra * Q, Q, masks, std::int64_t(i0), std::int64_t(i0 + rows), 0, std::int64_t(live));
+    simd::narrow_softmax_values(p, keys, v, d, d, m, l, o);
 
     for (std::size_t c = 0; c < rows; ++c) {
       float fill;
@@ -143,9 +154,8 @@ static void attend_narrow_rows(const HeadInput& in, const float* packed, std::si
         else w[j] = weight;
       };
       for (std::size_t j = 0; j < s; ++j) {
-        const bool computed = j < live || j >= lk;  // the extra keys sit right after the live ones
-        const std::size_t at = j < live ? j : live + (j - lk);
-        put(j, fully_masked ? fill : computed ? p[at * Q + c] * inv : 0.0f);
+        const bool computed = j < live || j >= lk;
+        put(j, fully_masked ? fill : computed ? p[narrow_row(j, lk, extra) * Q + c] * inv : 0.0f);
       }
     }
   }

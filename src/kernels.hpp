@@ -113,10 +113,17 @@ void linear(const float* x, std::size_t m, std::size_t x_stride, const PackedWei
 // k + j * k_stride; 1 <= d <= kNarrowWidth.
 void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k_stride, std::size_t keys,
                    float* scores);
-// o[t][c] = (accumulate ? o[t][c] : 0) + sum_j p[j][c] * value_j[t], value_j
-// at v + j * v_stride; 1 <= d <= kNarrowWidth.
-void narrow_values(const float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
-                   bool accumulate, float* o);
+// The whole softmax of a narrow block and its P . V in one pass over the
+// keys: one block holds every key a query attends to, so there is no running
+// max and nothing to rescale. For each column c (one query), with m[c] =
+// max_j p[j][c] (NaN never taken; -inf if every score is) and shift = m[c],
+// or 0 while m[c] is -inf:
+//   p[j][c] = 2^(p[j][c] - shift)   (the unnormalised weights; base 2, see kLog2e)
+//   l[c] = sum_j p[j][c]            (NaN if a score is NaN, 0 if all are -inf)
+//   o[t][c] = sum_j p[j][c] * value_j[t], value_j at v + j * v_stride
+// 1 <= d <= kNarrowWidth.
+void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
+                           float* m, float* l, float* o);
 }  // namespace simd
 
 namespace scalar {
@@ -131,8 +138,8 @@ void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, co
           bool accumulate, float* c, std::size_t ldc);
 void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k_stride, std::size_t keys,
                    float* scores);
-void narrow_values(const float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
-                   bool accumulate, float* o);
+void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
+                           float* m, float* l, float* o);
 // Same contract as simd::linear but reads W [N, K] unpacked.
 void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w, std::size_t n,
             std::size_t k, const float* bias, float* y, std::size_t y_stride);

@@ -86,15 +86,25 @@ void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k
     }
 }
 
-void narrow_values(const float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
-                   bool accumulate, float* o) {
+void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
+                           float* m, float* l, float* o) {
   constexpr std::size_t Q = kNarrowQueries;
-  for (std::size_t t = 0; t < d; ++t)
-    for (std::size_t c = 0; c < Q; ++c) {
-      double sum = accumulate ? o[t * Q + c] : 0.0;
-      for (std::size_t j = 0; j < keys; ++j) sum += double(p[j * Q + c]) * double(v[j * v_stride + t]);
-      o[t * Q + c] = float(sum);
+  constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+  for (std::size_t c = 0; c < Q; ++c) {
+    float max = neg_inf;
+    for (std::size_t j = 0; j < keys; ++j)
+      if (max < p[j * Q + c]) max = p[j * Q + c];  // NaN is never taken
+    const float shift = max == neg_inf ? 0.0f : max;
+    double sum = 0.0;
+    for (std::size_t j = 0; j < keys; ++j) sum += (p[j * Q + c] = std::exp2(p[j * Q + c] - shift));
+    for (std::size_t t = 0; t < d; ++t) {
+      double acc = 0.0;
+      for (std::size_t j = 0; j < keys; ++j) acc += double(p[j * Q + c]) * double(v[j * v_stride + t]);
+      o[t * Q + c] = float(acc);
     }
+    m[c] = max;
+    l[c] = float(sum);
+  }
 }
 
 void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w, std::size_t n,

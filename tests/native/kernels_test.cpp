@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels.hpp"
@@ -187,13 +188,13 @@ TEST(Kernels, SoftmaxColumnsMatchesScalarAcrossTwoBlocks) {
     }
 }
 
-// Narrow heads' scores and values, four queries in the lanes, at every head
-// width the narrow path takes and key counts around the lane count, keys
-// packed (d apart) and not; values both written and added onto.
-TEST(Kernels, NarrowScoresAndValuesMatchScalarAtEveryWidth) {
+// Narrow heads' scores, four queries in the lanes, at every head width the
+// narrow path takes and key counts around the lane count, keys packed (d
+// apart) and not.
+TEST(Kernels, NarrowScoresMatchScalarAtEveryWidth) {
   constexpr std::size_t Q = mha::kNarrowQueries;
   for (std::size_t d = 1; d <= mha::kNarrowWidth; ++d)
-    for (std::size_t keys : {0, 1, 3, 4, 9}) {
+    for (std::size_t keys : {0, 1, 3, 4, 9})
       for (std::size_t k_stride : {d, d + 3}) {
         auto qt = random_vector(d * Q, 71), k = random_vector(keys * (d + 3) + d, 72);
         std::vector<float> s1(keys * Q + 1, 9.0f), s2 = s1;
@@ -202,14 +203,44 @@ TEST(Kernels, NarrowScoresAndValuesMatchScalarAtEveryWidth) {
         for (std::size_t i = 0; i < s1.size(); ++i)
           ASSERT_NEAR(s1[i], s2[i], sum_tolerance(d)) << "d=" << d << " keys=" << keys << " i=" << i;
       }
-      for (bool accumulate : {false, true}) {
-        auto p = random_vector(keys * Q, 73, 0.0f, 1.0f), v = random_vector(keys * (d + 2) + 1, 74);
-        auto o1 = random_vector(d * Q, 75), o2 = o1;
-        mha::simd::narrow_values(p.data(), keys, v.data(), d + 2, d, accumulate, o1.data());
-        mha::scalar::narrow_values(p.data(), keys, v.data(), d + 2, d, accumulate, o2.data());
-        for (std::size_t i = 0; i < o1.size(); ++i)
-          ASSERT_NEAR(o1[i], o2[i], sum_tolerance(keys + 1)) << "d=" << d << " keys=" << keys << " i=" << i;
+}
+
+// Their softmax and P . V in one pass, at every width: lane 0 plain scores,
+// lane 1 every key masked (max -inf, sum 0, weights 0, output 0), lane 2
+// some keys masked, lane 3 a NaN score (sum and output NaN).
+TEST(Kernels, NarrowSoftmaxValuesMatchesScalarAtEveryWidth) {
+  constexpr std::size_t Q = mha::kNarrowQueries;
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  for (std::size_t d = 1; d <= mha::kNarrowWidth; ++d)
+    for (std::size_t keys : {0, 1, 3, 4, 9, 40}) {
+      auto p1 = random_vector(keys * Q, 73, -20.0f, 6.0f), v = random_vector(keys * (d + 2) + 1, 74);
+      for (std::size_t j = 0; j < keys; ++j) {
+        p1[j * Q + 1] = -inf;
+        if (j % 2 == 0) p1[j * Q + 2] = -inf;
       }
+      if (keys > 0) p1[(keys - 1) * Q + 3] = std::nanf("");
+      auto p2 = p1;
+      std::vector<float> m1(Q, 7.0f), l1(Q, 7.0f), o1(d * Q, 7.0f), m2 = m1, l2 = l1, o2 = o1;
+      mha::simd::narrow_softmax_values(p1.data(), keys, v.data(), d + 2, d, m1.data(), l1.data(), o1.data());
+      mha::scalar::narrow_softmax_values(p2.data(), keys, v.data(), d + 2, d, m2.data(), l2.data(), o2.data());
+      const std::string at = "d=" + std::to_string(d) + " keys=" + std::to_string(keys);
+      for (std::size_t i = 0; i < p1.size(); ++i) {
+        if (std::isnan(p2[i])) ASSERT_TRUE(std::isnan(p1[i])) << at << " i=" << i;
+        else ASSERT_NEAR(p1[i], p2[i], 3e-7f * p2[i] + 1e-30f) << at << " i=" << i;
+      }
+      for (std::size_t c = 0; c < Q; ++c) {
+        ASSERT_EQ(m1[c], m2[c]) << at << " column " << c;
+        if (std::isnan(l2[c])) ASSERT_TRUE(std::isnan(l1[c])) << at << " column " << c;
+        else ASSERT_NEAR(l1[c], l2[c], 2e-7f * float(keys + 1) * l2[c]) << at << " column " << c;
+      }
+      for (std::size_t i = 0; i < o1.size(); ++i) {
+        if (std::isnan(o2[i])) ASSERT_TRUE(std::isnan(o1[i])) << at << " i=" << i;
+        else ASSERT_NEAR(o1[i], o2[i], sum_tolerance(keys + 1) * (1.0f + std::abs(o2[i]))) << at << " i=" << i;
+      }
+      EXPECT_EQ(m1[1], -inf) << at;  // every key masked
+      EXPECT_EQ(l1[1], 0.0f) << at;
+      for (std::size_t t = 0; t < d; ++t) EXPECT_EQ(o1[t * Q + 1], 0.0f) << at;
+      if (keys > 0) EXPECT_TRUE(std::isnan(l1[3])) << at;  // a NaN score: its column's sum is NaN
     }
 }
 
