@@ -120,7 +120,6 @@ void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j
 // in a lane, against every key they have not all blocked, in one tile
 // [keys, queries]. One block holds the whole row of scores, so the softmax
 // needs no rescaling and the weights are the tile's own 2^(s - m) / l.
-
 static void attend_narrow_rows(const HeadInput& in, const float* packed, std::size_t row0, std::size_t row1,
                                const MaskContext& masks, const HeadOutput& out, HeadScratch& sc) {
   constexpr std::size_t Q = kNarrowQueries;
@@ -129,6 +128,8 @@ static void attend_narrow_rows(const HeadInput& in, const float* packed, std::si
   const float* v = packed + s * d;  // V [S, d]
   float* p = sc.tile.data();        // scores, then 2^(score - max): [keys, Q]
   alignas(16) float qt[kNarrowWidth * Q], o[kNarrowWidth * Q], m[Q], l[Q];
+  // A fully masked row's Z and weights (finish_row's rule); with S = 0, Z is 0.
+  const float fill = s > 0 && out.nan_for_fully_masked ? kNaN : 0.0f;
   for (std::size_t i0 = row0; i0 < row1; i0 += Q) {
     const std::size_t rows = std::min(Q, row1 - i0);
     for (std::size_t c = 0; c < rows; ++c)  // Q^T
@@ -140,13 +141,13 @@ static void attend_narrow_rows(const HeadInput& in, const float* packed, std::si
     const std::size_t live = std::min(lk, std::size_t(dead)), keys = extra + live;
     simd::narrow_scores(qt, d, k, d, keys, p);
     add_masks(p + extra * Q, Q, masks, std::int64_t(i0), std::int64_t(i0 + rows), 0, std::int64_t(live));
-    simd::narrow_softmax_values(p, keys, v, d, d, m, l, o);
+    simd::narrow_softmax_values(p, keys, v, d, d, fill, m, l, o);  // o: Z^T, fill in fully masked rows
 
     for (std::size_t c = 0; c < rows; ++c) {
-      float fill;
-      const bool fully_masked = finish_row(out.z + (i0 + c) * out.z_stride, o + c, Q, d, s, m[c], l[c],
-                                           out.nan_for_fully_masked, fill);
+      float* z = out.z + (i0 + c) * out.z_stride;
+      for (std::size_t t = 0; t < d; ++t) z[t] = o[t * Q + c];
       if (out.weights == nullptr) continue;
+      const bool fully_masked = s > 0 && l[c] == 0.0f;  // as finish_row: l = 0 only when m = -inf
       float* w = out.weights + (i0 + c) * out.weights_stride;
       const float inv = fully_masked ? 0.0f : 1.0f / l[c];
       auto put = [&](std::size_t j, float weight) {

@@ -120,10 +120,11 @@ void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k
 // or 0 while m[c] is -inf:
 //   p[j][c] = 2^(p[j][c] - shift)   (the unnormalised weights; base 2, see kLog2e)
 //   l[c] = sum_j p[j][c]            (NaN if a score is NaN, 0 if all are -inf)
-//   o[t][c] = sum_j p[j][c] * value_j[t], value_j at v + j * v_stride
+//   o[t][c] = sum_j p[j][c] * value_j[t] / l[c], value_j at v + j * v_stride,
+//             or `fill` where l[c] = 0 (every key blocked, or no key)
 // 1 <= d <= kNarrowWidth.
 void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
-                           float* m, float* l, float* o);
+                           float fill, float* m, float* l, float* o);
 }  // namespace simd
 
 namespace scalar {
@@ -139,7 +140,7 @@ void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, co
 void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k_stride, std::size_t keys,
                    float* scores);
 void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
-                           float* m, float* l, float* o);
+                           float fill, float* m, float* l, float* o);
 // Same contract as simd::linear but reads W [N, K] unpacked.
 void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w, std::size_t n,
             std::size_t k, const float* bias, float* y, std::size_t y_stride);

@@ -87,7 +87,7 @@ void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k
 }
 
 void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
-                           float* m, float* l, float* o) {
+                           float fill, float* m, float* l, float* o) {
   constexpr std::size_t Q = kNarrowQueries;
   constexpr float neg_inf = -std::numeric_limits<float>::infinity();
   for (std::size_t c = 0; c < Q; ++c) {
@@ -100,7 +100,7 @@ void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size
     for (std::size_t t = 0; t < d; ++t) {
       double acc = 0.0;
       for (std::size_t j = 0; j < keys; ++j) acc += double(p[j * Q + c]) * double(v[j * v_stride + t]);
-      o[t * Q + c] = float(acc);
+      o[t * Q + c] = sum == 0.0 ? fill : float(acc / sum);
     }
     m[c] = max;
     l[c] = float(sum);

@@ -196,8 +196,8 @@ void narrow_scores_of_width(const float* qt, const float* k, std::size_t k_strid
 }
 
 template <std::size_t D>
-void narrow_softmax_values_of_width(float* p, std::size_t keys, const float* v, std::size_t v_stride, float* m,
-                                    float* l, float* o) {
+void narrow_softmax_values_of_width(float* p, std::size_t keys, const float* v, std::size_t v_stride, float fill,
+                                    float* m, float* l, float* o) {
   const batch neg_inf(-std::numeric_limits<float>::infinity()), zero(0.0f);
   batch max = neg_inf;
   for (std::size_t j = 0; j < keys; ++j) {
@@ -225,7 +225,9 @@ void narrow_softmax_values_of_width(float* p, std::size_t keys, const float* v, 
   }
   max.store_unaligned(m);
   sum.store_unaligned(l);
-  for (std::size_t t = 0; t < D; ++t) acc[t].store_unaligned(o + t * kLanes);
+  const auto none = sum == zero;  // every key blocked (or none at all)
+  const batch inv = batch(1.0f) / sum, fills(fill);
+  for (std::size_t t = 0; t < D; ++t) xsimd::select(none, fills, acc[t] * inv).store_unaligned(o + t * kLanes);
 }
 
 static_assert(kNarrowQueries == kLanes, "a narrow block is one query per lane");
@@ -383,14 +385,14 @@ void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k
 }
 
 void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
-                           float* m, float* l, float* o) {
+                           float fill, float* m, float* l, float* o) {
   switch (d) {
-    case 1: return narrow_softmax_values_of_width<1>(p, keys, v, v_stride, m, l, o);
-    case 2: return narrow_softmax_values_of_width<2>(p, keys, v, v_stride, m, l, o);
-    case 3: return narrow_softmax_values_of_width<3>(p, keys, v, v_stride, m, l, o);
-    case 4: return narrow_softmax_values_of_width<4>(p, keys, v, v_stride, m, l, o);
-    case 5: return narrow_softmax_values_of_width<5>(p, keys, v, v_stride, m, l, o);
-    default: return narrow_softmax_values_of_width<6>(p, keys, v, v_stride, m, l, o);
+    case 1: return narrow_softmax_values_of_width<1>(p, keys, v, v_stride, fill, m, l, o);
+    case 2: return narrow_softmax_values_of_width<2>(p, keys, v, v_stride, fill, m, l, o);
+    case 3: return narrow_softmax_values_of_width<3>(p, keys, v, v_stride, fill, m, l, o);
+    case 4: return narrow_softmax_values_of_width<4>(p, keys, v, v_stride, fill, m, l, o);
+    case 5: return narrow_softmax_values_of_width<5>(p, keys, v, v_stride, fill, m, l, o);
+    default: return narrow_softmax_values_of_width<6>(p, keys, v, v_stride, fill, m, l, o);
   }
 }
 

@@ -205,12 +205,12 @@ TEST(Kernels, NarrowScoresMatchScalarAtEveryWidth) {
       }
 }
 
-// Their softmax and P . V in one pass, at every width: lane 0 plain scores,
-// lane 1 every key masked (max -inf, sum 0, weights 0, output 0), lane 2
-// some keys masked, lane 3 a NaN score (sum and output NaN).
+// Their softmax and normalised P . V in one call, at every width: lane 0
+// plain scores, lane 1 every key masked (max -inf, sum 0, weights 0, output
+// the fill), lane 2 some keys masked, lane 3 a NaN score (sum and output NaN).
 TEST(Kernels, NarrowSoftmaxValuesMatchesScalarAtEveryWidth) {
   constexpr std::size_t Q = mha::kNarrowQueries;
-  constexpr float inf = std::numeric_limits<float>::infinity();
+  constexpr float inf = std::numeric_limits<float>::infinity(), kFill = -3.0f;
   for (std::size_t d = 1; d <= mha::kNarrowWidth; ++d)
     for (std::size_t keys : {0, 1, 3, 4, 9, 40}) {
       auto p1 = random_vector(keys * Q, 73, -20.0f, 6.0f), v = random_vector(keys * (d + 2) + 1, 74);
@@ -221,8 +221,8 @@ TEST(Kernels, NarrowSoftmaxValuesMatchesScalarAtEveryWidth) {
       if (keys > 0) p1[(keys - 1) * Q + 3] = std::nanf("");
       auto p2 = p1;
       std::vector<float> m1(Q, 7.0f), l1(Q, 7.0f), o1(d * Q, 7.0f), m2 = m1, l2 = l1, o2 = o1;
-      mha::simd::narrow_softmax_values(p1.data(), keys, v.data(), d + 2, d, m1.data(), l1.data(), o1.data());
-      mha::scalar::narrow_softmax_values(p2.data(), keys, v.data(), d + 2, d, m2.data(), l2.data(), o2.data());
+      mha::simd::narrow_softmax_values(p1.data(), keys, v.data(), d + 2, d, kFill, m1.data(), l1.data(), o1.data());
+      mha::scalar::narrow_softmax_values(p2.data(), keys, v.data(), d + 2, d, kFill, m2.data(), l2.data(), o2.data());
       const std::string at = "d=" + std::to_string(d) + " keys=" + std::to_string(keys);
       for (std::size_t i = 0; i < p1.size(); ++i) {
         if (std::isnan(p2[i])) ASSERT_TRUE(std::isnan(p1[i])) << at << " i=" << i;
@@ -239,7 +239,7 @@ TEST(Kernels, NarrowSoftmaxValuesMatchesScalarAtEveryWidth) {
       }
       EXPECT_EQ(m1[1], -inf) << at;  // every key masked
       EXPECT_EQ(l1[1], 0.0f) << at;
-      for (std::size_t t = 0; t < d; ++t) EXPECT_EQ(o1[t * Q + 1], 0.0f) << at;
+      for (std::size_t t = 0; t < d; ++t) EXPECT_EQ(o1[t * Q + 1], kFill) << at;
       if (keys > 0) EXPECT_TRUE(std::isnan(l1[3])) << at;  // a NaN score: its column's sum is NaN
     }
 }
