@@ -239,7 +239,7 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
       if (fully_masked) {
         std::fill(w, w + s, fill);
       } else if (s > 0) {
-        simd::exp_shifted_sum(w, s, m[r] == kNegInf ? 0.0f : m[r]);
+        simd::exp_shifted_sum(w, s, softmax_shift(m[r]));
         simd::scale(1.0f / l[r], w, s);
       }
       float* dst = out.weights + (i0 + r) * out.weights_stride;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <limits>
 #include <vector>
 
 namespace mha {
@@ -16,6 +17,11 @@ namespace mha {
 // the query projection with 1/sqrt(d), and into additive masks), so that
 // exp(s - m) is 2^(s*log2e - m*log2e), which costs fewer operations than e^x.
 constexpr float kLog2e = 1.44269504088896341f;
+
+// What a softmax subtracts from its scores: their max, or 0 while the max is
+// -inf (every score so far blocked), so that 2^(-inf - shift) is 0 and not
+// 2^NaN. The SIMD kernels apply the same rule per lane.
+inline float softmax_shift(float max) { return max == -std::numeric_limits<float>::infinity() ? 0.0f : max; }
 
 // A linear layer's weight W [N, K] (PyTorch's out_features x in_features),
 // repacked once for the GEMM: panels of kPanel consecutive output columns,

@@ -36,12 +36,11 @@ float exp_shifted_sum(float* x, std::size_t n, float shift) {
 
 void softmax_columns(float* t, std::size_t ldt, std::size_t keys, std::size_t cols, float* m, float* l,
                      float* rescale) {
-  constexpr float neg_inf = -std::numeric_limits<float>::infinity();
   for (std::size_t c = 0; c < cols; ++c) {
     float m_new = m[c];
     for (std::size_t r = 0; r < keys; ++r)
       if (m_new < t[r * ldt + c]) m_new = t[r * ldt + c];  // NaN is never taken
-    const float shift = m_new == neg_inf ? 0.0f : m_new;
+    const float shift = softmax_shift(m_new);
     double sum = 0.0;
     for (std::size_t r = 0; r < keys; ++r) sum += (t[r * ldt + c] = std::exp2(t[r * ldt + c] - shift));
     rescale[c] = std::exp2(m[c] - shift);
@@ -94,7 +93,7 @@ void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size
     float max = neg_inf;
     for (std::size_t j = 0; j < keys; ++j)
       if (max < p[j * Q + c]) max = p[j * Q + c];  // NaN is never taken
-    const float shift = max == neg_inf ? 0.0f : max;
+    const float shift = softmax_shift(max);
     double sum = 0.0;
     for (std::size_t j = 0; j < keys; ++j) sum += (p[j * Q + c] = std::exp2(p[j * Q + c] - shift));
     for (std::size_t t = 0; t < d; ++t) {

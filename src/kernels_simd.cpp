@@ -141,12 +141,17 @@ inline batch exp2_batch(batch x) {
   return xsimd::bitwise_andnot(p * scale, batch((x < lowest).data));
 }
 
+// softmax_shift per lane.
+inline batch softmax_shift(batch max) {
+  return xsimd::select(max == batch(-std::numeric_limits<float>::infinity()), batch(0.0f), max);
+}
+
 // softmax_columns on NB batches of columns from c0: their running maxes and
 // sums stay in registers down the whole block, and no value crosses lanes.
 template <std::size_t NB>
 void softmax_column_batches(float* t, std::size_t ldt, std::size_t keys, std::size_t c0, float* m, float* l,
                             float* rescale) {
-  const batch neg_inf(-std::numeric_limits<float>::infinity()), zero(0.0f);
+  const batch zero(0.0f);
   batch m_new[NB], shift[NB], sum[NB];
   for (std::size_t j = 0; j < NB; ++j) m_new[j] = batch::load_unaligned(m + c0 + j * kLanes);
   for (std::size_t r = 0; r < keys; ++r)
@@ -155,7 +160,7 @@ void softmax_column_batches(float* t, std::size_t ldt, std::size_t keys, std::si
       m_new[j] = xsimd::select(m_new[j] < x, x, m_new[j]);  // a NaN x is never taken
     }
   for (std::size_t j = 0; j < NB; ++j) {
-    shift[j] = xsimd::select(m_new[j] == neg_inf, zero, m_new[j]);
+    shift[j] = softmax_shift(m_new[j]);
     sum[j] = zero;
   }
   for (std::size_t r = 0; r < keys; ++r)
@@ -204,7 +209,7 @@ void narrow_softmax_values_of_width(float* p, std::size_t keys, const float* v, 
     const batch x = batch::load_unaligned(p + j * kLanes);
     max = xsimd::select(max < x, x, max);  // a NaN x is never taken
   }
-  const batch shift = xsimd::select(max == neg_inf, zero, max);
+  const batch shift = softmax_shift(max);
   // The exponentials and P . V in loops of their own: fused, the D
   // accumulators, the polynomial's constants and its temporaries outgrew
   // the registers, and d = 4-6 at L = 512 ran 0.83-0.90x as fast.
