@@ -298,16 +298,31 @@ function expectDims(dims, expected, name, meaning) {
 // ---------------------------------------------------------------------------
 // The layer
 
+// Every forward argument checked and turned into slot writes and flags.
+// In pieces, and the options' piece only when an option is given: calling
+// one big planner cost a small call 3-5 us when the caches were cold, even
+// when it returned at its first line (bench/limits.md).
+function planForward(query, key, value, options, c) {
+  const given = !noOptionGiven(options);
+  if (given) checkOptionNames(options, FORWARD_OPTIONS, 'forward options');
+  const plan = planQuery(query, c);
+  planKeyValue(plan, key, value, c);
+  plan.S = plan.Lk + (c.addBiasKV ? 1 : 0) + (c.addZeroAttn ? 1 : 0);
+  if (given) planOptions(plan, options, c);
+  checkBufferSize(c, plan);
+  return plan;
+}
+
 // Whether a forward call gives no option at all: no key in the object, and
-// none of the names #plan reads set (inherited or not enumerable either).
+// none of the names planOptions reads set (inherited or not enumerable either).
 function noOptionGiven(options) {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) return false;
-  for (const name in options) return false;  // any key: #plan checks its name
+  for (const name in options) return false;  // any key: checkOptionNames checks its name
   for (let i = 0; i < FORWARD_OPTIONS.length; i++) if (options[FORWARD_OPTIONS[i]] !== undefined) return false;
   return true;
 }
 
-// The query's checks and shape, for both plans.
+// The query's checks and shape: the plan of self-attention with no option.
 function planQuery(query, c) {
   const q = checkTensor(query, 'query', FLOATS);
   if (q.dims.length !== 2 && q.dims.length !== 3)
@@ -315,29 +330,109 @@ function planQuery(query, c) {
   const batched = q.dims.length === 3;
   const B = batched ? q.dims[0] : 1, Lq = q.dims[batched ? 1 : 0], E = q.dims[batched ? 2 : 1];
   if (E !== c.embedDim) throw new RangeError(`query's last dim must be embedDim=${c.embedDim}, got ${shapeString(q.dims)}`);
-  return { q, batched, B, Lq };
+  return { B, Lq, Lk: Lq, S: 0, flags: 0, writes: [[Slot.query, q.data]], batched, needWeights: 'none',
+    returnHeads: false, returnConcat: false };
+}
+
+// key and value, when given; when not, whether the query may stand in.
+function planKeyValue(plan, key, value, c) {
+  const { B, batched } = plan;
+  const seq = (name, t, width) => {
+    const rank = batched ? 3 : 2;
+    if (t.dims.length !== rank)
+      throw new RangeError(`${name} must have ${rank} dims like query (${batched ? '[B, Lk, ' : '[Lk, '}${width}]), got ${shapeString(t.dims)}`);
+    const [b, l, w] = batched ? t.dims : [1, ...t.dims];
+    if (b !== B) throw new RangeError(`${name}'s batch must equal query's (${B}), got ${shapeString(t.dims)}`);
+    if (w !== width) throw new RangeError(`${name}'s last dim must be ${width}, got ${shapeString(t.dims)}`);
+    return l;
+  };
+  if (key != null) {
+    const k = checkTensor(key, 'key', FLOATS);
+    plan.Lk = seq('key', k, c.kdim);
+    plan.writes.push([Slot.key, k.data]);
+    plan.flags |= Flag.hasKey;
+  } else if (c.kdim !== c.embedDim) {
+    throw new TypeError(`key is required: kdim=${c.kdim} differs from embedDim=${c.embedDim}, so the query cannot be the key`);
+  }
+  if (value != null) {
+    const v = checkTensor(value, 'value', FLOATS);
+    const Lv = seq('value', v, c.vdim);
+    if (Lv !== plan.Lk) throw new RangeError(`value's length must equal key's (${plan.Lk}), got ${shapeString(v.dims)}`);
+    plan.writes.push([Slot.value, v.data]);
+    plan.flags |= Flag.hasValue;
+  } else if (c.vdim !== (key != null ? c.kdim : c.embedDim)) {
+    throw new TypeError(`value is required: vdim=${c.vdim} differs from the key's width`);
+  }
+}
+
+// The options: masks, weights, extra outputs, the fully-masked policy.
+function planOptions(plan, o, c) {
+  const { B, Lq, Lk, batched, writes } = plan;
+  const H = c.numHeads;
+  const lead = batched ? [B] : [];
+  let flags = 0;
+  if (o.keyPaddingMask != null) {
+    const m = checkTensor(o.keyPaddingMask, 'keyPaddingMask', MASKS);
+    expectDims(m.dims, [...lead, Lk], 'keyPaddingMask', batched ? '[B, Lk]' : '[Lk]');
+    const additive = m.data instanceof Float32Array;
+    writes.push([additive ? Slot.keyPaddingAdditive : Slot.keyPaddingBlocked, m.data]);
+    flags |= additive ? Flag.keyPaddingAdditive : Flag.keyPaddingBlocked;
+  }
+  if (o.attnMask != null) {
+    const m = checkTensor(o.attnMask, 'attnMask', MASKS);
+    if (m.dims.length === 3) {
+      expectDims(m.dims, [B * H, Lq, Lk], 'attnMask', batched ? '[B * numHeads, Lq, Lk], index b * numHeads + h' : '[numHeads, Lq, Lk]');
+      flags |= Flag.attnPerHead;
+    } else {
+      expectDims(m.dims, [Lq, Lk], 'attnMask', `[Lq, Lk] or ${batched ? '[B * numHeads, Lq, Lk]' : '[numHeads, Lq, Lk]'}`);
+    }
+    const additive = m.data instanceof Float32Array;
+    writes.push([additive ? Slot.attnAdditive : Slot.attnBlocked, m.data]);
+    flags |= additive ? Flag.attnAdditive : Flag.attnBlocked;
+  }
+  if (o.isCausal !== undefined && checkBoolean(o.isCausal, 'isCausal')) flags |= Flag.isCausal;
+  if (o.validLens != null) {
+    let t = o.validLens;
+    if (typeof t === 'number') t = { data: [t], dims: [] };
+    else if (Array.isArray(t) || t instanceof Int32Array) t = { data: t, dims: [t.length] };
+    if (t === null || typeof t !== 'object' || !('data' in t))
+      throw new TypeError(`validLens must be an integer array or a tensor { data, dims }, got ${describe(o.validLens)}`);
+    const dims = checkDims(t.dims, 'validLens');
+    if (!(t.data instanceof Int32Array) && !Array.isArray(t.data))
+      throw new TypeError(`validLens.data must be an Int32Array or an array of integers, got ${describe(t.data)}`);
+    if (t.data.length !== product(dims))
+      throw new RangeError(`validLens.data has ${t.data.length} values but dims ${shapeString(dims)} need ${product(dims)}`);
+    for (let i = 0; i < t.data.length; i++) checkInteger(t.data[i], `validLens[${i}]`);
+    const perBatch = batched ? dims.length === 1 && dims[0] === B : dims.length === 0;
+    const perQuery = batched ? dims.length === 2 && dims[0] === B && dims[1] === Lq : dims.length === 1 && dims[0] === Lq;
+    if (!perBatch && !perQuery)
+      throw new RangeError(`validLens must have dims ${batched ? `[${B}] (per sequence) or [${B}, ${Lq}] (per query)` : `[] (one length) or [${Lq}] (per query)`}, got ${shapeString(dims)}`);
+    writes.push([Slot.validLens, t.data]);  // copied once, into the wasm slot
+    flags |= perQuery ? Flag.validLensPerQuery : Flag.validLensPerBatch;
+  }
+  const needWeights = o.needWeights === undefined ? 'none' : checkEnum(o.needWeights, 'needWeights', NEED_WEIGHTS);
+  if (needWeights === 'average') flags |= Flag.weightsAverage;
+  if (needWeights === 'per-head') flags |= Flag.weightsPerHead;
+  const returnHeads = o.returnHeads === undefined ? false : checkBoolean(o.returnHeads, 'returnHeads');
+  const returnConcat = o.returnConcat === undefined ? false : checkBoolean(o.returnConcat, 'returnConcat');
+  if (returnHeads) flags |= Flag.wantHeads;
+  if (returnConcat) flags |= Flag.wantConcat;
+  const fully = o.fullyMaskedRows === undefined ? 'zero' : checkEnum(o.fullyMaskedRows, 'fullyMaskedRows', FULLY_MASKED_ROWS);
+  if (fully === 'nan') flags |= Flag.fullyMaskedNaN;
+  plan.flags |= flags;
+  Object.assign(plan, { needWeights, returnHeads, returnConcat });
 }
 
 // Refuses, before allocating anything, a call whose buffers cannot fit in
 // wasm32's 4 GiB. JS numbers are exact to 2^53 and saturate beyond, so
 // these products cannot wrap around the way C++ size_t would.
-function checkBufferSize(c, B, Lq, Lk, S, needWeights, returnHeads, returnConcat) {
+function checkBufferSize(c, { B, Lq, Lk, S, needWeights, returnHeads, returnConcat }) {
   const E = c.embedDim, rows = B * Lq;
   const floats = rows * E * (3 + (returnHeads ? 1 : 0) + (returnConcat ? 1 : 0)) +
     B * Lk * (c.kdim + c.vdim + 2 * E) +
     (needWeights === 'none' ? S : rows * S * (needWeights === 'per-head' ? c.numHeads : 1));
   if (floats * 4 > HEAP_LIMIT_BYTES)
     throw new RangeError(`forward: this call needs about ${(floats * 4 / 2 ** 30).toFixed(1)} GiB of buffers (B=${B}, Lq=${Lq}, Lk=${Lk}, E=${E}, needWeights='${needWeights}'); WebAssembly's limit is 4 GiB`);
-}
-
-// The plan of self-attention with no option (noOptionGiven) on a layer whose
-// key and value widths are embedDim: what #plan returns for it.
-function planSelfAttention(query, c) {
-  const { q, batched, B, Lq } = planQuery(query, c);
-  const S = Lq + (c.addBiasKV ? 1 : 0) + (c.addZeroAttn ? 1 : 0);
-  checkBufferSize(c, B, Lq, Lq, S, 'none', false, false);
-  return { B, Lq, Lk: Lq, S, flags: 0, writes: [[Slot.query, q.data]], batched, needWeights: 'none',
-    returnHeads: false, returnConcat: false };
 }
 
 // Slot ids and forward flags: mirrors of bindings/core_layer.cpp.
@@ -517,13 +612,7 @@ export class MultiheadAttention {
   forward(query, key = null, value = null, options = {}) {
     const layer = this.#live('forward');
     const c = this.#config;
-    // The plainest call, forward(x), is planned without #plan: #plan is big
-    // enough that V8 keeps it out of line, and calling it cost a small call
-    // 3-5 us when the caches were cold (bench/limits.md). Both share the
-    // query's checks and the size check.
-    const plain = key == null && value == null && c.kdim === c.embedDim && c.vdim === c.embedDim &&
-      noOptionGiven(options);
-    const plan = plain ? planSelfAttention(query, c) : this.#plan(query, key, value, options);
+    const plan = planForward(query, key, value, options, c);
     const { B, Lq, Lk, S, flags } = plan;
 
     // Size every input slot first: any growth detaches earlier views.
@@ -549,100 +638,6 @@ export class MultiheadAttention {
     return result;
   }
 
-  // Checks every argument and turns them into slot writes and flags.
-  #plan(query, key, value, options) {
-    const c = this.#config;
-    checkOptionNames(options, FORWARD_OPTIONS, 'forward options');
-    const { q, batched, B, Lq } = planQuery(query, c);
-
-    const writes = [[Slot.query, q.data]];
-    let flags = 0;
-    const seq = (name, t, width) => {
-      const rank = batched ? 3 : 2;
-      if (t.dims.length !== rank)
-        throw new RangeError(`${name} must have ${rank} dims like query (${batched ? '[B, Lk, ' : '[Lk, '}${width}]), got ${shapeString(t.dims)}`);
-      const [b, l, w] = batched ? t.dims : [1, ...t.dims];
-      if (b !== B) throw new RangeError(`${name}'s batch must equal query's (${B}), got ${shapeString(t.dims)}`);
-      if (w !== width) throw new RangeError(`${name}'s last dim must be ${width}, got ${shapeString(t.dims)}`);
-      return l;
-    };
-    let Lk = Lq;
-    let k = null;
-    if (key != null) {
-      k = checkTensor(key, 'key', FLOATS);
-      Lk = seq('key', k, c.kdim);
-      writes.push([Slot.key, k.data]);
-      flags |= Flag.hasKey;
-    } else if (c.kdim !== c.embedDim) {
-      throw new TypeError(`key is required: kdim=${c.kdim} differs from embedDim=${c.embedDim}, so the query cannot be the key`);
-    }
-    if (value != null) {
-      const v = checkTensor(value, 'value', FLOATS);
-      const Lv = seq('value', v, c.vdim);
-      if (Lv !== Lk) throw new RangeError(`value's length must equal key's (${Lk}), got ${shapeString(v.dims)}`);
-      writes.push([Slot.value, v.data]);
-      flags |= Flag.hasValue;
-    } else if (c.vdim !== (k ? c.kdim : c.embedDim)) {
-      throw new TypeError(`value is required: vdim=${c.vdim} differs from the key's width`);
-    }
-    const S = Lk + (c.addBiasKV ? 1 : 0) + (c.addZeroAttn ? 1 : 0);
-    const H = c.numHeads;
-    const lead = batched ? [B] : [];
-
-    const o = options;
-    if (o.keyPaddingMask != null) {
-      const m = checkTensor(o.keyPaddingMask, 'keyPaddingMask', MASKS);
-      expectDims(m.dims, [...lead, Lk], 'keyPaddingMask', batched ? '[B, Lk]' : '[Lk]');
-      const additive = m.data instanceof Float32Array;
-      writes.push([additive ? Slot.keyPaddingAdditive : Slot.keyPaddingBlocked, m.data]);
-      flags |= additive ? Flag.keyPaddingAdditive : Flag.keyPaddingBlocked;
-    }
-    if (o.attnMask != null) {
-      const m = checkTensor(o.attnMask, 'attnMask', MASKS);
-      if (m.dims.length === 3) {
-        expectDims(m.dims, [B * H, Lq, Lk], 'attnMask', batched ? '[B * numHeads, Lq, Lk], index b * numHeads + h' : '[numHeads, Lq, Lk]');
-        flags |= Flag.attnPerHead;
-      } else {
-        expectDims(m.dims, [Lq, Lk], 'attnMask', `[Lq, Lk] or ${batched ? '[B * numHeads, Lq, Lk]' : '[numHeads, Lq, Lk]'}`);
-      }
-      const additive = m.data instanceof Float32Array;
-      writes.push([additive ? Slot.attnAdditive : Slot.attnBlocked, m.data]);
-      flags |= additive ? Flag.attnAdditive : Flag.attnBlocked;
-    }
-    if (o.isCausal !== undefined && checkBoolean(o.isCausal, 'isCausal')) flags |= Flag.isCausal;
-    if (o.validLens != null) {
-      let t = o.validLens;
-      if (typeof t === 'number') t = { data: [t], dims: [] };
-      else if (Array.isArray(t) || t instanceof Int32Array) t = { data: t, dims: [t.length] };
-      if (t === null || typeof t !== 'object' || !('data' in t))
-        throw new TypeError(`validLens must be an integer array or a tensor { data, dims }, got ${describe(o.validLens)}`);
-      const dims = checkDims(t.dims, 'validLens');
-      if (!(t.data instanceof Int32Array) && !Array.isArray(t.data))
-        throw new TypeError(`validLens.data must be an Int32Array or an array of integers, got ${describe(t.data)}`);
-      if (t.data.length !== product(dims))
-        throw new RangeError(`validLens.data has ${t.data.length} values but dims ${shapeString(dims)} need ${product(dims)}`);
-      for (let i = 0; i < t.data.length; i++) checkInteger(t.data[i], `validLens[${i}]`);
-      const perBatch = batched ? dims.length === 1 && dims[0] === B : dims.length === 0;
-      const perQuery = batched ? dims.length === 2 && dims[0] === B && dims[1] === Lq : dims.length === 1 && dims[0] === Lq;
-      if (!perBatch && !perQuery)
-        throw new RangeError(`validLens must have dims ${batched ? `[${B}] (per sequence) or [${B}, ${Lq}] (per query)` : `[] (one length) or [${Lq}] (per query)`}, got ${shapeString(dims)}`);
-      writes.push([Slot.validLens, t.data]);  // copied once, into the wasm slot
-      flags |= perQuery ? Flag.validLensPerQuery : Flag.validLensPerBatch;
-    }
-    const needWeights = o.needWeights === undefined ? 'none' : checkEnum(o.needWeights, 'needWeights', NEED_WEIGHTS);
-    if (needWeights === 'average') flags |= Flag.weightsAverage;
-    if (needWeights === 'per-head') flags |= Flag.weightsPerHead;
-    const returnHeads = o.returnHeads === undefined ? false : checkBoolean(o.returnHeads, 'returnHeads');
-    const returnConcat = o.returnConcat === undefined ? false : checkBoolean(o.returnConcat, 'returnConcat');
-    if (returnHeads) flags |= Flag.wantHeads;
-    if (returnConcat) flags |= Flag.wantConcat;
-    const fully = o.fullyMaskedRows === undefined ? 'zero' : checkEnum(o.fullyMaskedRows, 'fullyMaskedRows', FULLY_MASKED_ROWS);
-    if (fully === 'nan') flags |= Flag.fullyMaskedNaN;
-
-    checkBufferSize(c, B, Lq, Lk, S, needWeights, returnHeads, returnConcat);
-
-    return { B, Lq, Lk, S, flags, writes, batched, needWeights, returnHeads, returnConcat };
-  }
 
   /** Frees the layer's WebAssembly memory. A second call does nothing. */
   dispose() {

@@ -91,9 +91,9 @@ test('key defaults to the query and value to the key', async () => {
   mha.dispose();
 });
 
-test('the plain forward(x) call computes what the general path computes, and honours options however given', async () => {
-  // forward(x) with no options is planned on a short path (bindings/index.js,
-  // planSelfAttention); an explicit default option sends the same call through #plan.
+test('the plain forward(x) call computes what explicit default options compute, and honours options however given', async () => {
+  // forward(x) with no options skips the options' checks (bindings/index.js,
+  // planForward); an explicit default option sends the same call through them.
   for (const config of [{ embedDim: 8, numHeads: 2, seed: 3 }, { embedDim: 12, numHeads: 3, seed: 4, addBiasKV: true, addZeroAttn: true }]) {
     const mha = await MultiheadAttention.create(config);
     const x = randomTensor([2, 5, config.embedDim], 7);
@@ -104,12 +104,12 @@ test('the plain forward(x) call computes what the general path computes, and hon
     assert.deepEqual(plain.output.data, mha.forward(x, undefined, undefined, {}).output.data);
     const one = { data: x.data.subarray(0, 5 * config.embedDim), dims: [5, config.embedDim] };  // unbatched
     assert.deepEqual(mha.forward(one).output.data, mha.forward(one, null, null, { needWeights: 'none' }).output.data);
-    // Options #plan reads are honoured whether own, inherited or not enumerable.
+    // Options planOptions reads are honoured whether own, inherited or not enumerable.
     const causal = mha.forward(x, null, null, { isCausal: true }).output.data;
     assert.notDeepEqual(causal, plain.output.data);
     assert.deepEqual(mha.forward(x, null, null, Object.create({ isCausal: true })).output.data, causal);
     assert.deepEqual(mha.forward(x, null, null, Object.defineProperty({}, 'isCausal', { value: true })).output.data, causal);
-    // And anything #plan refuses is refused the same way.
+    // And anything the checks refuse is refused the same way.
     assert.throws(() => mha.forward(x, null, null, { isCasual: true }), /unknown option 'isCasual'; did you mean 'isCausal'/);
     assert.throws(() => mha.forward({ data: x.data, dims: [2, 5, config.embedDim + 1] }), RangeError);
     assert.throws(() => mha.forward({ data: x.data, dims: [2.5, 2, config.embedDim] }), TypeError);
