@@ -39,23 +39,11 @@ const float* value_row(const HeadInput& in, std::size_t j) {
 // softmax and P . V.
 std::size_t narrow_row(std::size_t j, std::size_t lk, std::size_t extra) { return j < lk ? extra + j : j - lk; }
 
-// Z row = O row / l, the O row's values o_step floats apart; or, for a row
-// with every key blocked, the policy's fill. A NaN score leaves m at -inf
-// too, but l NaN. With S == 0 there is nothing to attend to and Z is
-// PyTorch's empty sum, 0, either way. Returns whether the row is fully
-// masked, and its fill.
-bool finish_row(float* z, const float* o, std::size_t o_step, std::size_t d, std::size_t s, float m, float l,
-                bool nan_for_fully_masked, float& fill) {
-  const bool fully_masked = s > 0 && m == kNegInf && l == 0.0f;
-  fill = fully_masked && nan_for_fully_masked ? kNaN : 0.0f;
-  if (fully_masked || s == 0) {
-    std::fill(z, z + d, fill);
-  } else {
-    const float inv = 1.0f / l;
-    for (std::size_t t = 0; t < d; ++t) z[t] = o[t * o_step] * inv;
-  }
-  return fully_masked;
-}
+// A row with every key blocked gets the policy's fill, for its Z and its
+// weights. A NaN score leaves m at -inf too, but l NaN. With S == 0 there is
+// nothing to attend to, and Z is PyTorch's empty sum, 0, under either policy.
+bool fully_masked(std::size_t s, float m, float l) { return s > 0 && m == kNegInf && l == 0.0f; }
+float masked_fill(const HeadOutput& out, std::size_t s) { return s > 0 && out.nan_for_fully_masked ? kNaN : 0.0f; }
 
 }  // namespace
 
@@ -71,7 +59,7 @@ std::size_t packed_head_size(std::size_t s, std::size_t d) {
 }
 
 void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j1) {
-  const std::size_t d = in.d, lk = in.lk, s = source_keys(in), d_pad = round_up(d, kPanel);
+  const std::size_t d = in.d, lk = in.lk, s = source_keys(in);
   if (is_narrow(d)) {  // K [S, d], then V [S, d], rows in narrow_row's order
     const std::size_t extra = s - lk, j_lk = std::min(std::max(j0, lk), j1);
     for (std::size_t j = j0; j < j_lk; ++j)
@@ -89,6 +77,7 @@ void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j
     }
     return;
   }
+  const std::size_t d_pad = round_up(d, kPanel);
   float* k_groups = packed;                           // K: [S/5][d][5]
   float* v_panels = packed + round_up(s, kRows) * d;  // V: [d/8][S][8]
   // The range's first Lk keys by register transposes; the bias_k and zero
@@ -128,8 +117,7 @@ static void attend_narrow_rows(const HeadInput& in, const float* packed, std::si
   const float* v = packed + s * d;  // V [S, d]
   float* p = sc.tile.data();        // scores, then 2^(score - max): [keys, Q]
   alignas(16) float qt[kNarrowWidth * Q], o[kNarrowWidth * Q], m[Q], l[Q];
-  // A fully masked row's Z and weights (finish_row's rule); with S = 0, Z is 0.
-  const float fill = s > 0 && out.nan_for_fully_masked ? kNaN : 0.0f;
+  const float fill = masked_fill(out, s);
   for (std::size_t i0 = row0; i0 < row1; i0 += Q) {
     const std::size_t rows = std::min(Q, row1 - i0);
     for (std::size_t c = 0; c < rows; ++c)  // Q^T
@@ -147,16 +135,16 @@ static void attend_narrow_rows(const HeadInput& in, const float* packed, std::si
       float* z = out.z + (i0 + c) * out.z_stride;
       for (std::size_t t = 0; t < d; ++t) z[t] = o[t * Q + c];
       if (out.weights == nullptr) continue;
-      const bool fully_masked = s > 0 && l[c] == 0.0f;  // as finish_row: l = 0 only when m = -inf
+      const bool masked = fully_masked(s, m[c], l[c]);
       float* w = out.weights + (i0 + c) * out.weights_stride;
-      const float inv = fully_masked ? 0.0f : 1.0f / l[c];
+      const float inv = masked ? 0.0f : 1.0f / l[c];
       auto put = [&](std::size_t j, float weight) {
         if (out.weights_add) w[j] += out.weights_scale * weight;
         else w[j] = weight;
       };
       for (std::size_t j = 0; j < s; ++j) {
         const bool computed = j < live || j >= lk;
-        put(j, fully_masked ? fill : computed ? p[narrow_row(j, lk, extra) * Q + c] * inv : 0.0f);
+        put(j, masked ? fill : computed ? p[narrow_row(j, lk, extra) * Q + c] * inv : 0.0f);
       }
     }
   }
@@ -184,6 +172,7 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
   const float* v_panels = packed + round_up(s, kRows) * d;
 
   const bool want_weights = out.weights != nullptr;
+  const float fill = masked_fill(out, s);
   float* q_panels = sc.q_panels.data();
   float* tile = sc.tile.data();  // S^T, then P^T: [keys, queries], rows kQueryBlock apart
   float* o = sc.out.data();      // O: [queries, d_pad]
@@ -231,12 +220,17 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
     }
 
     for (std::size_t r = 0; r < rows; ++r) {
-      float fill;
-      const bool fully_masked = finish_row(out.z + (i0 + r) * out.z_stride, o + r * d_pad, 1, d, s, m[r], l[r],
-                                           out.nan_for_fully_masked, fill);
+      float* z = out.z + (i0 + r) * out.z_stride;
+      const bool masked = fully_masked(s, m[r], l[r]);
+      if (masked || s == 0) {
+        std::fill(z, z + d, fill);
+      } else {
+        const float inv = 1.0f / l[r];
+        for (std::size_t t = 0; t < d; ++t) z[t] = o[r * d_pad + t] * inv;
+      }
       if (!want_weights) continue;
       float* w = sc.wide.data() + r * s;  // raw scores -> 2^(s - m) / l
-      if (fully_masked) {
+      if (masked) {
         std::fill(w, w + s, fill);
       } else if (s > 0) {
         simd::exp_shifted_sum(w, s, softmax_shift(m[r]));
