@@ -11,7 +11,10 @@
 // reference output, warm every cell up and check its output against the
 // reference, then timed rounds: each round runs every unfinished cell once,
 // starting one cell later than the previous round, so drifts in machine load
-// spread evenly over the peers.
+// spread evenly over the peers. Rows of more than one thread also time
+// mha-wasm at one thread (its own library instance, bench/peers/mha_wasm.js)
+// as one more cell: the thread-scaling targets divide by that time, measured
+// in the same rounds as the multi-thread calls.
 //
 // With more than one thread, each timed call comes after a pause and an
 // untimed call of the same peer. Why: thread pools differ in how long their
@@ -26,7 +29,7 @@ import './wasm_memory.js';  // first: wraps WebAssembly before any library loads
 import fs from 'node:fs';
 import os from 'node:os';
 import { track, bytesOf } from './wasm_memory.js';
-import { createPeers } from './peers/index.js';
+import { createPeers, ONE_THREAD_REFERENCE } from './peers/index.js';
 import { byId, flops } from './shapes.js';
 import { makeInputs, makeWeights } from './weights.js';
 import { PROFILES, isTiny } from './profiles.js';
@@ -87,13 +90,14 @@ async function main() {
   const { threads, profile } = opts;
   const loadavgStart = os.loadavg()[0];
   const contention = startContention();
-  const wanted = (id) => opts.peers == null || opts.peers.includes(id);
+  // The 1-thread reference comes with mha-wasm.
+  const wanted = (id) => opts.peers == null || opts.peers.includes(id === ONE_THREAD_REFERENCE ? 'mha-wasm' : id);
   const libraries = {};  // per peer id: version, load error, wasm memories
 
   // Libraries load once per process; later instances reuse them. mha-wasm
   // always loads: its output is the reference, even where it is not timed.
   async function instancesFor() {
-    const peers = createPeers({ graphDir: opts.graphs, distDir: opts.dist }).filter((p) => p.id === 'mha-wasm' || wanted(p.id));
+    const peers = createPeers({ graphDir: opts.graphs, distDir: opts.dist, threads }).filter((p) => p.id === 'mha-wasm' || wanted(p.id));
     for (const peer of peers) {
       const lib = (libraries[peer.id] ??= { name: peer.name, version: peer.version, memories: new Set(), sharedHeap: peer.sharedHeap ?? null });
       try {

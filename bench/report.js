@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SHAPES, byId, flops } from './shapes.js';
-import { PEER_IDS } from './peers/index.js';
+import { PEER_IDS, ONE_THREAD_REFERENCE } from './peers/index.js';
 import { evaluateTargets, fastestOrt, fmt, indexCells, ORT_IDS } from './targets.js';
 import { plotSvg } from './plot.js';
 import { PROFILES } from './profiles.js';
@@ -161,13 +161,18 @@ function markdown(r, svgRef) {
       L.push('');
     }
     if (t > 1) {
-      L.push('Thread scaling of each peer (1-thread time ÷ 2-thread time):');
+      L.push(`Thread scaling of each peer (1-thread time ÷ ${t}-thread time), the 1-thread time from the 1-thread row's process;` +
+        ` for mha-wasm also from its 1-thread reference measured in this row's process, interleaved with the ${t}-thread calls` +
+        ' (the figure the scaling targets use):');
       L.push('');
+      const ratioOf = (a, b) => (a?.status === 'ok' && b?.status === 'ok' ? x(a.medianMs / b.medianMs) : 'n/a');
       const scalers = peers.filter((id) => shapes.some((s) => cellAt(t, s.id, id)?.status === 'ok'));
-      L.push(table(['shape', ...scalers.map((id) => names[id]), ...(hasNative(t) ? ['native C++'] : [])], shapes.map((s) => [s.label, ...scalers.map((id) => {
-        const a = cellAt(1, s.id, id), b = cellAt(t, s.id, id);
-        return a?.status === 'ok' && b?.status === 'ok' ? x(a.medianMs / b.medianMs) : 'n/a';
-      }), ...(hasNative(t) ? [nat(1, s.id) && nat(t, s.id) ? x(nat(1, s.id).medianMs / nat(t, s.id).medianMs) : 'n/a'] : [])])));
+      const hasReference = shapes.some((s) => cellAt(t, s.id, ONE_THREAD_REFERENCE)?.status === 'ok');
+      const head = ['shape', ...(hasReference ? ['mha-wasm, same process'] : []), ...scalers.map((id) => names[id]), ...(hasNative(t) ? ['native C++'] : [])];
+      L.push(table(head, shapes.map((s) => [s.label,
+        ...(hasReference ? [ratioOf(cellAt(t, s.id, ONE_THREAD_REFERENCE), cellAt(t, s.id, 'mha-wasm'))] : []),
+        ...scalers.map((id) => ratioOf(cellAt(1, s.id, id), cellAt(t, s.id, id))),
+        ...(hasNative(t) ? [nat(1, s.id) && nat(t, s.id) ? x(nat(1, s.id).medianMs / nat(t, s.id).medianMs) : 'n/a'] : [])])));
       L.push('');
     }
   }
@@ -246,6 +251,8 @@ function markdown(r, svgRef) {
     ` the teaching shape: ${pr.tiny.minReps}–${pr.tiny.maxReps} runs). Medians are reported. L = 512 and its causal twin share a process.`);
   L.push('- **Threads**: each library initialises with the row\'s thread count (onnxruntime-web `env.wasm.numThreads`; tfjs-wasm `setThreadsCount`).');
   L.push('  mha-wasm is loaded with `init({ threads })` for the row and its cells count only if `capabilities().threads` reports that many in use (n/a otherwise).');
+  L.push('  The 2-thread rows also time a second instance of mha-wasm loaded with `init({ threads: 1 })` (the single-threaded build, as in the 1-thread rows),');
+  L.push('  interleaved with the other cells under the same pause and untimed call: the scaling targets divide its median by the 2-thread median, two samples of the same minutes.');
   L.push('- **onnxruntime-web graphs** (`bench/make_onnx.py`, Debian\'s python3-onnx; weights passed as external data at session creation):');
   L.push('  *ORT Attention* = `com.microsoft.Attention` (packed QKV projection + attention; self-attention only, `unidirectional` for causal) + output MatMul/Add;');
   L.push('  *ORT MHA* = three projection MatMuls + `com.microsoft.MultiHeadAttention` (bias input, `unidirectional` for causal) + output MatMul/Add;');

@@ -7,7 +7,15 @@ import { createPeer as plainJs } from './plain_js.js';
 
 export const PEER_IDS = ['mha-wasm', 'ort-attention', 'ort-mha', 'ort-basic', 'tfjs', 'plain-js'];
 
-/** Fresh instances of all peers; `graphDir` holds bench/make_onnx.py's graphs, `distDir` mha-wasm's build. */
-export function createPeers({ graphDir, distDir }) {
-  return [mhaWasm({ distDir }), ...ortPeers(graphDir), tfjs(), plainJs()];
+// In rows of more than one thread, mha-wasm at one thread in the same process
+// (see mha_wasm.js): the 1-thread side of the scaling target, not a peer.
+export const ONE_THREAD_REFERENCE = 'mha-wasm-1t';
+
+/**
+ * Fresh instances of all peers for a row of `threads` threads; `graphDir`
+ * holds bench/make_onnx.py's graphs, `distDir` mha-wasm's build.
+ */
+export function createPeers({ graphDir, distDir, threads }) {
+  const reference = threads > 1 ? [mhaWasm({ distDir, pinnedThreads: 1 })] : [];
+  return [mhaWasm({ distDir }), ...reference, ...ortPeers(graphDir), tfjs(), plainJs()];
 }

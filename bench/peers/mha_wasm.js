@@ -9,72 +9,94 @@
 // the library's own reason, never a number measured at another thread count.
 // Builds from before threads existed reject the option and report
 // `threads: false`; they count as single-threaded.
+//
+// `pinnedThreads` makes the in-process 1-thread reference of the multi-thread
+// rows: its own instance of the library (imported under another URL, so its
+// module state is separate), initialised with that count whatever the row's.
+// Why: the 2-thread scaling target divides a 1-thread time by a 2-thread one,
+// and taken from two processes minutes apart the quotient mixed in how busy
+// the shared machine was at each moment (1.64x in one run, 1.5-2.1x in
+// one-process alternations the same day). Interleaved call by call in one
+// process, both times see the same moments.
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const DEFAULT_DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist');
 
-let lib = null;     // the module, once per process: it fixes its build when it loads
-let loaded = null;
-let noThreadOption = null;
+// One loaded library per instance name ('' for the row's own): the module
+// fixes its build when it loads.
+const libraries = new Map();
 
-function load(distDir, threads) {
-  loaded ??= (async () => {
-    lib = await import(pathToFileURL(path.resolve(distDir, 'index.js')).href);
-    try {
-      await lib.init({ threads });
-    } catch (e) {
-      if (!(e instanceof TypeError) || !/threads/.test(e.message)) throw e;
-      noThreadOption = 'threads not implemented in this build (init has no threads option)';
-      await lib.init();
-    }
-  })();
-  return loaded;
+function load(distDir, threads, instance) {
+  if (!libraries.has(instance)) {
+    const state = { lib: null, noThreadOption: null, loaded: null };
+    state.loaded = (async () => {
+      const url = pathToFileURL(path.resolve(distDir, 'index.js'));
+      if (instance) url.search = `instance=${instance}`;
+      state.lib = await import(url.href);
+      try {
+        await state.lib.init({ threads });
+      } catch (e) {
+        if (!(e instanceof TypeError) || !/threads/.test(e.message)) throw e;
+        state.noThreadOption = 'threads not implemented in this build (init has no threads option)';
+        await state.lib.init();
+      }
+    })();
+    libraries.set(instance, state);
+  }
+  return libraries.get(instance);
 }
 
-function threadsInUse() {
-  const n = lib.capabilities().threads;
-  return typeof n === 'number' ? n : 1;
-}
-
-export function createPeer({ distDir = DEFAULT_DIST } = {}) {
+export function createPeer({ distDir = DEFAULT_DIST, pinnedThreads = null } = {}) {
+  const instance = pinnedThreads ? `${pinnedThreads}-thread` : '';
+  let state = null;
   let layer = null;
   let args = null;
   let options = null;
   let last = null;
+  const lib = () => state.lib;
+  const threadsInUse = () => {
+    const n = lib().capabilities().threads;
+    return typeof n === 'number' ? n : 1;
+  };
 
   return {
-    id: 'mha-wasm',
-    name: 'mha-wasm',
-    get version() { return lib?.version ?? null; },
-    load: (threads) => load(distDir, threads),
+    id: pinnedThreads ? `mha-wasm-${pinnedThreads}t` : 'mha-wasm',
+    name: pinnedThreads ? `mha-wasm, ${pinnedThreads} thread${pinnedThreads > 1 ? 's' : ''}` : 'mha-wasm',
+    get version() { return state?.lib?.version ?? null; },
+    load(threads) {
+      state = load(distDir, pinnedThreads ?? threads, instance);
+      return state.loaded;
+    },
 
-    unsupported(shape, threads) {
+    unsupported(shape, rowThreads) {
+      const threads = pinnedThreads ?? rowThreads;
       const inUse = threadsInUse();
       if (inUse === threads) return null;
-      const caps = lib.capabilities();
-      return noThreadOption ?? `asked for ${threads} thread${threads > 1 ? 's' : ''}, the ${caps.build ?? 'loaded'} build runs ${inUse}` +
+      const caps = lib().capabilities();
+      return state.noThreadOption ?? `asked for ${threads} thread${threads > 1 ? 's' : ''}, the ${caps.build ?? 'loaded'} build runs ${inUse}` +
         (caps.reason ? ` (${caps.reason})` : '');
     },
 
     async setup(shape, weights, threads, inputs) {
-      layer = await lib.MultiheadAttention.create({ embedDim: shape.E, numHeads: shape.H });
+      const { MultiheadAttention, Tensor } = lib();
+      layer = await MultiheadAttention.create({ embedDim: shape.E, numHeads: shape.H });
       layer.loadStateDict(weights);
       const { B, Lq, Lk, E } = shape;
-      args = [new lib.Tensor(inputs.query, [B, Lq, E]),
-        inputs.key ? new lib.Tensor(inputs.key, [B, Lk, E]) : null,
-        inputs.value ? new lib.Tensor(inputs.value, [B, Lk, E]) : null];
+      args = [new Tensor(inputs.query, [B, Lq, E]),
+        inputs.key ? new Tensor(inputs.key, [B, Lk, E]) : null,
+        inputs.value ? new Tensor(inputs.value, [B, Lk, E]) : null];
       options = shape.causal ? { isCausal: true } : {};
     },
 
     run() { last = layer.forward(args[0], args[1], args[2], options).output.data; },
     output() { return last; },
     dispose() { layer?.dispose(); layer = null; last = null; },
-    heapBytes: async () => (await lib.memoryStats()).heapBytes,
+    heapBytes: async () => (await lib().memoryStats()).heapBytes,
     /** The build and thread count in use, for the report. */
     describe() {
-      const c = lib.capabilities();
-      return { build: c.build ?? 'simd', threads: threadsInUse(), reason: c.reason ?? noThreadOption };
+      const c = lib().capabilities();
+      return { build: c.build ?? 'simd', threads: threadsInUse(), reason: c.reason ?? state.noThreadOption };
     },
   };
 }
