@@ -1,11 +1,26 @@
-// The native column: the same C++ core built natively (build/native-bench,
-// Release) and timed by Google Benchmark (bench/native/bench_mha.cpp) on the
-// same shapes at 1 and 2 threads. Configured once, rebuilt incrementally.
+// The native columns: the same C++ core built natively (Release) and timed by
+// Google Benchmark (bench/native/bench_mha.cpp) on the same shapes at 1 and 2
+// threads, in three instruction sets (CMake's MHA_NATIVE_SIMD), all with the
+// 4-wide kernels WebAssembly runs:
+//   baseline  xsimd's default x86-64 target, SSE2: two-operand instructions
+//   avx       AVX's three-operand encoding, which V8 emits for f32x4: the
+//             fair WebAssembly-to-native gap (the report's main native column)
+//   avx-fma   and fused multiply-add, as relaxed SIMD would give WebAssembly
+// Each is configured once in its own build directory and rebuilt
+// incrementally; the variants take turns, one repetition each per round, so
+// that the machine's drift spreads over all three.
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { median } from './stats.js';
 
-const BUILD_DIR = path.join('build', 'native-bench');
+export const NATIVE_VARIANTS = [
+  { id: 'baseline', label: 'SSE2', dir: path.join('build', 'native-bench') },
+  { id: 'avx', label: 'AVX encoding', dir: path.join('build', 'native-bench-avx') },
+  { id: 'avx-fma', label: 'AVX + FMA', dir: path.join('build', 'native-bench-avx-fma') },
+];
+/** The variant of the report's main native column. */
+export const MAIN_NATIVE_VARIANT = 'avx';
 
 function sh(cmd, args, root) {
   const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -14,41 +29,54 @@ function sh(cmd, args, root) {
   return r.stdout;
 }
 
+function build(root, { id, dir }) {
+  if (!fs.existsSync(path.join(root, dir, 'CMakeCache.txt'))) {
+    console.log(`[bench] configuring the native benchmark (${id}) in ${dir}`);
+    sh('cmake', ['-S', '.', '-B', dir, '-DCMAKE_BUILD_TYPE=Release', '-DMHA_BUILD_TESTS=OFF', '-DMHA_BUILD_BENCHMARKS=ON',
+      `-DMHA_NATIVE_SIMD=${id}`], root);
+  }
+  console.log(`[bench] building the native benchmark (${id})`);
+  sh('cmake', ['--build', dir, '-j2'], root);
+  return path.join(dir, 'bench', 'native', 'mha_bench');
+}
+
 /**
  * Builds and runs the native benchmark on `shapeIds` at `threadCounts`. Returns
- * { ok: true, results: { [threads]: { [id]: { medianMs, gflops, threadsUsed } } }, context }
- * or { ok: false, reason }.
+ * { ok: true, variant, results: { [threads]: { [id]: { medianMs } } }, variants: { [variant]: results }, context }
+ * (`results` is the main variant's) or { ok: false, reason }.
  */
 export function runNative(root, shapeIds, threadCounts, { minTime, repetitions }) {
   try {
-    if (!fs.existsSync(path.join(root, BUILD_DIR, 'CMakeCache.txt'))) {
-      console.log('[bench] configuring the native benchmark in build/native-bench');
-      sh('cmake', ['-S', '.', '-B', BUILD_DIR, '-DCMAKE_BUILD_TYPE=Release', '-DMHA_BUILD_TESTS=OFF', '-DMHA_BUILD_BENCHMARKS=ON'], root);
-    }
-    console.log('[bench] building the native benchmark');
-    sh('cmake', ['--build', BUILD_DIR, '-j2'], root);
-    const exe = path.join(BUILD_DIR, 'bench', 'native', 'mha_bench');
-    console.log(`[bench] running the native benchmark (${shapeIds.join(', ')})`);
-    // Registered names are <shape>/<threads>/real_time.
-    const out = sh(exe, [
-      `--benchmark_filter=^(${shapeIds.join('|')})/(${threadCounts.join('|')})/`,
-      `--benchmark_min_time=${minTime}`,
-      `--benchmark_repetitions=${repetitions}`,
-      '--benchmark_report_aggregates_only=true',
-      '--benchmark_format=json',
-    ], root);
-    const json = JSON.parse(out);
-    const results = {};
-    for (const b of json.benchmarks) {
-      if (b.aggregate_name !== 'median') continue;
-      const [id, threads] = b.run_name.split('/');
-      const toMs = { ns: 1e-6, us: 1e-3, ms: 1, s: 1e3 }[b.time_unit];
-      // A core without a thread pool runs 1 thread whatever was asked: not a 2-thread number.
-      if (Math.round(b.threads) !== Number(threads)) continue;
-      (results[threads] ??= {})[id] = { medianMs: b.real_time * toMs, gflops: b.GFLOPS, repetitions };
-    }
-    const c = json.context;
-    return { ok: true, results, context: { mhz: c.mhz_per_cpu, cpus: c.num_cpus, libraryBuildType: c.library_build_type } };
+    const exes = NATIVE_VARIANTS.map((v) => build(root, v));
+    console.log(`[bench] running the native benchmark (${shapeIds.join(', ')}; ${NATIVE_VARIANTS.map((v) => v.id).join(', ')} in turn)`);
+    const samples = {};  // variant -> threads -> shape -> ms[]
+    let context = null;
+    for (let rep = 0; rep < repetitions; rep++)
+      NATIVE_VARIANTS.forEach((v, i) => {
+        // Registered names are <shape>/<threads>/real_time.
+        const json = JSON.parse(sh(exes[i], [
+          `--benchmark_filter=^(${shapeIds.join('|')})/(${threadCounts.join('|')})/`,
+          `--benchmark_min_time=${minTime}`,
+          '--benchmark_format=json',
+        ], root));
+        context ??= json.context;
+        for (const b of json.benchmarks) {
+          const [id, threads] = b.run_name.split('/');
+          // A core without a thread pool runs 1 thread whatever was asked: not a 2-thread number.
+          if (Math.round(b.threads) !== Number(threads)) continue;
+          const toMs = { ns: 1e-6, us: 1e-3, ms: 1, s: 1e3 }[b.time_unit];
+          ((((samples[v.id] ??= {})[threads] ??= {})[id]) ??= []).push(b.real_time * toMs);
+        }
+      });
+    const variants = {};
+    for (const [variant, byThreads] of Object.entries(samples))
+      for (const [threads, byShape] of Object.entries(byThreads))
+        for (const [id, ms] of Object.entries(byShape))
+          ((variants[variant] ??= {})[threads] ??= {})[id] = { medianMs: median(ms), repetitions: ms.length };
+    return {
+      ok: true, variant: MAIN_NATIVE_VARIANT, results: variants[MAIN_NATIVE_VARIANT] ?? {}, variants,
+      context: { mhz: context.mhz_per_cpu, cpus: context.num_cpus, libraryBuildType: context.library_build_type },
+    };
   } catch (e) {
     return { ok: false, reason: e.message.split('\n')[0] };
   }

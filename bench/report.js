@@ -6,6 +6,7 @@ import { PEER_IDS, ONE_THREAD_REFERENCE } from './peers/index.js';
 import { evaluateTargets, fastestOrt, fmt, indexCells, ORT_IDS } from './targets.js';
 import { plotSvg } from './plot.js';
 import { PROFILES } from './profiles.js';
+import { NATIVE_VARIANTS } from './native.js';
 
 const MIB = 2 ** 20;
 const gf = (shape, ms) => flops(shape) / (ms * 1e6);
@@ -30,6 +31,41 @@ function mhaBuilds(r) {
     if (b && !seen.has(p.threads)) seen.set(p.threads, `${p.threads}-thread rows: build '${b.build}' with ${b.threads} thread${b.threads > 1 ? 's' : ''} in use`);
   }
   return [...seen.values()].join('; ');
+}
+
+// Results from before the native variants were measured hold the SSE2 build only.
+const nativeLabel = (variant = 'baseline') => {
+  const v = NATIVE_VARIANTS.find((x) => x.id === variant);
+  return v ? `${v.label} (\`MHA_NATIVE_SIMD=${v.id}\`)` : variant;
+};
+
+// The native core in each instruction set, and what fused multiply-add changes.
+function nativeVariants(r, shapes, threadsMeasured) {
+  const variants = r.native.ok ? r.native.variants : null;
+  if (!variants) return [];
+  const present = NATIVE_VARIANTS.filter((v) => variants[v.id]);
+  const ms = (v, t, id) => variants[v]?.[t]?.[id]?.medianMs;
+  const cellAt = indexCells(r.runs);
+  const L = ['## Native instruction sets', ''];
+  L.push('The same C++ core natively, built three ways (CMake\'s `MHA_NATIVE_SIMD`), all with the 4-wide kernels WebAssembly runs:' +
+    ' SSE2 (xsimd\'s default target: two-operand instructions, so every product needs a register copy), AVX\'s three-operand encoding' +
+    ' (the instructions V8 emits for f32x4, hence the fair WebAssembly-to-native gap), and AVX with fused multiply-add (what relaxed SIMD' +
+    ' would give WebAssembly). The variants take turns, one repetition each per round; medians.');
+  L.push('');
+  for (const t of threadsMeasured) {
+    const rows = shapes.filter((s) => present.some((v) => ms(v.id, t, s.id) != null)).map((s) => {
+      const avx = ms('avx', t, s.id), fma = ms('avx-fma', t, s.id);
+      const wasm = cellAt(t, s.id, 'mha-wasm');
+      return [s.label, ...present.map((v) => fmt(ms(v.id, t, s.id))),
+        avx != null && fma != null ? x(avx / fma) : 'n/a',
+        wasm?.status === 'ok' && avx != null ? x(wasm.medianMs / avx) : 'n/a'];
+    });
+    if (!rows.length) continue;
+    L.push(`${t} thread${t > 1 ? 's' : ''}:`, '');
+    L.push(table(['shape', ...present.map((v) => v.label), 'FMA speed-up (AVX ÷ AVX + FMA)', 'mha-wasm ÷ AVX encoding'], rows));
+    L.push('');
+  }
+  return L;
 }
 
 function markdown(r, svgRef) {
@@ -73,7 +109,7 @@ function markdown(r, svgRef) {
     ['mha-wasm', `${m.versions['mha-wasm']} (dist/ as of ${r.dist?.builtAt?.slice(0, 16).replace('T', ' ') ?? '?'} UTC, content hash ${r.dist?.hash ?? '?'}; Emscripten ${(m.versions.emscripten ?? '').match(/\d+\.\d+\.\d+/)?.[0] ?? '?'}); ${mhaBuilds(r) || 'build unknown'}`],
     ['onnxruntime-web', `${m.versions['onnxruntime-web']} (WebAssembly backend, SIMD; \`env.wasm.numThreads\` per row)`],
     ['TensorFlow.js', `@tensorflow/tfjs-core ${m.versions['@tensorflow/tfjs-core']} + @tensorflow/tfjs-backend-wasm ${m.versions['@tensorflow/tfjs-backend-wasm']} (SIMD build)`],
-    ['native', r.native.ok ? `g++ ${(m.versions['g++'] ?? '').match(/\d+\.\d+\.\d+/)?.[0] ?? '?'}, Release (-O3), no -march: xsimd's SSE2 target (4-wide, like wasm's f32x4); Google Benchmark (Debian's libbenchmark-dev)` : `not measured: ${r.native.reason}`],
+    ['native', r.native.ok ? `g++ ${(m.versions['g++'] ?? '').match(/\d+\.\d+\.\d+/)?.[0] ?? '?'}, Release (-O3), 4-wide kernels like wasm's f32x4; ${nativeLabel(r.native.variant)} in the "native C++" columns${r.native.variants ? ' (all three under "Native instruction sets")' : ''}; Google Benchmark (Debian's libbenchmark-dev)` : `not measured: ${r.native.reason}`],
     ['load average', `${m.loadavg[0].toFixed(2)} at the start, ${m.loadavgEnd?.[0]?.toFixed(2) ?? '?'} at the end (1-minute; with ${m.logicalCpus} vCPUs, more than the bench's own threads means other work was competing for the cores)`],
   ], 'll'));
   L.push('');
@@ -177,6 +213,8 @@ function markdown(r, svgRef) {
     }
   }
 
+  L.push(...nativeVariants(r, shapesRun.filter((s) => !s.peers), threadsMeasured));
+
   // Causal, overhead, L = 16384.
   const causal = [cellAt(1, 'L512', 'mha-wasm'), cellAt(1, 'L512causal', 'mha-wasm')];
   L.push('## Causal, per-call overhead, long sequences');
@@ -259,8 +297,8 @@ function markdown(r, svgRef) {
   L.push('  *ORT basic* = MatMul/Add/Reshape/Transpose/Softmax (a Trilu-built additive mask for causal). Graph optimisation level "all".');
   L.push('- **tfjs-wasm** runs 2-D MatMuls per (batch, head): its batched and transposed MatMuls skip XNNPACK and were ~1 GFLOP/s when tried.');
   L.push('- **plain JS** (`bench/plain_js.js`): straightforward loops on Float32Arrays, skipping the blocked keys of the causal mask.');
-  L.push('- **native** (`bench/native/bench_mha.cpp`): the same core through `src/mha.hpp` (`mha::set_num_threads` for the row), Google Benchmark, median of repetitions;');
-  L.push('  it runs after the WebAssembly peers, so it is not interleaved with them. The native columns have no % of peak: the peak is a WebAssembly one.');
+  L.push('- **native** (`bench/native/bench_mha.cpp`): the same core through `src/mha.hpp` (`mha::set_num_threads` for the row), Google Benchmark, median of repetitions,');
+  L.push('  its three instruction sets taking turns; it runs after the WebAssembly peers, so it is not interleaved with them. The native columns have no % of peak: the peak is a WebAssembly one.');
   if (r.native.ok && r.native.context?.libraryBuildType === 'debug')
     L.push('  (Google Benchmark prints "Library was built as DEBUG": that is Debian\'s build of the benchmark library itself, not of the code under test.)');
   L.push('');

@@ -12,7 +12,19 @@
 namespace mha {
 namespace {
 
+// xsimd's choice for the compile flags (f32x4 under -msimd128, SSE2 natively
+// by default), or MHA_SIMD_ARCH: the native benchmark builds the same 4-wide
+// kernels with AVX's three-operand encoding, the instructions V8 emits for
+// f32x4, and with FMA as well (see bench/native/CMakeLists.txt).
+#ifdef MHA_SIMD_ARCH
+namespace arch {
+using sse4_2 = xsimd::sse4_2;
+using fma3_sse4_2 = xsimd::fma3<xsimd::sse4_2>;
+}  // namespace arch
+using batch = xsimd::batch<float, arch::MHA_SIMD_ARCH>;
+#else
 using batch = xsimd::batch<float>;
+#endif
 constexpr std::size_t kLanes = batch::size;
 constexpr std::size_t kPanel = PackedWeight::kPanel;
 static_assert(kPanel % kLanes == 0, "a weight panel must be whole batches");
