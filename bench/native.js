@@ -6,6 +6,8 @@
 //   avx       AVX's three-operand encoding, which V8 emits for f32x4: the
 //             fair WebAssembly-to-native gap (the report's main native column)
 //   avx-fma   and fused multiply-add, as relaxed SIMD would give WebAssembly
+// The avx-fma build also has peak_fma.cpp: the native register-only f32x4
+// peak as multiply + add and as FMA.
 // Each is configured once in its own build directory and rebuilt
 // incrementally; the variants take turns, one repetition each per round, so
 // that the machine's drift spreads over all three.
@@ -42,7 +44,8 @@ function build(root, { id, dir }) {
 
 /**
  * Builds and runs the native benchmark on `shapeIds` at `threadCounts`. Returns
- * { ok: true, variant, results: { [threads]: { [id]: { medianMs } } }, variants: { [variant]: results }, context }
+ * { ok: true, variant, results: { [threads]: { [id]: { medianMs } } }, variants: { [variant]: results },
+ *   peak: { mulAdd, fma } GFLOP/s or null, context }
  * (`results` is the main variant's) or { ok: false, reason }.
  */
 export function runNative(root, shapeIds, threadCounts, { minTime, repetitions }) {
@@ -68,13 +71,21 @@ export function runNative(root, shapeIds, threadCounts, { minTime, repetitions }
           ((((samples[v.id] ??= {})[threads] ??= {})[id]) ??= []).push(b.real_time * toMs);
         }
       });
+    // The peak program takes turns inside itself; best of three runs, like bench/peak.js's best of two.
+    const peakExe = path.join(path.dirname(exes[exes.length - 1]), 'peak_fma');
+    let peak = null;
+    if (fs.existsSync(path.join(root, peakExe)))
+      for (let i = 0; i < 3; i++) {
+        const p = JSON.parse(sh(peakExe, [], root));
+        peak = peak ? { mulAdd: Math.max(peak.mulAdd, p.mulAdd), fma: Math.max(peak.fma, p.fma) } : p;
+      }
     const variants = {};
     for (const [variant, byThreads] of Object.entries(samples))
       for (const [threads, byShape] of Object.entries(byThreads))
         for (const [id, ms] of Object.entries(byShape))
           ((variants[variant] ??= {})[threads] ??= {})[id] = { medianMs: median(ms), repetitions: ms.length };
     return {
-      ok: true, variant: MAIN_NATIVE_VARIANT, results: variants[MAIN_NATIVE_VARIANT] ?? {}, variants,
+      ok: true, variant: MAIN_NATIVE_VARIANT, results: variants[MAIN_NATIVE_VARIANT] ?? {}, variants, peak,
       context: { mhz: context.mhz_per_cpu, cpus: context.num_cpus, libraryBuildType: context.library_build_type },
     };
   } catch (e) {

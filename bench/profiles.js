@@ -16,7 +16,7 @@ export const PROFILES = {
     slow: { callMs: 8000, minReps: 2 },
     tiny: { minReps: 200, maxReps: 4000, budgetMs: 1500 },
     big: { warmupShape: 'L512', maxCalls: 2, budgetMs: 30000 },  // the L = 16384 memory test
-    native: { minTime: 0.2, repetitions: 5 },
+    native: { minTime: 0.2, repetitions: 9 },
   },
   quick: {
     warmCalls: 1, warmMs: 150, maxWarmCalls: 100,

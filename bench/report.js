@@ -52,6 +52,11 @@ function nativeVariants(r, shapes, threadsMeasured) {
     ' (the instructions V8 emits for f32x4, hence the fair WebAssembly-to-native gap), and AVX with fused multiply-add (what relaxed SIMD' +
     ' would give WebAssembly). The variants take turns, one repetition each per round; medians.');
   L.push('');
+  const pk = r.native.peak;
+  if (pk)
+    L.push(`Native register-only f32x4 peak (\`bench/native/peak_fma.cpp\`, 12 independent chains, 8 FLOP a step, best of three): multiply + add ${pk.mulAdd.toFixed(1)} GFLOP/s,` +
+      ` FMA ${pk.fma.toFixed(1)} GFLOP/s (the WebAssembly peak above: ${r.peak[1]?.gflops.toFixed(1) ?? '?'}). Where the two are equal, as on AMD's Zen (two FMA pipes against two multiply and two add pipes),` +
+      ' FMA does not raise the peak the "% of peak" figures divide by; it removes instructions.', '');
   for (const t of threadsMeasured) {
     const rows = shapes.filter((s) => present.some((v) => ms(v.id, t, s.id) != null)).map((s) => {
       const avx = ms('avx', t, s.id), fma = ms('avx-fma', t, s.id);
