@@ -15,7 +15,7 @@ namespace {
 // xsimd's choice for the compile flags (f32x4 under -msimd128, SSE2 natively
 // by default), or MHA_SIMD_ARCH: the native benchmark builds the same 4-wide
 // kernels with AVX's three-operand encoding, the instructions V8 emits for
-// f32x4, and with FMA as well (see bench/native/CMakeLists.txt).
+// f32x4, and with FMA as well (MHA_NATIVE_SIMD in CMakeLists.txt).
 #ifdef MHA_SIMD_ARCH
 namespace arch {
 using sse4_2 = xsimd::sse4_2;
