@@ -2,7 +2,7 @@
 // runs and keeps going, round-robin with the other cells, until it has spent
 // `budgetMs` or reached `maxReps`. Slow cells (the plain JS loop at L = 2048
 // takes ~10 s a call) therefore get few runs and fast ones many, and a full
-// `npm run bench` stays under ~10 minutes.
+// `npm run bench` stays around 10–15 minutes.
 // Warm-up: at least `warmCalls` untimed calls, more while under `warmMs`
 // (WebAssembly starts in V8's baseline compiler and tiers up while it runs).
 // A cell whose call takes `slow.callMs` or more is warm after one call and

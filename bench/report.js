@@ -121,7 +121,7 @@ function markdown(r, svgRef) {
   L.push('## Reproduce');
   L.push('');
   L.push('```');
-  L.push('npm run bench                     # setup --bench, build, then node bench/run.js (~10 min)');
+  L.push('npm run bench                     # setup --bench, build, then node bench/run.js (~13 min)');
   L.push('node bench/run.js --quick         # fewer shapes and runs; report goes to build/bench/');
   L.push('node bench/run.js --shapes L512,decode --peers mha-wasm,ort-basic --threads 1');
   L.push('```');

@@ -1,7 +1,7 @@
 // `npm run bench` entry point: measures mha-wasm against its peers and writes
 // BENCHMARKS.md, bench/plot.svg and build/bench/results.json.
 //
-//   node bench/run.js                  full run (~10 min), writes BENCHMARKS.md + bench/plot.svg
+//   node bench/run.js                  full run (~13 min), writes BENCHMARKS.md + bench/plot.svg
 //   node bench/run.js --quick          fewer shapes and runs, for development
 //   node bench/run.js --shapes L128,decode --peers mha-wasm,ort-basic --threads 1
 //   node bench/run.js --no-native      skip the native Google Benchmark build and run
