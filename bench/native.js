@@ -21,7 +21,7 @@ import { median } from './stats.js';
 export const NATIVE_VARIANTS = [
   { id: 'baseline', label: 'SSE2', dir: path.join('build', 'native-bench') },
   { id: 'avx', label: 'AVX encoding', dir: path.join('build', 'native-bench-avx') },
-  { id: 'avx-fma', label: 'AVX + FMA', dir: path.join('build', 'native-bench-avx-fma') },
+  { id: 'avx-fma', label: 'AVX + FMA', dir: path.join('build', 'native-bench-avx-fma'), peak: 'peak_fma' },
 ];
 /** The variant of the report's main native column. */
 export const MAIN_NATIVE_VARIANT = 'avx';
@@ -77,7 +77,8 @@ export function runNative(root, shapeIds, threadCounts, { minTime, repetitions }
         }
       });
     // The peak program takes turns inside itself; best of three runs, like bench/peak.js's best of two.
-    const peakExe = path.join(path.dirname(exes[exes.length - 1]), 'peak_fma');
+    const withPeak = NATIVE_VARIANTS.find((v) => v.peak);
+    const peakExe = path.join(withPeak.dir, 'bench', 'native', withPeak.peak);
     let peak = null;
     if (fs.existsSync(path.join(root, peakExe)))
       for (let i = 0; i < 3; i++) {

@@ -40,12 +40,11 @@ const nativeLabel = (variant = 'baseline') => {
 };
 
 // The native core in each instruction set, and what fused multiply-add changes.
-function nativeVariants(r, shapes, threadsMeasured) {
+function nativeVariants(r, cellAt, shapes, threadsMeasured) {
   const variants = r.native.ok ? r.native.variants : null;
   if (!variants) return [];
   const present = NATIVE_VARIANTS.filter((v) => variants[v.id]);
   const ms = (v, t, id) => variants[v]?.[t]?.[id]?.medianMs;
-  const cellAt = indexCells(r.runs);
   const L = ['## Native instruction sets', ''];
   L.push('The same C++ core natively, built three ways (CMake\'s `MHA_NATIVE_SIMD`), all with the 4-wide kernels WebAssembly runs:' +
     ' SSE2 (xsimd\'s default target: two-operand instructions, so every product needs a register copy), AVX\'s three-operand encoding' +
@@ -218,7 +217,7 @@ function markdown(r, svgRef) {
     }
   }
 
-  L.push(...nativeVariants(r, shapesRun.filter((s) => !s.peers), threadsMeasured));
+  L.push(...nativeVariants(r, cellAt, shapesRun.filter((s) => !s.peers), threadsMeasured));
 
   // Causal, overhead, L = 16384.
   const causal = [cellAt(1, 'L512', 'mha-wasm'), cellAt(1, 'L512causal', 'mha-wasm')];
