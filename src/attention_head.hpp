@@ -63,9 +63,10 @@ std::size_t packed_head_size(std::size_t s, std::size_t d);
 // (RowGroups{.., d * kGemmRows, kGemmRows}) followed by the values as panels
 // (V [S, d], d padded to whole panels), padding zero; a narrow head holds
 // K [S, d] then V [S, d], rows d apart, bias_kv and zero keys first, which
-// the narrow kernels read four queries at a time (from the projections' rows, 3E apart, every key would
-// be a cache line of its own). j0 is a multiple of kGemmRows, so that
-// ranges packed by different threads never share a group.
+// the narrow kernels read four queries at a time (from the projections'
+// rows, 3E apart, every key would be a cache line of its own). j0 is a
+// multiple of kGemmRows, so that ranges packed by different threads never
+// share a group.
 void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j1);
 
 // Per-thread scratch, reused call after call.
