@@ -56,11 +56,11 @@ TEST(Kernels, ExpShiftedSumOfMinusInfinityIsZero) {
   for (std::size_t i = 0; i < x.size(); ++i) EXPECT_EQ(x[i], i == 4 ? 1.0f : 0.0f);
 }
 
-// linear = GEMM + bias. Rows m cross the 5-row group and the 80-row cache
+// linear = GEMM + bias. Rows m cross the 5-row group and the 160-row cache
 // block, columns n the 8-column panel, depth k the 256-deep cache block
 // (later depth blocks add onto what the first left in C).
 TEST(Kernels, LinearMatchesScalarAcrossTileEdges) {
-  for (std::size_t m : {1, 3, 4, 5, 6, 9, 65, 81, 130})
+  for (std::size_t m : {1, 3, 4, 5, 6, 9, 65, 81, 161, 323})
     for (std::size_t n : {1, 3, 4, 5, 7, 8, 9, 64, 65})
       for (std::size_t k : {1, 5, 8, 63, 256, 257, 600}) {
         const std::size_t x_stride = k + 2, y_stride = n + 3;  // strided rows, as the layer uses
