@@ -5,24 +5,27 @@
 // halves the layer's speed without failing anything (src/kernels_simd.cpp,
 // micro_kernel). This finds those loops without needing function names, by
 // their shape: one iteration per k step of 5 rows x 8 columns is 10 vmulps,
-// 10 vaddps and 5 vbroadcastss.
+// 10 vaddps and 5 vbroadcastss in the SIMD128 build, and 10 fused
+// multiply-adds (vfmadd...ps, from f32x4.relaxed_madd) and 5 vbroadcastss
+// in the relaxed build on a CPU with FMA.
 //
-//   node bench/codegen.js [distDir]     prints each kernel loop found
+//   node bench/codegen.js [distDir] [strict|relaxed]   prints each kernel loop found
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const DEFAULT_DIST = path.resolve(here, '..', 'dist');
-export const KERNEL_SHAPE = { mulps: 10, addps: 10, broadcasts: 5 };
+export const KERNEL_SHAPE = { strict: { mulps: 10, addps: 10, fmas: 0, broadcasts: 5 },
+  relaxed: { mulps: 0, addps: 0, fmas: 10, broadcasts: 5 } };
 
 // The program run under --print-wasm-code: one forward pass big enough to go
 // through every GEMM path, with the optimising tier from the first call.
-function driver(distDir) {
+function driver(distDir, simd) {
   const entry = pathToFileURL(path.join(distDir, 'index.js')).href;
   return `
     const { init, MultiheadAttention, Tensor } = await import(${JSON.stringify(entry)});
-    await init({ threads: 1 });
+    await init({ threads: 1, simd: '${simd}' });
     const mha = await MultiheadAttention.create({ embedDim: 64, numHeads: 2, seed: 1 });
     const x = new Tensor(new Float32Array(100 * 64).fill(0.25), [100, 64]);
     mha.forward(x, null, null, { needWeights: 'average' });
@@ -30,8 +33,8 @@ function driver(distDir) {
 }
 
 /** V8's listing of every function compiled by TurboFan: [{ name, lines: [{ offset, text }] }]. */
-export function optimisedCode(distDir = DEFAULT_DIST) {
-  const r = spawnSync(process.execPath, ['--no-liftoff', '--print-wasm-code', '--input-type=module', '-e', driver(distDir)],
+export function optimisedCode(distDir = DEFAULT_DIST, simd = 'strict') {
+  const r = spawnSync(process.execPath, ['--no-liftoff', '--print-wasm-code', '--input-type=module', '-e', driver(distDir, simd)],
     { encoding: 'utf8', maxBuffer: 1 << 30 });
   if (r.status !== 0) throw new Error(`--print-wasm-code run failed (${r.status}): ${r.stderr.slice(0, 2000)}`);
   const functions = [];
@@ -72,16 +75,19 @@ function loopsOf(fn) {
  * instruction count and how many of its instructions move an xmm register
  * to or from the stack (a spill or a reload; 0 when all is well).
  */
-export function microKernelLoops(distDir = DEFAULT_DIST) {
+export function microKernelLoops(distDir = DEFAULT_DIST, simd = 'strict') {
   const count = (loop, re) => loop.filter((t) => re.test(t)).length;
-  return optimisedCode(distDir).flatMap((fn) => loopsOf(fn)
-    .filter((loop) => count(loop, /^vmulps/) === KERNEL_SHAPE.mulps && count(loop, /^vaddps/) === KERNEL_SHAPE.addps
-      && count(loop, /^vbroadcastss/) === KERNEL_SHAPE.broadcasts)
+  // A CPU without FMA runs relaxed_madd as a multiply and an add.
+  const shapes = simd === 'relaxed' ? [KERNEL_SHAPE.relaxed, KERNEL_SHAPE.strict] : [KERNEL_SHAPE.strict];
+  const fits = (loop, shape) => count(loop, /^vmulps/) === shape.mulps && count(loop, /^vaddps/) === shape.addps
+    && count(loop, /^vfn?madd\d+ps/) === shape.fmas && count(loop, /^vbroadcastss/) === shape.broadcasts;
+  return optimisedCode(distDir, simd).flatMap((fn) => loopsOf(fn)
+    .filter((loop) => shapes.some((shape) => fits(loop, shape)))
     .map((loop) => ({ function: fn.name, instructions: loop.length, stackMoves: count(loop, /xmm.*\[r[bs]p|\[r[bs]p.*xmm/), code: loop })));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const loops = microKernelLoops(process.argv[2] ? path.resolve(process.argv[2]) : DEFAULT_DIST);
+  const loops = microKernelLoops(process.argv[2] ? path.resolve(process.argv[2]) : DEFAULT_DIST, process.argv[3] ?? 'strict');
   if (loops.length === 0) console.log('no 5 x 8 micro-kernel loop found in the optimised code');
   for (const l of loops) {
     console.log(`${l.function}: ${l.instructions} instructions per k step, ${l.stackMoves} xmm moves to or from the stack`);

@@ -1,34 +1,42 @@
-// embind glue: one class, CoreLayer, that the JS wrapper (index.js) drives.
-// Not a public API: users see only index.js.
+// embind glue: one class, CoreLayer, that the JS wrapper drives. Not a
+// public API: users see only index.js.
 //
 // Data crosses the boundary through slots: wasm-heap buffers owned here,
 // grown when a call needs more and never shrunk, so steady-state calls
-// allocate nothing. JS sizes every slot it will write (reserve), then takes
-// views (view) and fills them, calls forward, then takes fresh views of the
-// result slots and copies them out. Any call that may allocate detaches older
-// views, which is why views are always taken after the last reserve.
+// allocate nothing. JS asks admit() whether a call fits the heap, sizes
+// every slot it will write (reserve), then takes views (view) and fills
+// them, calls forward, then takes fresh views of the result slots and copies
+// them out. Any call that may allocate detaches older views, which is why
+// views are always taken after the last reserve.
 //
-// No C++ exception crosses into JS: each entry returns a Status and keeps the
-// message for error(), so the wrapper can raise TypeError or RangeError with
-// the core's own words.
+// No C++ exception crosses into JS: every entry that can throw runs inside
+// guard(), which returns a Status and keeps the message for error(), so the
+// wrapper raises TypeError or RangeError with the core's own words.
+//
+// The numbers both sides use (slot ids, flag bits, statuses) are defined
+// here once and handed to JS by codes().
 #include <emscripten/bind.h>
 #include <emscripten/heap.h>
 #include <emscripten/val.h>
+#include <malloc.h>
 
-#include <cmath>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <new>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "checks.hpp"
 #include "mha.hpp"
 
 namespace {
 
 enum Status : int { kOk = 0, kTypeError = 1, kRangeError = 2 };
 
-// Slot ids; index.js mirrors this list.
+// Slot ids.
 enum Slot : int {
   kQuery, kKey, kValue,              // float32 inputs
   kKeyPaddingBlocked, kAttnBlocked,  // uint8 masks
@@ -38,28 +46,66 @@ enum Slot : int {
   kOutput, kWeights, kHeads, kConcat,  // float32 results
   kSlotCount
 };
+constexpr const char* kSlotNames[kSlotCount] = {
+    "query", "key", "value", "keyPaddingBlocked", "attnBlocked", "keyPaddingAdditive", "attnAdditive",
+    "validLens", "parameter", "output", "weights", "heads", "concat"};
 
-// forward() flags; index.js mirrors these bits.
-enum Flag : int {
-  kHasKey = 1 << 0,
-  kHasValue = 1 << 1,
-  kKeyPaddingIsBlocked = 1 << 2,
-  kKeyPaddingIsAdditive = 1 << 3,
-  kAttnIsBlocked = 1 << 4,
-  kAttnIsAdditive = 1 << 5,
-  kAttnPerHead = 1 << 6,
-  kIsCausal = 1 << 7,
-  kValidLensPerBatch = 1 << 8,
-  kValidLensPerQuery = 1 << 9,
-  kWeightsAverage = 1 << 10,
-  kWeightsPerHead = 1 << 11,
-  kFullyMaskedNaN = 1 << 12,
-  kWantHeads = 1 << 13,
-  kWantConcat = 1 << 14,
+// forward() flags.
+#define MHA_FLAGS(X)                                                                              \
+  X(hasKey, 0) X(hasValue, 1) X(keyPaddingBlocked, 2) X(keyPaddingAdditive, 3) X(attnBlocked, 4) \
+  X(attnAdditive, 5) X(attnPerHead, 6) X(isCausal, 7) X(validLensPerBatch, 8) X(validLensPerQuery, 9) \
+  X(weightsAverage, 10) X(weightsPerHead, 11) X(fullyMaskedNaN, 12) X(wantHeads, 13) X(wantConcat, 14)
+struct Flag {
+#define MHA_FLAG_BIT(name, bit) static constexpr int name = 1 << bit;
+  MHA_FLAGS(MHA_FLAG_BIT)
+#undef MHA_FLAG_BIT
 };
 
-// CoreLayer objects alive now: the leak tests' count of embind handles.
+bool is_byte_slot(int slot) { return slot == kKeyPaddingBlocked || slot == kAttnBlocked; }
+
+// Bytes the heap can still give: what it may grow by, plus what is free
+// inside it (an estimate: a fragmented heap may fail sooner, and then the
+// allocation's std::bad_alloc becomes the same RangeError).
+std::uint64_t available_bytes() {
+  const std::uint64_t size = emscripten_get_heap_size(), max = emscripten_get_heap_max();
+  return (max > size ? max - size : 0) + std::uint64_t(mallinfo().fordblks);
+}
+
+void admit_bytes(std::uint64_t bytes, const std::string& what) {
+  if (bytes <= available_bytes()) return;
+  throw mha::Error(mha::Error::Kind::range,
+                   what + " needs " + mha::gib(bytes) + " more WebAssembly memory, and only " +
+                       mha::gib(available_bytes()) + " is left of wasm32's 4 GiB (the heap holds " +
+                       mha::gib(emscripten_get_heap_size()) + " now); nothing was allocated");
+}
+
+// CoreLayer objects alive now: the leak tests' count.
 int live_layers = 0;
+
+// Runs body; a C++ exception becomes a Status and a message for error().
+template <typename F>
+int guard(std::string& error, F&& body) {
+  error.clear();
+  try {
+    body();
+    return kOk;
+  } catch (const mha::Error& e) {
+    error = e.what();
+    return e.kind() == mha::Error::Kind::type ? kTypeError : kRangeError;
+  } catch (const std::bad_alloc&) {
+    error = "out of memory: the WebAssembly heap could not grow to hold this call's buffers (wasm32 addresses 4 GiB)";
+    return kRangeError;
+  } catch (const std::length_error&) {
+    error = "out of memory: a buffer of this call would exceed what wasm32 can address (4 GiB)";
+    return kRangeError;
+  } catch (const std::exception& e) {
+    error = std::string("internal error: ") + e.what();
+    return kRangeError;
+  } catch (...) {
+    error = "internal error: an unknown C++ exception";
+    return kRangeError;
+  }
+}
 
 class CoreLayer {
  public:
@@ -68,9 +114,9 @@ class CoreLayer {
   CoreLayer(const CoreLayer&) = delete;
   CoreLayer& operator=(const CoreLayer&) = delete;
 
-  int configure(double embed_dim, double num_heads, double kdim, double vdim, bool bias,
-                bool add_bias_kv, bool add_zero_attn, double seed) {
-    return guard([&] {
+  int configure(double embed_dim, double num_heads, double kdim, double vdim, bool bias, bool add_bias_kv,
+                bool add_zero_attn, double seed) {
+    return guard(error_, [&] {
       mha::Config c;
       c.embed_dim = std::int64_t(embed_dim);
       c.num_heads = std::int64_t(num_heads);
@@ -79,46 +125,87 @@ class CoreLayer {
       c.bias = bias;
       c.add_bias_kv = add_bias_kv;
       c.add_zero_attn = add_zero_attn;
+      admit_bytes(mha::MultiheadAttention::layer_bytes(mha::checked_config(c)), "a layer of this size");
       layer_ = std::make_unique<mha::MultiheadAttention>(c, std::uint64_t(seed));
     });
   }
 
   std::string error() const { return error_; }
 
-  emscripten::val parameterNames() const {
-    emscripten::val names = emscripten::val::array();
-    for (const auto& n : layer_->parameter_names()) names.call<void>("push", n);
-    return names;
+  // Results go to `result_` (a JS value), so that the call can return a Status.
+  int parameterNames() {
+    return guard(error_, [&] {
+      emscripten::val names = emscripten::val::array();
+      for (const auto& n : layer().parameter_names()) names.call<void>("push", n);
+      result_ = names;
+    });
   }
 
-  emscripten::val parameterShape(const std::string& name) const {
-    emscripten::val shape = emscripten::val::array();
-    for (auto d : layer_->parameter_shape(name)) shape.call<void>("push", double(d));
-    return shape;
-  }
-
-  // Copies `count` floats from the parameter slot into the named parameter.
-  int setParameter(const std::string& name, double count) {
-    return guard([&] {
-      const std::size_t n = std::size_t(count);
-      if (n > slots_f32_[kParameter].size())
-        throw mha::Error(mha::Error::Kind::range, "parameter slot holds fewer than " +
-                                                      std::to_string(n) + " values");
-      layer_->set_parameter(name, slots_f32_[kParameter].data(), n);
+  int parameterShape(const std::string& name) {
+    return guard(error_, [&] {
+      emscripten::val shape = emscripten::val::array();
+      for (auto d : layer().parameter_shape(name)) shape.call<void>("push", double(d));
+      result_ = shape;
     });
   }
 
   // A view of the named parameter's values; the caller copies it at once.
-  emscripten::val parameterView(const std::string& name) const {
-    const auto& v = layer_->parameter(name);
-    return emscripten::val(emscripten::typed_memory_view(v.size(), v.data()));
+  int parameterView(const std::string& name) {
+    return guard(error_, [&] {
+      const auto& v = layer().parameter(name);
+      result_ = emscripten::val(emscripten::typed_memory_view(v.size(), v.data()));
+    });
+  }
+
+  // The value the last successful parameterNames/Shape/View produced.
+  emscripten::val result() { return std::exchange(result_, emscripten::val::undefined()); }
+
+  // Copies `count` floats from the parameter slot into the named parameter.
+  int setParameter(const std::string& name, double count) {
+    return guard(error_, [&] {
+      if (!(count >= 0 && count <= double(slots_f32_[kParameter].size())))
+        throw mha::Error(mha::Error::Kind::range, "parameter slot holds fewer than " + std::to_string(count) + " values");
+      layer().set_parameter(name, slots_f32_[kParameter].data(), std::size_t(count));
+    });
+  }
+
+  // S, the keys a call with key_len keys attends to (plus the extra keys).
+  double sourceLen(double key_len) const { return double(layer_->source_len(std::int64_t(key_len))); }
+
+  // Whether a forward call of this shape fits the heap: the input slots
+  // (counts in `inputs`, one per slot id, 0 for slots not written), the
+  // result slots and the layer's own buffers, all counted before anything
+  // is allocated.
+  int admit(double batch, double query_len, double key_len, int flags, emscripten::val inputs) {
+    return guard(error_, [&] {
+      const std::int64_t b = std::int64_t(batch), lq = std::int64_t(query_len), lk = std::int64_t(key_len);
+      const auto need_weights = need_weights_of(flags);
+      std::uint64_t bytes = layer().forward_growth_bytes(b, lq, lk, !(flags & (Flag::hasKey | Flag::hasValue)),
+                                                         need_weights);
+      const Sizes out = result_sizes(b, lq, lk, flags);
+      for (int slot = 0; slot < kSlotCount; ++slot) {
+        double n = slot >= kOutput ? double(out.count[slot - kOutput]) : inputs[slot].as<double>();
+        const double have = double(is_byte_slot(slot) ? slots_u8_[slot].size()
+                                   : slot == kValidLens ? valid_lens_.size() : slots_f32_[slot].size());
+        const double width = is_byte_slot(slot) ? 1 : 4;
+        if (n > have) bytes += std::uint64_t((n - have) * width);
+      }
+      admit_bytes(bytes, "this call");
+    });
   }
 
   // Grows a slot to hold `count` elements.
   int reserve(int slot, double count) {
-    return guard([&] {
+    return guard(error_, [&] {
+      if (slot < 0 || slot >= kSlotCount) throw mha::Error(mha::Error::Kind::range, "no such slot");
+      const double width = is_byte_slot(slot) ? 1 : 4;
+      const double have = double(is_byte_slot(slot) ? slots_u8_[slot].size()
+                                 : slot == kValidLens ? valid_lens_.size() : slots_f32_[slot].size());
+      if (!(count >= 0 && count <= 9007199254740992.0))
+        throw mha::Error(mha::Error::Kind::range, std::string(kSlotNames[slot]) + ": impossible size");
+      if (count > have) admit_bytes(std::uint64_t((count - have) * width), std::string("the ") + kSlotNames[slot] + " buffer");
       const std::size_t n = std::size_t(count);
-      if (slot == kKeyPaddingBlocked || slot == kAttnBlocked) {
+      if (is_byte_slot(slot)) {
         if (slots_u8_[slot].size() < n) slots_u8_[slot].resize(n);
       } else if (slot == kValidLens) {
         if (valid_lens_.size() < n) valid_lens_.resize(n);
@@ -129,63 +216,76 @@ class CoreLayer {
     });
   }
 
-  // A typed-array view of a slot's first reserved `count` elements.
+  // A typed-array view of a slot's first reserved `count` elements. Cannot
+  // throw: it only reads sizes set by reserve() or forward().
   emscripten::val view(int slot) {
+    if (slot < 0 || slot >= kSlotCount) return emscripten::val::undefined();
     const std::size_t n = lengths_[slot];
-    if (slot == kKeyPaddingBlocked || slot == kAttnBlocked)
-      return emscripten::val(emscripten::typed_memory_view(n, slots_u8_[slot].data()));
-    if (slot == kValidLens)
-      return emscripten::val(emscripten::typed_memory_view(n, valid_lens_.data()));
+    if (is_byte_slot(slot)) return emscripten::val(emscripten::typed_memory_view(n, slots_u8_[slot].data()));
+    if (slot == kValidLens) return emscripten::val(emscripten::typed_memory_view(n, valid_lens_.data()));
     return emscripten::val(emscripten::typed_memory_view(n, slots_f32_[slot].data()));
   }
 
   // Runs the layer on the input slots; sizes and fills the result slots.
   int forward(double batch, double query_len, double key_len, int flags) {
-    return guard([&] {
+    return guard(error_, [&] {
       mha::ForwardInput in;
       in.batch = std::int64_t(batch);
       in.query_len = std::int64_t(query_len);
       in.key_len = std::int64_t(key_len);
       in.query = input(kQuery);
-      in.key = (flags & kHasKey) ? input(kKey) : nullptr;
-      in.value = (flags & kHasValue) ? input(kValue) : nullptr;
+      in.key = (flags & Flag::hasKey) ? input(kKey) : nullptr;
+      in.value = (flags & Flag::hasValue) ? input(kValue) : nullptr;
 
       mha::ForwardOptions o;
-      if (flags & kKeyPaddingIsBlocked) o.key_padding.blocked = slots_u8_[kKeyPaddingBlocked].data();
-      if (flags & kKeyPaddingIsAdditive) o.key_padding.additive = slots_f32_[kKeyPaddingAdditive].data();
-      if (flags & kAttnIsBlocked) o.attn.blocked = slots_u8_[kAttnBlocked].data();
-      if (flags & kAttnIsAdditive) o.attn.additive = slots_f32_[kAttnAdditive].data();
-      o.attn_per_head = (flags & kAttnPerHead) != 0;
-      o.is_causal = (flags & kIsCausal) != 0;
-      if (flags & (kValidLensPerBatch | kValidLensPerQuery)) o.valid_lens = valid_lens_.data();
-      o.valid_lens_per_query = (flags & kValidLensPerQuery) != 0;
-      o.need_weights = (flags & kWeightsPerHead)  ? mha::NeedWeights::per_head
-                       : (flags & kWeightsAverage) ? mha::NeedWeights::average
-                                                   : mha::NeedWeights::none;
-      o.fully_masked_rows =
-          (flags & kFullyMaskedNaN) ? mha::FullyMaskedRows::nan : mha::FullyMaskedRows::zero;
+      if (flags & Flag::keyPaddingBlocked) o.key_padding.blocked = slots_u8_[kKeyPaddingBlocked].data();
+      if (flags & Flag::keyPaddingAdditive) o.key_padding.additive = slots_f32_[kKeyPaddingAdditive].data();
+      if (flags & Flag::attnBlocked) o.attn.blocked = slots_u8_[kAttnBlocked].data();
+      if (flags & Flag::attnAdditive) o.attn.additive = slots_f32_[kAttnAdditive].data();
+      o.attn_per_head = (flags & Flag::attnPerHead) != 0;
+      o.is_causal = (flags & Flag::isCausal) != 0;
+      if (flags & (Flag::validLensPerBatch | Flag::validLensPerQuery)) o.valid_lens = valid_lens_.data();
+      o.valid_lens_per_query = (flags & Flag::validLensPerQuery) != 0;
+      o.need_weights = need_weights_of(flags);
+      o.fully_masked_rows = (flags & Flag::fullyMaskedNaN) ? mha::FullyMaskedRows::nan : mha::FullyMaskedRows::zero;
 
-      const std::size_t e = std::size_t(layer_->config().embed_dim);
-      const std::size_t h = std::size_t(layer_->config().num_heads);
-      const std::size_t rows = std::size_t(in.batch) * std::size_t(in.query_len);
-      const std::size_t s = std::size_t(layer_->source_len(in.key_len));
-      grow(kOutput, rows * e);
-      grow(kWeights, o.need_weights == mha::NeedWeights::none       ? 0
-                     : o.need_weights == mha::NeedWeights::per_head ? rows * h * s
-                                                                    : rows * s);
-      grow(kHeads, (flags & kWantHeads) ? rows * e : 0);
-      grow(kConcat, (flags & kWantConcat) ? rows * e : 0);
-
-      mha::ForwardOutputs out;
-      out.output = slots_f32_[kOutput].data();
-      out.weights = lengths_[kWeights] ? slots_f32_[kWeights].data() : nullptr;
-      out.heads = (flags & kWantHeads) ? slots_f32_[kHeads].data() : nullptr;
-      out.concat = (flags & kWantConcat) ? slots_f32_[kConcat].data() : nullptr;
-      layer_->forward(in, o, out);
+      const Sizes out = result_sizes(in.batch, in.query_len, in.key_len, flags);
+      for (int slot = kOutput; slot < kSlotCount; ++slot) grow(slot, out.count[slot - kOutput]);
+      mha::ForwardOutputs res;
+      res.output = slots_f32_[kOutput].data();
+      res.weights = lengths_[kWeights] ? slots_f32_[kWeights].data() : nullptr;
+      res.heads = (flags & Flag::wantHeads) ? slots_f32_[kHeads].data() : nullptr;
+      res.concat = (flags & Flag::wantConcat) ? slots_f32_[kConcat].data() : nullptr;
+      layer().forward(in, o, res);
     });
   }
 
  private:
+  struct Sizes {
+    std::uint64_t count[kSlotCount - kOutput];
+  };
+
+  static mha::NeedWeights need_weights_of(int flags) {
+    return (flags & Flag::weightsPerHead)  ? mha::NeedWeights::per_head
+           : (flags & Flag::weightsAverage) ? mha::NeedWeights::average
+                                            : mha::NeedWeights::none;
+  }
+
+  // The result slots' element counts (output, weights, heads, concat).
+  Sizes result_sizes(std::int64_t b, std::int64_t lq, std::int64_t lk, int flags) const {
+    const std::uint64_t e = std::uint64_t(layer_->config().embed_dim), h = std::uint64_t(layer_->config().num_heads);
+    const std::uint64_t rows = std::uint64_t(b) * std::uint64_t(lq), s = std::uint64_t(layer_->source_len(lk));
+    const auto nw = need_weights_of(flags);
+    return Sizes{{rows * e,
+                  nw == mha::NeedWeights::none ? 0 : nw == mha::NeedWeights::per_head ? rows * h * s : rows * s,
+                  (flags & Flag::wantHeads) ? rows * e : 0, (flags & Flag::wantConcat) ? rows * e : 0}};
+  }
+
+  mha::MultiheadAttention& layer() const {
+    if (!layer_) throw mha::Error(mha::Error::Kind::type, "the layer is not configured");
+    return *layer_;
+  }
+
   // An input slot's data; never null, even when empty, because a null key or
   // value means "use the query" to the core.
   const float* input(int slot) const {
@@ -193,42 +293,54 @@ class CoreLayer {
     return slots_f32_[slot].empty() ? &kEmpty : slots_f32_[slot].data();
   }
 
-  void grow(int slot, std::size_t n) {
-    if (slots_f32_[slot].size() < n) slots_f32_[slot].resize(n);
-    lengths_[slot] = n;
-  }
-
-  template <typename F>
-  int guard(F&& body) {
-    error_.clear();
-    try {
-      body();
-      return kOk;
-    } catch (const mha::Error& e) {
-      error_ = e.what();
-      return e.kind() == mha::Error::Kind::type ? kTypeError : kRangeError;
-    } catch (const std::bad_alloc&) {
-      error_ = "out of memory: the WebAssembly heap could not grow to hold this call's buffers";
-      return kRangeError;
-    }
+  void grow(int slot, std::uint64_t n) {
+    if (slots_f32_[slot].size() < n) slots_f32_[slot].resize(std::size_t(n));
+    lengths_[slot] = std::size_t(n);
   }
 
   std::unique_ptr<mha::MultiheadAttention> layer_;
   std::string error_;
+  emscripten::val result_ = emscripten::val::undefined();
   std::vector<float> slots_f32_[kSlotCount];
   std::vector<std::uint8_t> slots_u8_[kSlotCount];
   std::vector<std::int32_t> valid_lens_;
   std::size_t lengths_[kSlotCount] = {};
 };
 
+// The numbers JS and C++ exchange, from their one definition above.
+emscripten::val codes() {
+  using emscripten::val;
+  val slots = val::object(), flags = val::object(), statuses = val::object();
+  for (int s = 0; s < kSlotCount; ++s) slots.set(kSlotNames[s], s);
+#define MHA_FLAG_CODE(name, bit) flags.set(#name, Flag::name);
+  MHA_FLAGS(MHA_FLAG_CODE)
+#undef MHA_FLAG_CODE
+  statuses.set("ok", int(kOk));
+  statuses.set("typeError", int(kTypeError));
+  statuses.set("rangeError", int(kRangeError));
+  val all = val::object();
+  all.set("slot", slots);
+  all.set("flag", flags);
+  all.set("status", statuses);
+  all.set("slotCount", int(kSlotCount));
+  return all;
+}
+
 // Bytes the wasm heap spans now (grows, never shrinks).
 double heapBytes() { return double(emscripten_get_heap_size()); }
 int liveLayers() { return live_layers; }
 // Threads for every layer, clamped to what this build can run; returns the count in use.
+// A thread that cannot be started leaves the pool as it was.
 int setThreads(int threads) {
-  mha::set_num_threads(threads);
+  try {
+    mha::set_num_threads(threads);
+  } catch (...) {
+  }
   return mha::num_threads();
 }
+// A WebAssembly trap on purpose: the tests' way to prove that a module which
+// traps is retired and replaced (loader.js), since no real input traps.
+void trapForTesting() { __builtin_trap(); }
 
 }  // namespace
 
@@ -239,14 +351,19 @@ EMSCRIPTEN_BINDINGS(mha_core) {
       .function("error", &CoreLayer::error)
       .function("parameterNames", &CoreLayer::parameterNames)
       .function("parameterShape", &CoreLayer::parameterShape)
-      .function("setParameter", &CoreLayer::setParameter)
       .function("parameterView", &CoreLayer::parameterView)
+      .function("result", &CoreLayer::result)
+      .function("setParameter", &CoreLayer::setParameter)
+      .function("sourceLen", &CoreLayer::sourceLen)
+      .function("admit", &CoreLayer::admit)
       .function("reserve", &CoreLayer::reserve)
       .function("view", &CoreLayer::view)
       .function("forward", &CoreLayer::forward);
+  emscripten::function("codes", &codes);
   emscripten::function("heapBytes", &heapBytes);
   emscripten::function("liveLayers", &liveLayers);
   emscripten::function("setThreads", &setThreads);
   emscripten::function("maxThreads", &mha::max_threads);
   emscripten::function("numThreads", &mha::num_threads);
+  emscripten::function("trapForTesting", &trapForTesting);
 }

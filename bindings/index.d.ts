@@ -53,12 +53,23 @@ export interface InitOptions {
    */
   threads?: 'auto' | number;
   /**
-   * Where the `.wasm` of the build `threads` selects is: a URL or path
-   * (resolved against this module), its bytes, or a fetch `Response`.
-   * Default: next to `index.js` (`mha-core.wasm`, `mha-core-mt.wasm`,
-   * `node/mha-core-mt.wasm`). Giving `wasm` without `threads` means `threads: 1`.
+   * The instruction set: `'auto'` (default) takes relaxed SIMD where the
+   * runtime has it (Node 22+, current browsers), `'relaxed'` requires it,
+   * `'strict'` takes the SIMD128 build. Relaxed SIMD's fused multiply-add may
+   * change the last bits of results between CPUs (within the PyTorch
+   * fixtures' tolerance); within one build results are bit-identical for any
+   * thread count, in Node and in browsers.
    */
-  wasm?: string | { href: string } | ArrayBuffer | ArrayBufferView | { arrayBuffer(): Promise<ArrayBuffer> };
+  simd?: 'auto' | 'relaxed' | 'strict';
+  /**
+   * Where the `.wasm` of the build `threads` and `simd` select is: a URL, a
+   * `{ href }` (a Location), a string resolved against the page (in Node,
+   * the working directory), its bytes, or a fetch `Response`. Default: next
+   * to `index.js` (`mha-core.wasm`, `mha-core-mt.wasm`,
+   * `mha-core-relaxed.wasm`, `mha-core-relaxed-mt.wasm`). Giving `wasm`
+   * without `threads` means `threads: 1`.
+   */
+  wasm?: string | URL | { href: string } | ArrayBuffer | ArrayBufferView | { arrayBuffer(): Promise<ArrayBuffer> };
 }
 
 /**
@@ -71,6 +82,10 @@ export declare function init(options?: InitOptions): Promise<void>;
 export interface Capabilities {
   /** WebAssembly SIMD (every build uses it). */
   simd: boolean;
+  /** Whether the loaded build is a relaxed-SIMD one; null before loading. */
+  relaxedSimd: boolean | null;
+  /** Whether this runtime has WebAssembly relaxed SIMD. */
+  relaxedSimdAvailable: boolean;
   /** Whether a threaded build can run here (SharedArrayBuffer available). */
   threadsAvailable: boolean;
   /** Threads in use; null before loading. */
@@ -78,8 +93,8 @@ export interface Capabilities {
   /** The most threads the loaded build can use; null before loading. */
   maxThreads: number | null;
   crossOriginIsolated: boolean;
-  /** `'simd'` (single-threaded) or `'simd-threads'`; null before loading. */
-  build: 'simd' | 'simd-threads' | null;
+  /** Which of the four builds runs; null before loading (or after a trap retired it). */
+  build: 'simd' | 'simd-threads' | 'relaxed' | 'relaxed-threads' | null;
   /** Why that build was chosen; null before loading. */
   reason: string | null;
   /** Where the .wasm came from; null before loading. */

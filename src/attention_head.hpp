@@ -14,8 +14,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
+#include "buffers.hpp"
 #include "kernels.hpp"
 #include "masks.hpp"
 
@@ -56,7 +58,7 @@ struct HeadOutput {
 };
 
 // Floats pack_head writes for a head with S keys of width d.
-std::size_t packed_head_size(std::size_t s, std::size_t d);
+std::uint64_t packed_head_size(std::uint64_t s, std::uint64_t d);
 
 // Keys [j0, j1) of this head's S into `packed`, the bias_kv and zero keys
 // included. A head wider than kNarrowWidth holds them all as row groups
@@ -74,11 +76,11 @@ struct HeadScratch {
   std::vector<float> q_panels, tile, wide, out, row_max, row_sum, rescale;
 };
 
-// Grows one thread's scratch to what attend_rows needs for heads of S keys
+// Grows (or counts, see Growth) one thread's scratch to what attend_rows needs for heads of S keys
 // of width d, with or without weights. The layer fits every thread's before
 // a parallel loop: which thread claims which task varies from call to call,
 // so scratch grown inside the tasks could still be growing many calls later.
-void fit_scratch(HeadScratch& scratch, std::size_t s, std::size_t d, bool weights);
+void fit_scratch(HeadScratch& scratch, std::uint64_t s, std::uint64_t d, bool weights, Growth& grow);
 
 // Attention of query rows [i0, i1) over the packed keys and values, with
 // scratch fitted for this head (fit_scratch).

@@ -1,6 +1,9 @@
 #include "checks.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <limits>
+#include <utility>
 
 namespace mha {
 namespace {
@@ -16,6 +19,8 @@ constexpr std::int64_t kMaxCount = std::int64_t(1) << 53;
 
 std::string str(std::int64_t v) { return std::to_string(v); }
 
+constexpr std::int64_t kMaxDim = (std::int64_t(1) << 31) - 1;
+
 void check_non_negative(std::int64_t v, const char* name) {
   if (v < 0) range_error(std::string(name) + " must be >= 0, got " + str(v));
 }
@@ -26,6 +31,12 @@ void check_pointer(const void* p, std::int64_t count, const char* name) {
 }
 
 }  // namespace
+
+std::string gib(std::uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f GiB", double(bytes) / double(std::uint64_t(1) << 30));
+  return text;
+}
 
 std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* what) {
   if (a < 0 || b < 0) range_error(std::string(what) + ": negative size");
@@ -45,16 +56,33 @@ Config checked_config(const Config& c) {
   if (c.vdim < 0) range_error("vdim must be a positive integer (or 0 for embed_dim), got " + str(c.vdim));
   if (r.kdim == 0) r.kdim = c.embed_dim;
   if (r.vdim == 0) r.vdim = c.embed_dim;
-  // The largest tensor of the layer must be countable.
-  checked_mul(3 * r.embed_dim, std::max({r.embed_dim, r.kdim, r.vdim}), "projection weights");
+  // Sizes are 32-bit in WebAssembly: no dimension past 2^31 - 1.
+  for (auto [value, name] : {std::pair{r.embed_dim, "embed_dim"}, {r.kdim, "kdim"}, {r.vdim, "vdim"}})
+    if (value > kMaxDim) range_error(std::string(name) + " must be <= " + str(kMaxDim) + ", got " + str(value));
+  // Every tensor of the layer, and all of them together, must be
+  // addressable: this size_t (32 bits in wasm32) may not wrap around.
+  const std::uint64_t bytes = MultiheadAttention::layer_bytes(r);
+  if (bytes > std::numeric_limits<std::size_t>::max())
+    range_error("a layer with embed_dim=" + str(r.embed_dim) + ", kdim=" + str(r.kdim) + ", vdim=" + str(r.vdim) +
+                " needs " + gib(bytes) + " for its weights and their packed copies, more than this build can address (" +
+                gib(std::uint64_t(std::numeric_limits<std::size_t>::max()) + 1) + ": wasm32's limit)");
   return r;
+}
+
+void check_call_shape(const Config& c, std::int64_t batch, std::int64_t query_len, std::int64_t key_len) {
+  check_non_negative(batch, "input.batch");
+  check_non_negative(query_len, "input.query_len");
+  check_non_negative(key_len, "input.key_len");
+  // Every buffer of the call counted exactly (under 2^53 elements): the
+  // largest are the weights, B*H*Lq*S, and the projections, B*L*3E.
+  const std::int64_t s = key_len + 2;
+  checked_mul(checked_mul(checked_mul(batch, c.num_heads, "weights"), query_len, "weights"), s, "weights");
+  checked_mul(checked_mul(batch, std::max(query_len, key_len), "projections"), 3 * c.embed_dim, "projections");
 }
 
 void check_forward(const Config& c, const ForwardInput& in, const ForwardOptions& o,
                    const ForwardOutputs& out) {
-  check_non_negative(in.batch, "input.batch");
-  check_non_negative(in.query_len, "input.query_len");
-  check_non_negative(in.key_len, "input.key_len");
+  check_call_shape(c, in.batch, in.query_len, in.key_len);
   const std::int64_t e = c.embed_dim, h = c.num_heads;
   const std::int64_t bq = checked_mul(in.batch, in.query_len, "query");
   const std::int64_t bk = checked_mul(in.batch, in.key_len, "key");

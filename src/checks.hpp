@@ -10,12 +10,18 @@
 
 namespace mha {
 
+// "1.50 GiB": byte counts in messages.
+std::string gib(std::uint64_t bytes);
+
 // Resolves kdim/vdim (0 -> embed_dim) and throws Error when impossible.
 Config checked_config(const Config& config);
 
 // a * b, throwing Error (naming `what`) if the product leaves [0, 2^53),
 // the range in which JS numbers count exactly.
 std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* what);
+
+// The sizes of a call alone: non-negative, and counts that stay exact.
+void check_call_shape(const Config& config, std::int64_t batch, std::int64_t query_len, std::int64_t key_len);
 
 void check_forward(const Config& config, const ForwardInput& input, const ForwardOptions& options,
                    const ForwardOutputs& outputs);

@@ -6,6 +6,9 @@
 #include <limits>
 
 #include <xsimd/xsimd.hpp>
+#if defined(__wasm_relaxed_simd__)
+#include <wasm_simd128.h>
+#endif
 
 #include "kernels.hpp"
 
@@ -26,6 +29,18 @@ using batch = xsimd::batch<float, arch::MHA_SIMD_ARCH>;
 using batch = xsimd::batch<float>;
 #endif
 constexpr std::size_t kLanes = batch::size;
+
+// a * b + c. With relaxed SIMD (em++ -mrelaxed-simd) one f32x4.relaxed_madd,
+// fused where the CPU has FMA: LLVM never contracts a multiply and an add
+// into it, so it is written here. Otherwise xsimd's fma, which is a multiply
+// and an add in SIMD128, and fused natively only when built for FMA.
+inline batch madd(batch a, batch b, batch c) {
+#if defined(__wasm_relaxed_simd__)
+  return batch(wasm_f32x4_relaxed_madd(a, b, c));
+#else
+  return xsimd::fma(a, b, c);
+#endif
+}
 constexpr std::size_t kPanel = PackedWeight::kPanel;
 static_assert(kPanel % kLanes == 0, "a weight panel must be whole batches");
 constexpr std::size_t kPanelBatches = kPanel / kLanes;
@@ -93,7 +108,7 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
     for (std::size_t j = 0; j < kPanelBatches; ++j) w[j] = batch::load_unaligned(pb + j * kLanes);
     for (std::size_t r = 0; r < ROWS; ++r) {
       const batch x(pa[r]);
-      for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = xsimd::fma(x, w[j], acc[r][j]);
+      for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = madd(x, w[j], acc[r][j]);
       keep_order();
     }
   }
@@ -142,12 +157,12 @@ inline batch exp2_batch(batch x) {
   const batch t = x + magic;
   const batch f = x - (t - magic);  // |f| <= 1/2
   batch p(1.546144485e-4f);
-  p = xsimd::fma(p, f, batch(1.340042800e-3f));
-  p = xsimd::fma(p, f, batch(9.618056938e-3f));
-  p = xsimd::fma(p, f, batch(5.550327152e-2f));
-  p = xsimd::fma(p, f, batch(2.402265072e-1f));
-  p = xsimd::fma(p, f, batch(6.931471825e-1f));
-  p = xsimd::fma(p, f, batch(1.0f));
+  p = madd(p, f, batch(1.340042800e-3f));
+  p = madd(p, f, batch(9.618056938e-3f));
+  p = madd(p, f, batch(5.550327152e-2f));
+  p = madd(p, f, batch(2.402265072e-1f));
+  p = madd(p, f, batch(6.931471825e-1f));
+  p = madd(p, f, batch(1.0f));
   // 2^n: shifting t's bits left by 23 drops everything above n + 127 and
   // puts n + 127 in the exponent field.
   const batch scale = xsimd::bitwise_cast<float>(xsimd::bitwise_cast<std::int32_t>(t) << 23);
@@ -189,7 +204,7 @@ void softmax_column_batches(float* t, std::size_t ldt, std::size_t keys, std::si
     const std::size_t c = c0 + j * kLanes;
     const batch alpha = exp2_batch(batch::load_unaligned(m + c) - shift[j]);
     alpha.store_unaligned(rescale + c);
-    xsimd::fma(batch::load_unaligned(l + c), alpha, sum[j]).store_unaligned(l + c);
+    madd(batch::load_unaligned(l + c), alpha, sum[j]).store_unaligned(l + c);
     m_new[j].store_unaligned(m + c);
   }
 }
@@ -208,7 +223,7 @@ void narrow_scores_of_width(const float* qt, const float* k, std::size_t k_strid
     batch s = q[0] * batch(k[0]);
     keep_order();
     for (std::size_t t = 1; t < D; ++t) {
-      s = xsimd::fma(q[t], batch(k[t]), s);
+      s = madd(q[t], batch(k[t]), s);
       keep_order();
     }
     s.store_unaligned(scores);
@@ -239,7 +254,7 @@ void narrow_softmax_values_of_width(float* p, std::size_t keys, const float* v, 
   for (std::size_t j = 0; j < keys; ++j, v += v_stride) {
     const batch pj = batch::load_unaligned(p + j * kLanes);
     for (std::size_t t = 0; t < D; ++t) {
-      acc[t] = xsimd::fma(pj, batch(v[t]), acc[t]);
+      acc[t] = madd(pj, batch(v[t]), acc[t]);
       keep_order();
     }
   }
@@ -286,7 +301,7 @@ void axpy(float alpha, const float* x, float* y, std::size_t n) {
   const batch va(alpha);
   std::size_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
-    xsimd::fma(va, batch::load_unaligned(x + i), batch::load_unaligned(y + i)).store_unaligned(y + i);
+    madd(va, batch::load_unaligned(x + i), batch::load_unaligned(y + i)).store_unaligned(y + i);
   for (; i < n; ++i) y[i] += alpha * x[i];  // scalar tail
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -11,6 +12,16 @@
 #include "mha.hpp"
 
 namespace mha {
+
+// An additive mask value in the scores' base-2 units. A finite value stays
+// finite: Hugging Face pads with finfo(float32).min, which times log2(e)
+// would overflow to -inf and make a row of padding fully masked, where
+// PyTorch's scores are all that same finite value and its weights uniform.
+inline float mask_in_base2(float add) {
+  const float scaled = kLog2e * add;
+  constexpr float kMax = std::numeric_limits<float>::max();
+  return std::isinf(scaled) && !std::isinf(add) ? (add > 0 ? kMax : -kMax) : scaled;
+}
 
 struct MaskContext {
   const ForwardOptions* options;
@@ -44,7 +55,7 @@ inline void add_masks(float* tile, std::size_t ldt, const MaskContext& m, std::i
         if (o.attn.blocked) {
           if (o.attn.blocked[at]) row(j)[c] += kNegInf;
         } else {
-          row(j)[c] += kLog2e * o.attn.additive[at];
+          row(j)[c] += mask_in_base2(o.attn.additive[at]);
         }
       }
   }
@@ -52,7 +63,7 @@ inline void add_masks(float* tile, std::size_t ldt, const MaskContext& m, std::i
     for (std::int64_t j = j0; j < j1; ++j) {
       const std::int64_t at = b * lk + j;
       const float add = o.key_padding.blocked ? (o.key_padding.blocked[at] ? kNegInf : 0.0f)
-                                              : kLog2e * o.key_padding.additive[at];
+                                              : mask_in_base2(o.key_padding.additive[at]);
       if (add != 0.0f)
         for (std::int64_t c = 0; c < cols; ++c) row(j)[c] += add;
     }

@@ -132,6 +132,19 @@ class MultiheadAttention {
   // The parameter's values, row-major in PyTorch's layout.
   const std::vector<float>& parameter(const std::string& name) const;
 
+  // Bytes of memory a forward call of this shape would allocate beyond what
+  // the layer holds now (its workspace, per-thread scratch, weights not yet
+  // packed for this kind of call), so that a caller with a bounded heap can
+  // refuse the call before anything is allocated. self_attention: key and
+  // value are null. Throws Error for an impossible shape.
+  std::uint64_t forward_growth_bytes(std::int64_t batch, std::int64_t query_len, std::int64_t key_len,
+                                     bool self_attention, NeedWeights need_weights) const;
+
+  // Bytes a layer of this configuration holds once created and called:
+  // its parameters and their packed copies. Throws Error for an impossible
+  // configuration.
+  static std::uint64_t layer_bytes(const Config& config);
+
   // Runs the layer. Checks every size and flag it can see and throws Error
   // before writing anything; buffer lengths are the caller's contract (table above).
   void forward(const ForwardInput& input, const ForwardOptions& options,

@@ -1,8 +1,10 @@
 #include "parameters.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
+#include "buffers.hpp"
 #include "random.hpp"
 
 namespace mha {
@@ -24,6 +26,17 @@ std::string shape_string(const std::vector<std::int64_t>& shape) {
 
 void fill_uniform(std::vector<float>& v, Random& rng, double bound) {
   for (auto& x : v) x = float(rng.uniform(-bound, bound));
+}
+
+// Floats of a weight [n, k] packed into panels (pack_weight).
+double packed_floats(double n, double k) {
+  return std::ceil(n / double(PackedWeight::kPanel)) * double(PackedWeight::kPanel) * k;
+}
+
+// Doubles: exact to 2^53, and no configuration can overflow them.
+std::uint64_t to_bytes(double floats) {
+  const double bytes = floats * double(sizeof(float));
+  return bytes >= 1.8e19 ? std::numeric_limits<std::uint64_t>::max() : std::uint64_t(bytes);
 }
 
 }  // namespace
@@ -72,6 +85,33 @@ Parameters::Parameters(const Config& c, std::uint64_t seed) : config_(c) {
   if (const Parameter* b = find("bias_v")) bias_v_ = b->values.data();
 }
 
+std::uint64_t MultiheadAttention::layer_bytes(const Config& c) {
+  const double e = double(c.embed_dim), kd = double(c.kdim ? c.kdim : c.embed_dim),
+               vd = double(c.vdim ? c.vdim : c.embed_dim);
+  const bool same_dims = kd == e && vd == e;
+  const double params = e * (e + kd + vd) + e * e + (c.bias ? 4 * e : 0) + (c.add_bias_kv ? 2 * e : 0);
+  // Packed: out_proj, the scaled biases, and the projections in the form
+  // self-attention reads (Parameters::prepare).
+  const double packed = packed_floats(e, e) + 3 * e +
+                        (same_dims ? packed_floats(3 * e, e) : packed_floats(e, e) + packed_floats(e, kd) + packed_floats(e, vd));
+  return to_bytes(params + packed);
+}
+
+std::uint64_t Parameters::prepare_bytes(bool fused_self_attention) const {
+  const double e = double(config_.embed_dim), kd = double(config_.kdim), vd = double(config_.vdim);
+  const double form = fused_self_attention ? packed_floats(3 * e, e)
+                                           : packed_floats(e, e) + packed_floats(e, kd) + packed_floats(e, vd);
+  if (stale_) return to_bytes(packed_floats(e, e) + 3 * e + form);
+  return (fused_self_attention ? qkv_ready_ : separate_ready_) ? 0 : to_bytes(form);
+}
+
+const Parameter& Parameters::get(std::string_view name) const {
+  if (const Parameter* p = find(name)) return *p;
+  std::string known;
+  for (const auto& q : params_) known += (known.empty() ? "" : ", ") + q.name;
+  no_such_parameter(std::string(name), known);
+}
+
 const Parameter* Parameters::find(std::string_view name) const {
   for (const auto& p : params_)
     if (p.name == name) return &p;
@@ -83,13 +123,7 @@ Parameter* Parameters::find_mutable(std::string_view name) {
 }
 
 void Parameters::set(const std::string& name, const float* data, std::size_t count) {
-  Parameter* p = find_mutable(name);
-  if (p == nullptr) {
-    std::string known;
-    for (const auto& q : params_) known += (known.empty() ? "" : ", ") + q.name;
-    throw Error(Error::Kind::range,
-                "parameter '" + name + "' does not exist in this layer; expected one of " + known);
-  }
+  Parameter* p = const_cast<Parameter*>(&get(name));
   if (count != p->values.size())
     throw Error(Error::Kind::range, "parameter '" + name + "' must have " +
                                         std::to_string(p->values.size()) + " values (shape " +
@@ -119,26 +153,26 @@ void Parameters::prepare(bool fused_self_attention) {
   bool& ready = fused_self_attention ? qkv_ready_ : separate_ready_;
   if (ready) return;
 
-  std::vector<float> w_q, w_k, w_v;
-  if (const Parameter* in = find("in_proj_weight")) {
-    const float* w = in->values.data();  // rows [0, E), [E, 2E), [2E, 3E) of [3E, E]
-    w_q.assign(w, w + e * e);
-    w_k.assign(w + e * e, w + 2 * e * e);
-    w_v.assign(w + 2 * e * e, w + 3 * e * e);
-  } else {
-    w_q = find("q_proj_weight")->values;
-    w_k = find("k_proj_weight")->values;
-    w_v = find("v_proj_weight")->values;
-  }
-  for (auto& x : w_q) x *= scale;
+  // Packed straight from the parameters (no float32 copy of the weights on
+  // the way), then q's columns scaled: the same products, so the same bits.
+  const std::size_t kd = std::size_t(config_.kdim), vd = std::size_t(config_.vdim);
+  const Parameter* in = find("in_proj_weight");  // [3E, E]: rows of q, then k, then v
+  const float* w_q = in ? in->values.data() : find("q_proj_weight")->values.data();
+  const float* w_k = in ? w_q + e * e : find("k_proj_weight")->values.data();
+  const float* w_v = in ? w_q + 2 * e * e : find("v_proj_weight")->values.data();
+  auto scale_first_columns = [&](PackedWeight& w, std::size_t columns) {  // W's first rows, as panel columns
+    constexpr std::size_t P = PackedWeight::kPanel;
+    for (std::size_t j = 0; j < columns; ++j)
+      for (std::size_t kk = 0; kk < w.k; ++kk) w.data[(j / P) * w.k * P + kk * P + j % P] *= scale;
+  };
   if (fused_self_attention) {  // [Wq log2(e)/sqrt(d); Wk; Wv] as one [3E, E] block
-    w_q.insert(w_q.end(), w_k.begin(), w_k.end());
-    w_q.insert(w_q.end(), w_v.begin(), w_v.end());
-    packed_qkv_ = pack_weight(w_q.data(), 3 * e, e);
+    packed_qkv_ = pack_weight(w_q, 3 * e, e);
+    scale_first_columns(packed_qkv_, e);
   } else {
-    packed_q_ = pack_weight(w_q.data(), e, e);
-    packed_k_ = pack_weight(w_k.data(), e, std::size_t(config_.kdim));
-    packed_v_ = pack_weight(w_v.data(), e, std::size_t(config_.vdim));
+    packed_q_ = pack_weight(w_q, e, e);
+    scale_first_columns(packed_q_, e);
+    packed_k_ = pack_weight(w_k, e, kd);
+    packed_v_ = pack_weight(w_v, e, vd);
   }
   ready = true;
 }

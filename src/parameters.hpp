@@ -31,6 +31,8 @@ class Parameters {
   // so that looking up a literal allocates nothing (libc++'s wasm32
   // std::string keeps only 10 characters inline; fuses_qkv runs per call).
   const Parameter* find(std::string_view name) const;
+  // The named parameter, or Error naming the ones there are.
+  const Parameter& get(std::string_view name) const;
   void set(const std::string& name, const float* data, std::size_t count);
 
   // Derived data the forward pass reads, rebuilt after any set() by
@@ -41,6 +43,8 @@ class Parameters {
   // [3E, E] GEMM; otherwise the three are packed separately (cross-attention,
   // or kdim/vdim != E). Each form is packed the first time a call needs it.
   void prepare(bool fused_self_attention);
+  // Bytes prepare(fused_self_attention) would allocate now.
+  std::uint64_t prepare_bytes(bool fused_self_attention) const;
   bool fuses_qkv() const { return find("in_proj_weight") != nullptr; }
   const PackedWeight& packed_q() const { return packed_q_; }
   const PackedWeight& packed_k() const { return packed_k_; }

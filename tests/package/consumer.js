@@ -5,7 +5,7 @@
 // accidentally resolve 'mha-wasm' to the working tree. Also: child processes
 // with time limits, a static server with or without cross-origin isolation,
 // Debian's Chromium, and the forward pass every consumer runs (`probe`).
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync,
@@ -22,14 +22,10 @@ export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const tscBin = realpathSync(join(repoRoot, 'node_modules/.bin/tsc'));
 export const viteBin = realpathSync(join(repoRoot, 'node_modules/.bin/vite'));
 
-// What `npm run build` must have produced before the package can be packed.
-export const DIST_FILES = [
-  'dist/index.js', 'dist/index.d.ts',
-  'dist/mha-core.mjs', 'dist/mha-core.wasm',
-  'dist/mha-core-mt.mjs', 'dist/mha-core-mt.wasm', 'dist/mha-core-mt.worker.js',
-  'dist/node/mha-core-mt.cjs', 'dist/node/mha-core-mt.wasm', 'dist/node/mha-core-mt.worker.js',
-  'dist/node/package.json',
-];
+// What `npm run build` must have produced before the package can be packed:
+// the dist/ files package.json's "files" names.
+export const DIST_FILES = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).files
+  .filter((f) => f.startsWith('dist/'));
 
 /**
  * Runs a command; resolves (never rejects) to { code, signal, stdout, stderr,
@@ -141,8 +137,13 @@ export async function makeConsumer(label = 'consumer') {
 }
 
 /** Runs a script file with this Node, from the consumer project. */
-export function runNode(consumer, file, { timeout = 30_000, args = [] } = {}) {
-  return run(process.execPath, [...args, file], { cwd: consumer.dir, timeout });
+export function runNode(consumer, file, { timeout = 30_000, args = [], node = process.execPath } = {}) {
+  return run(node, [...args, file], { cwd: consumer.dir, timeout });
+}
+
+/** The path of Node `major` (scripts/node.sh: the machine's own, or the cached npm build). */
+export function nodeOfMajor(major) {
+  return execFileSync(join(repoRoot, 'scripts/node.sh'), ['--path', String(major)], { encoding: 'utf8' }).trim();
 }
 
 // ---------------------------------------------------------------------------
@@ -188,7 +189,13 @@ export function referenceProbe() {
   reference ??= (async () => {
     const entry = pathToFileURL(join(repoRoot, 'dist', 'index.js')).href;
     const source = `const probe = ${probe};\nconsole.log(JSON.stringify(await probe(await import(${JSON.stringify(entry)}))));`;
-    const r = await run(process.execPath, ['--input-type=module', '-e', source], { cwd: repoRoot, timeout: 60_000 });
+    // A file, not --input-type=module -e: Node's pthread workers inherit
+    // the parent's flags, and --input-type refuses their file entry.
+    const dir = mkdtempSync(join(tmpdir(), 'mha-reference-'));
+    const file = join(dir, 'reference.mjs');
+    writeFileSync(file, source);
+    const r = await run(process.execPath, [file], { cwd: repoRoot, timeout: 60_000 });
+    rmSync(dir, { recursive: true, force: true });
     assert.equal(r.code, 0, describeRun('the reference forward pass (dist/index.js in Node)', r));
     return JSON.parse(r.stdout.trim().split('\n').at(-1));
   })();

@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-import { makeConsumer, runNode, describeRun, probe, referenceProbe, assertSameResults } from './consumer.js';
+import { makeConsumer, runNode, describeRun, probe, referenceProbe, assertSameResults, nodeOfMajor } from './consumer.js';
 
 let consumer;
 before(async () => { consumer = await makeConsumer('node'); });
@@ -55,8 +55,9 @@ console.log(JSON.stringify({ resolved: import.meta.resolve('mha-wasm'), version,
   assert.throws(() => assertSameResults(report.results, other, 'mutated'), /output/);
 
   // Node has worker_threads and SharedArrayBuffer: 'auto' takes the threaded build when there are cores to use.
-  if (availableParallelism() > 1) assert.equal(report.capabilities.build, 'simd-threads', report.capabilities.reason);
-  else assert.equal(report.capabilities.build, 'simd', report.capabilities.reason);
+  const simd = report.capabilities.relaxedSimdAvailable ? 'relaxed' : 'simd';
+  if (availableParallelism() > 1) assert.equal(report.capabilities.build, `${simd}-threads`, report.capabilities.reason);
+  else assert.equal(report.capabilities.build, simd, report.capabilities.reason);
 });
 
 test('a CommonJS file loads the package with `await import(\'mha-wasm\')` and computes the same numbers', { timeout: 60_000 }, async () => {
@@ -94,3 +95,30 @@ console.log(JSON.stringify({ requireModule: Boolean(process.features.require_mod
   if (report.requireModule) assert.deepEqual(report.outcome, { ok: true, exports: ['function', 'function'] });
   else assert.equal(report.outcome.code, 'ERR_REQUIRE_ESM', report.outcome.message);
 });
+
+// The runtimes users have: Node 22 has relaxed SIMD and runs the same build
+// as this suite's Node 24 (the same bits); Node 20 has none and runs the
+// SIMD128 build, whose results differ from the relaxed one only in the last
+// bits of a fused multiply-add.
+for (const major of [20, 22]) {
+  test(`the installed package runs on Node ${major}`, { timeout: 60_000 }, async () => {
+    const file = join(consumer.dir, 'esm-consumer.mjs');
+    writeFileSync(file, `import { MultiheadAttention, Tensor, init, capabilities } from 'mha-wasm';
+const probe = ${probe};
+console.log(JSON.stringify({ node: process.version, ...(await probe({ MultiheadAttention, Tensor, init, capabilities })) }));
+`);
+    const report = parseReport(await runNode(consumer, file, { node: nodeOfMajor(major) }), `Node ${major}`);
+    assert.match(report.node, new RegExp(`^v${major}\\.`));
+    const reference = await referenceProbe();
+    if (report.capabilities.relaxedSimd === reference.capabilities.relaxedSimd) {
+      assertSameResults(report.results, reference.results, `Node ${major} vs this suite's Node`);
+    } else {
+      assert.equal(major, 20, 'only Node 20 lacks relaxed SIMD');
+      assert.equal(report.capabilities.build.startsWith('simd'), true, report.capabilities.reason);
+      const a = Buffer.from(report.results[0].output.data, 'base64'), b = Buffer.from(reference.results[0].output.data, 'base64');
+      const fa = new Float32Array(a.buffer, a.byteOffset, a.length / 4), fb = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+      assert.equal(fa.length, fb.length);
+      for (let i = 0; i < fa.length; i++) assert.ok(Math.abs(fa[i] - fb[i]) <= 1e-5 * (1 + Math.abs(fb[i])), `output[${i}]: ${fa[i]} vs ${fb[i]}`);
+    }
+  });
+}

@@ -1,8 +1,8 @@
 // No bundler: a page whose `<script type="module">` imports the installed
 // package straight from /node_modules/mha-wasm/dist/index.js, served as
 // static files, runs a forward pass in Debian's Chromium. The package finds
-// its .wasm (and, cross-origin isolated, its worker script and the glue that
-// worker imports) next to index.js by itself.
+// its .wasm (and, cross-origin isolated, the threaded glue its workers run)
+// next to index.js by itself.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -45,13 +45,14 @@ test('a plain module page imports /node_modules/mha-wasm/dist/index.js and runs 
     const { value, error, log } = await probePage(browser, `${server.origin}/plain.html`, {});
     const diagnostics = describeLog(log, server.requests);
     assert.ifError(error ? new Error(`${error.message}\n${diagnostics}`) : null);
-    assert.equal(value.capabilities.build, 'simd', value.capabilities.reason);
+    assert.match(value.capabilities.build, /^(simd|relaxed)$/, value.capabilities.reason);
     // Why: no SharedArrayBuffer here (or, on a one-core machine, nothing to share).
     assert.match(value.capabilities.reason, /SharedArrayBuffer|one hardware thread/);
     assert.deepEqual(value.results[0].output.dims, [3, 4, 16]);
     assert.deepEqual(log.pageErrors, [], diagnostics);
     assertServedFromPackage(server.requests, diagnostics);
-    assert.ok(server.requests.some((r) => r.path === '/node_modules/mha-wasm/dist/mha-core.wasm'), diagnostics);
+    const wasm = `/node_modules/mha-wasm/dist/mha-core${value.capabilities.relaxedSimd ? '-relaxed' : ''}.wasm`;
+    assert.ok(server.requests.some((r) => r.path === wasm), diagnostics);
     assertSameResults(value.results, (await referenceProbe()).results, 'plain page, single-threaded, vs dist/index.js in Node');
   } finally {
     await server.close();
@@ -64,10 +65,10 @@ test('the same page served cross-origin isolated runs the threaded build, its wo
     const { value, error, log } = await probePage(browser, `${server.origin}/plain.html`, { threads: 2 });
     const diagnostics = describeLog(log, server.requests);
     assert.ifError(error ? new Error(`${error.message}\n${diagnostics}`) : null);
-    assert.equal(value.capabilities.build, 'simd-threads', `${value.capabilities.reason}\n${diagnostics}`);
+    assert.match(value.capabilities.build, /^(simd|relaxed)-threads$/, `${value.capabilities.reason}\n${diagnostics}`);
     assert.equal(value.capabilities.threads, 2);
     assert.ok(log.workers.length >= 1, diagnostics);
-    assert.ok(log.workers.every((u) => u === `${server.origin}/node_modules/mha-wasm/dist/mha-core-mt.worker.js`), diagnostics);
+    assert.ok(log.workers.every((u) => u === `${server.origin}/node_modules/mha-wasm/dist/mha-core${value.capabilities.relaxedSimd ? '-relaxed' : ''}-mt.mjs`), diagnostics);
     assert.deepEqual(log.pageErrors, [], diagnostics);
     assertServedFromPackage(server.requests, diagnostics);
     assertSameResults(value.results, (await referenceProbe()).results, 'plain page, threaded, vs dist/index.js in Node');
@@ -81,7 +82,7 @@ test('when the worker script cannot be fetched, the threaded load fails over or 
 }, async () => {
   // What a Content-Security-Policy without worker-src, or a deploy that left
   // the worker file behind, does to a cross-origin-isolated page.
-  const server = await serveStatic(consumer.dir, { isolated: true, refuse: (p) => p.endsWith('/mha-core-mt.worker.js') });
+  const server = await serveStatic(consumer.dir, { isolated: true, refuse: (p) => p.endsWith('-mt.mjs') });
   try {
     const { value, error, log } = await probePage(browser, `${server.origin}/plain.html`, { threads: 2 }, { timeout: 10_000 });
     const diagnostics = describeLog(log, server.requests);
@@ -90,7 +91,7 @@ test('when the worker script cannot be fetched, the threaded load fails over or 
       assert.doesNotMatch(error.message, /did not finish/, diagnostics);
       assert.match(error.message, /worker/i, diagnostics);
     } else {
-      assert.equal(value.capabilities.build, 'simd', diagnostics);
+      assert.match(value.capabilities.build, /^(simd|relaxed)$/, diagnostics);
       assert.match(value.capabilities.reason, /worker|threaded build failed/i);
     }
   } finally {

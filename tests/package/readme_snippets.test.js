@@ -120,7 +120,7 @@ pages.forEach((snippet, k) => {
         await page.goto(`${server.origin}/${name}`);
         const text = await Promise.race([logged, new Promise((_, reject) => setTimeout(() => reject(new Error('the page logged nothing within 30 s')), 30_000))]);
         assert.deepEqual(errors, []);
-        assert.match(text, isolated ? /simd-threads/ : /simd .*Cross-Origin-Opener-Policy/, text);
+        assert.match(text, isolated ? /(simd|relaxed)-threads/ : /(simd|relaxed) .*Cross-Origin-Opener-Policy/, text);
       } finally {
         await server.close();
       }

@@ -45,7 +45,7 @@ const weightDims: number[] | undefined = result.weights?.dims;
 const heads: Float32Array | undefined = result.heads?.data;
 
 const caps: Capabilities = capabilities();
-const build: 'simd' | 'simd-threads' | null = caps.build;
+const build: 'simd' | 'simd-threads' | 'relaxed' | 'relaxed-threads' | null = caps.build;
 const reason: string | null = caps.reason;
 const inUse: number = await setThreads(1);
 const live: number = (await memoryStats()).liveLayers;

@@ -1,0 +1,158 @@
+// The forward planner: every argument of MultiheadAttention.forward checked
+// (read once, own properties only) and turned into the slot writes and
+// flags the core runs on. `codes` are the module's own numbers (codes()).
+import {
+  readOptions, readTensor, expectDims, checkBoolean, checkEnum, checkInteger, typeError, rangeError, describe,
+  shapeString, typedArrayKind, typedLength, product, readDims,
+} from './checks.js';
+
+export const FORWARD_OPTIONS = ['keyPaddingMask', 'attnMask', 'isCausal', 'validLens', 'needWeights',
+  'returnHeads', 'returnConcat', 'fullyMaskedRows'];
+const NEED_WEIGHTS = ['none', 'average', 'per-head'];
+const FULLY_MASKED_ROWS = ['zero', 'nan'];
+const FLOATS = ['Float32Array'];
+const MASKS = ['Uint8Array', 'boolean[]', 'Float32Array'];
+
+/**
+ * `{ B, Lq, Lk, flags, writes: [[slot, data]], batched, needWeights,
+ * returnHeads, returnConcat }` for one call; c is the layer's config.
+ */
+export function planForward(query, key, value, options, c, codes) {
+  const o = readOptions(options, FORWARD_OPTIONS, 'forward options');
+  const plan = planQuery(query, c, codes);
+  planKeyValue(plan, key, value, c, codes);
+  planOptions(plan, o, c, codes);
+  return plan;
+}
+
+// The query's checks and shape: the plan of self-attention with no option.
+function planQuery(query, c, { slot }) {
+  const q = readTensor(query, 'query', FLOATS);
+  if (q.dims.length !== 2 && q.dims.length !== 3)
+    throw rangeError('query', 'dims [B, Lq, E] or unbatched [Lq, E]', shapeString(q.dims),
+      `query must have dims [B, Lq, E] or unbatched [Lq, E], got ${shapeString(q.dims)}`);
+  const batched = q.dims.length === 3;
+  const B = batched ? q.dims[0] : 1, Lq = q.dims[batched ? 1 : 0], E = q.dims[batched ? 2 : 1];
+  if (E !== c.embedDim)
+    throw rangeError('query', `last dim embedDim=${c.embedDim}`, shapeString(q.dims),
+      `query's last dim must be embedDim=${c.embedDim}, got ${shapeString(q.dims)}`);
+  return { B, Lq, Lk: Lq, flags: 0, writes: [[slot.query, q.data]], batched, needWeights: 'none',
+    returnHeads: false, returnConcat: false };
+}
+
+// key and value, when given; when not, whether the query may stand in.
+function planKeyValue(plan, key, value, c, { slot, flag }) {
+  const { B, batched } = plan;
+  const seq = (name, t, width) => {
+    const rank = batched ? 3 : 2;
+    const want = batched ? `[B, Lk, ${width}]` : `[Lk, ${width}]`;
+    if (t.dims.length !== rank)
+      throw rangeError(name, `${rank} dims like query (${want})`, shapeString(t.dims),
+        `${name} must have ${rank} dims like query (${want}), got ${shapeString(t.dims)}`);
+    const [b, l, w] = batched ? t.dims : [1, ...t.dims];
+    if (b !== B) throw rangeError(name, `batch ${B}`, shapeString(t.dims), `${name}'s batch must equal query's (${B}), got ${shapeString(t.dims)}`);
+    if (w !== width) throw rangeError(name, `last dim ${width}`, shapeString(t.dims), `${name}'s last dim must be ${width}, got ${shapeString(t.dims)}`);
+    return l;
+  };
+  if (key != null) {
+    const k = readTensor(key, 'key', FLOATS);
+    plan.Lk = seq('key', k, c.kdim);
+    plan.writes.push([slot.key, k.data]);
+    plan.flags |= flag.hasKey;
+  } else if (c.kdim !== c.embedDim) {
+    throw typeError('key', 'a tensor', key,
+      `key is required: kdim=${c.kdim} differs from embedDim=${c.embedDim}, so the query cannot be the key`);
+  }
+  if (value != null) {
+    const v = readTensor(value, 'value', FLOATS);
+    const Lv = seq('value', v, c.vdim);
+    if (Lv !== plan.Lk)
+      throw rangeError('value', `length ${plan.Lk}`, shapeString(v.dims), `value's length must equal key's (${plan.Lk}), got ${shapeString(v.dims)}`);
+    plan.writes.push([slot.value, v.data]);
+    plan.flags |= flag.hasValue;
+  } else if (c.vdim !== (key != null ? c.kdim : c.embedDim)) {
+    throw typeError('value', 'a tensor', value, `value is required: vdim=${c.vdim} differs from the key's width`);
+  }
+}
+
+// validLens as a number, an integer array, an Int32Array or a tensor, read
+// once into an Int32Array. Lengths past Lk mean "every key": they are
+// written as Lk, so that no length wraps around in 32 bits.
+function readValidLens(given, Lk) {
+  let data, dims;
+  if (typeof given === 'number') {
+    data = [given];
+    dims = [];
+  } else if (Array.isArray(given) || typedArrayKind(given) !== undefined) {
+    data = given;
+    dims = null;
+  } else if (given !== null && typeof given === 'object') {
+    data = given.data;
+    dims = readDims(given.dims, 'validLens');
+  } else {
+    throw typeError('validLens', 'an integer array or a tensor { data, dims }', given);
+  }
+  const kind = typedArrayKind(data);
+  if (!Array.isArray(data) && kind !== 'Int32Array')
+    throw typeError('validLens.data', 'an Int32Array or an array of integers', data);
+  const n = kind !== undefined ? typedLength(data) : data.length;
+  const lens = new Int32Array(n);
+  for (let i = 0; i < n; i++) lens[i] = Math.min(checkInteger(data[i], `validLens[${i}]`, { max: Number.MAX_SAFE_INTEGER }), Lk);
+  if (dims === null) dims = [n];
+  if (n !== product(dims))
+    throw rangeError('validLens.data', `${product(dims)} values`, `${n} values`,
+      `validLens.data has ${n} values but dims ${shapeString(dims)} need ${product(dims)}`);
+  return { data: lens, dims };
+}
+
+// The options: masks, weights, extra outputs, the fully-masked policy.
+function planOptions(plan, o, c, { slot, flag }) {
+  const { B, Lq, Lk, batched, writes } = plan;
+  const H = c.numHeads;
+  const lead = batched ? [B] : [];
+  let flags = 0;
+  if (o.keyPaddingMask != null) {
+    const m = readTensor(o.keyPaddingMask, 'keyPaddingMask', MASKS);
+    expectDims(m.dims, [...lead, Lk], 'keyPaddingMask', batched ? '[B, Lk]' : '[Lk]');
+    const additive = m.kind === 'Float32Array';
+    writes.push([additive ? slot.keyPaddingAdditive : slot.keyPaddingBlocked, m.data]);
+    flags |= additive ? flag.keyPaddingAdditive : flag.keyPaddingBlocked;
+  }
+  if (o.attnMask != null) {
+    const m = readTensor(o.attnMask, 'attnMask', MASKS);
+    if (m.dims.length === 3) {
+      expectDims(m.dims, [B * H, Lq, Lk], 'attnMask', batched ? '[B * numHeads, Lq, Lk], index b * numHeads + h' : '[numHeads, Lq, Lk]');
+      flags |= flag.attnPerHead;
+    } else {
+      expectDims(m.dims, [Lq, Lk], 'attnMask', `[Lq, Lk] or ${batched ? '[B * numHeads, Lq, Lk]' : '[numHeads, Lq, Lk]'}`);
+    }
+    const additive = m.kind === 'Float32Array';
+    writes.push([additive ? slot.attnAdditive : slot.attnBlocked, m.data]);
+    flags |= additive ? flag.attnAdditive : flag.attnBlocked;
+  }
+  if (o.isCausal !== undefined && checkBoolean(o.isCausal, 'isCausal')) flags |= flag.isCausal;
+  if (o.validLens != null) {
+    const t = readValidLens(o.validLens, Lk);
+    const dims = t.dims;
+    const perBatch = batched ? dims.length === 1 && dims[0] === B : dims.length === 0;
+    const perQuery = batched ? dims.length === 2 && dims[0] === B && dims[1] === Lq : dims.length === 1 && dims[0] === Lq;
+    if (!perBatch && !perQuery) {
+      const want = batched ? `[${B}] (per sequence) or [${B}, ${Lq}] (per query)` : `[] (one length) or [${Lq}] (per query)`;
+      throw rangeError('validLens', `dims ${want}`, shapeString(dims), `validLens must have dims ${want}, got ${shapeString(dims)}`);
+    }
+    writes.push([slot.validLens, t.data]);
+    flags |= perQuery ? flag.validLensPerQuery : flag.validLensPerBatch;
+  }
+  const needWeights = o.needWeights === undefined ? 'none' : checkEnum(o.needWeights, 'needWeights', NEED_WEIGHTS);
+  if (needWeights === 'average') flags |= flag.weightsAverage;
+  if (needWeights === 'per-head') flags |= flag.weightsPerHead;
+  const returnHeads = o.returnHeads === undefined ? false : checkBoolean(o.returnHeads, 'returnHeads');
+  const returnConcat = o.returnConcat === undefined ? false : checkBoolean(o.returnConcat, 'returnConcat');
+  if (returnHeads) flags |= flag.wantHeads;
+  if (returnConcat) flags |= flag.wantConcat;
+  const fully = o.fullyMaskedRows === undefined ? 'zero' : checkEnum(o.fullyMaskedRows, 'fullyMaskedRows', FULLY_MASKED_ROWS);
+  if (fully === 'nan') flags |= flag.fullyMaskedNaN;
+  plan.flags |= flags;
+  Object.assign(plan, { needWeights, returnHeads, returnConcat });
+}
+

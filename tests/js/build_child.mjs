@@ -1,0 +1,33 @@
+// Run by every_build.test.js in a process of its own (a build is chosen once
+// per process): loads the package with the given simd mode and thread count,
+// runs every PyTorch fixture through it, and reports the build, the worst
+// errors and the digest of the standard run at each thread count it can use.
+import { MultiheadAttention, capabilities, init, setThreads } from '../../dist/index.js';
+import { loadFixtures, assertClose } from './helpers.js';
+import { digestOfStandardRun } from './standard_run.js';
+
+const [simd, threads] = [process.argv[2], Number(process.argv[3])];
+await init({ simd, threads });
+const worst = {};
+const failures = [];
+for (const c of loadFixtures()) {
+  const mha = await MultiheadAttention.create(c.config);
+  mha.loadStateDict(c.stateDict);
+  const result = mha.forward(c.query, c.key, c.value, { ...c.options, returnHeads: true, returnConcat: true });
+  mha.dispose();
+  for (const part of Object.keys(c.expected)) {
+    const tol = c.float32Tolerance?.[part] ?? c.float32Tolerance ?? {};
+    try {
+      worst[part] = Math.max(worst[part] ?? 0, assertClose(result[part], c.expected[part], { ...tol, what: `${c.name} ${part}` }));
+    } catch (err) {
+      failures.push(err.message);
+    }
+  }
+}
+const digests = {};
+for (const n of [1, 2, 3]) {
+  const inUse = await setThreads(n);
+  digests[inUse] = await digestOfStandardRun(MultiheadAttention);
+}
+const { build, reason } = capabilities();
+process.stdout.write(JSON.stringify({ build, reason, worst, failures, digests }));
