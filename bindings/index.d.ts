@@ -69,7 +69,7 @@ export interface InitOptions {
    * `mha-core-relaxed.wasm`, `mha-core-relaxed-mt.wasm`). Giving `wasm`
    * without `threads` means `threads: 1`.
    */
-  wasm?: string | URL | { href: string } | ArrayBuffer | ArrayBufferView | { arrayBuffer(): Promise<ArrayBuffer> };
+  wasm?: string | { href: string } | ArrayBuffer | ArrayBufferView | { arrayBuffer(): Promise<ArrayBuffer> };
 }
 
 /**
