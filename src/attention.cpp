@@ -94,6 +94,7 @@ struct Call {
   std::size_t B, Lq, Lk, S, E, H, d;
   bool fused;  // self-attention through the one [3E, E] projection
   NeedWeights need_weights;
+  std::uint64_t per_head;  // floats of one head's packed keys and values
   // Every (batch, head) packed at once, or one at a time (long sequences:
   // memory grows with L, not L x heads). Averaged weights sum over heads in
   // one row, so they always take the first form.
@@ -120,13 +121,14 @@ Call MultiheadAttention::Impl::plan(std::int64_t batch, std::int64_t query_len, 
   call.B = std::size_t(batch);
   call.Lq = std::size_t(query_len);
   call.Lk = std::size_t(key_len);
-  call.S = std::size_t(key_len + (c.add_bias_kv ? 1 : 0) + (c.add_zero_attn ? 1 : 0));
+  call.S = std::size_t(mha::source_len(c, key_len));
   call.E = std::size_t(c.embed_dim);
   call.H = std::size_t(c.num_heads);
   call.d = call.E / call.H;
   call.fused = self_attention && params.fuses_qkv();
   call.need_weights = need_weights;
-  const std::uint64_t all_heads = std::uint64_t(call.B) * call.H * packed_head_size(call.S, call.d);
+  call.per_head = packed_head_size(call.S, call.d);
+  const std::uint64_t all_heads = std::uint64_t(call.B) * call.H * call.per_head;
   call.one_head_at_a_time = need_weights != NeedWeights::average && all_heads * sizeof(float) > kAllHeadsBytes;
   return call;
 }
@@ -141,14 +143,21 @@ void MultiheadAttention::Impl::fit(const Call& c, Growth& grow) {
     grow(ws.k, B * Lk * E);
     grow(ws.v, B * Lk * E);
   }
-  const std::uint64_t per_head = packed_head_size(c.S, c.d);
-  grow(ws.packed, c.one_head_at_a_time ? per_head : B * c.H * per_head);
+  grow(ws.packed, c.one_head_at_a_time ? c.per_head : B * c.H * c.per_head);
+  // One scratch per thread; a count for threads without one yet counts
+  // what a new one would take.
   const std::size_t threads = thread_pool().size();
-  if (ws.head.size() < threads) {
-    grow.add_bytes((threads - ws.head.size()) * sizeof(HeadScratch));
-    Growth::apply()(ws.head, threads);  // a few empty vectors
+  const bool weights = c.need_weights != NeedWeights::none;
+  if (grow.applies() && ws.head.size() < threads) ws.head.resize(threads);
+  for (std::size_t t = 0; t < threads; ++t) {
+    if (t < ws.head.size()) {
+      fit_scratch(ws.head[t], c.S, c.d, weights, grow);
+    } else {
+      HeadScratch fresh;
+      grow.add_bytes(sizeof fresh);
+      fit_scratch(fresh, c.S, c.d, weights, grow);
+    }
   }
-  for (std::size_t t = 0; t < threads; ++t) fit_scratch(ws.head[t], c.S, c.d, c.need_weights != NeedWeights::none, grow);
 }
 
 namespace {
@@ -217,7 +226,7 @@ void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& c
                        std::int64_t(Lk)};
   };
 
-  const std::size_t per_head = std::size_t(packed_head_size(S, d));
+  const std::size_t per_head = std::size_t(c.per_head);
   if (o.need_weights == NeedWeights::average) std::fill(out.weights, out.weights + B * Lq * S, 0.0f);
   const std::size_t row_tasks = ceil_div(Lq, kTaskQueries), pack_tasks = ceil_div(S, kTaskKeys);
   auto attend_task = [&](const HeadInput& hi, std::size_t b, std::size_t h, std::size_t row_task,
@@ -298,7 +307,7 @@ std::int64_t MultiheadAttention::head_dim() const {
   return impl_->config.embed_dim / impl_->config.num_heads;
 }
 std::int64_t MultiheadAttention::source_len(std::int64_t key_len) const {
-  return key_len + (impl_->config.add_bias_kv ? 1 : 0) + (impl_->config.add_zero_attn ? 1 : 0);
+  return mha::source_len(impl_->config, key_len);
 }
 
 std::vector<std::string> MultiheadAttention::parameter_names() const {

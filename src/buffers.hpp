@@ -1,12 +1,11 @@
-// Helpers the core's files share: growing scratch buffers, sizes in whole
-// blocks, the one "does not exist" error.
+// Helpers the core's files share: S, sizes in whole blocks, growing
+// scratch buffers.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <string>
 #include <vector>
 
 #include "mha.hpp"
@@ -14,6 +13,12 @@
 namespace mha {
 
 inline constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// S: the keys a call with key_len keys attends to, the bias_kv and the
+// zero-attention key included.
+inline std::int64_t source_len(const Config& c, std::int64_t key_len) {
+  return key_len + (c.add_bias_kv ? 1 : 0) + (c.add_zero_attn ? 1 : 0);
+}
 
 constexpr std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 constexpr std::size_t ceil_div(std::size_t n, std::size_t d) { return (n + d - 1) / d; }
@@ -41,6 +46,7 @@ class Growth {
     else bytes_ += (n - buf.size()) * sizeof(T);
   }
   void add_bytes(std::uint64_t bytes) { if (!apply_) bytes_ += bytes; }
+  bool applies() const { return apply_; }
   std::uint64_t bytes() const { return bytes_; }
 
  private:
@@ -48,10 +54,5 @@ class Growth {
   bool apply_;
   std::uint64_t bytes_ = 0;
 };
-
-[[noreturn]] inline void no_such_parameter(const std::string& name, const std::string& known) {
-  throw Error(Error::Kind::range, "parameter '" + name + "' does not exist in this layer" +
-                                      (known.empty() ? "" : "; expected one of " + known));
-}
 
 }  // namespace mha

@@ -1,5 +1,7 @@
 #include "checks.hpp"
 
+#include "buffers.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <limits>
@@ -75,7 +77,7 @@ void check_call_shape(const Config& c, std::int64_t batch, std::int64_t query_le
   check_non_negative(key_len, "input.key_len");
   // Every buffer of the call counted exactly (under 2^53 elements): the
   // largest are the weights, B*H*Lq*S, and the projections, B*L*3E.
-  const std::int64_t s = key_len + 2;
+  const std::int64_t s = source_len(c, key_len);
   checked_mul(checked_mul(checked_mul(batch, c.num_heads, "weights"), query_len, "weights"), s, "weights");
   checked_mul(checked_mul(batch, std::max(query_len, key_len), "projections"), 3 * c.embed_dim, "projections");
 }
@@ -86,7 +88,7 @@ void check_forward(const Config& c, const ForwardInput& in, const ForwardOptions
   const std::int64_t e = c.embed_dim, h = c.num_heads;
   const std::int64_t bq = checked_mul(in.batch, in.query_len, "query");
   const std::int64_t bk = checked_mul(in.batch, in.key_len, "key");
-  const std::int64_t s = in.key_len + (c.add_bias_kv ? 1 : 0) + (c.add_zero_attn ? 1 : 0);
+  const std::int64_t s = source_len(c, in.key_len);
 
   check_pointer(in.query, checked_mul(bq, e, "query"), "input.query");
   if (in.key == nullptr) {

@@ -29,6 +29,9 @@ using batch = xsimd::batch<float, arch::MHA_SIMD_ARCH>;
 using batch = xsimd::batch<float>;
 #endif
 constexpr std::size_t kLanes = batch::size;
+constexpr std::size_t kPanel = PackedWeight::kPanel;
+static_assert(kPanel % kLanes == 0, "a weight panel must be whole batches");
+constexpr std::size_t kPanelBatches = kPanel / kLanes;
 
 // a * b + c. With relaxed SIMD (em++ -mrelaxed-simd) one f32x4.relaxed_madd,
 // fused where the CPU has FMA: LLVM never contracts a multiply and an add
@@ -41,9 +44,6 @@ inline batch madd(batch a, batch b, batch c) {
   return xsimd::fma(a, b, c);
 #endif
 }
-constexpr std::size_t kPanel = PackedWeight::kPanel;
-static_assert(kPanel % kLanes == 0, "a weight panel must be whole batches");
-constexpr std::size_t kPanelBatches = kPanel / kLanes;
 
 // Rows per micro-kernel call: kGemmRows x kPanelBatches = 5 x 2 accumulators,
 // plus 2 weight batches, 1 broadcast and 1 product: 14 live f32x4 values, one

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "buffers.hpp"
 #include "kernels.hpp"
 #include "mha.hpp"
 
@@ -39,7 +40,6 @@ struct MaskContext {
 // too (times kLog2e; -inf stays -inf).
 inline void add_masks(float* tile, std::size_t ldt, const MaskContext& m, std::int64_t i0, std::int64_t i1,
                       std::int64_t j0, std::int64_t j1) {
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const ForwardOptions& o = *m.options;
   const std::int64_t b = m.batch_index, lk = m.lk, cols = i1 - i0;
   j1 = std::min(j1, lk);

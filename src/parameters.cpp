@@ -33,6 +33,12 @@ double packed_floats(double n, double k) {
   return std::ceil(n / double(PackedWeight::kPanel)) * double(PackedWeight::kPanel) * k;
 }
 
+// Floats of q, k and v packed in the form prepare() makes: one [3E, E]
+// block for fused self-attention, or three.
+double packed_projection_floats(double e, double kd, double vd, bool fused) {
+  return fused ? packed_floats(3 * e, e) : packed_floats(e, e) + packed_floats(e, kd) + packed_floats(e, vd);
+}
+
 // Doubles: exact to 2^53, and no configuration can overflow them.
 std::uint64_t to_bytes(double floats) {
   const double bytes = floats * double(sizeof(float));
@@ -92,15 +98,13 @@ std::uint64_t MultiheadAttention::layer_bytes(const Config& c) {
   const double params = e * (e + kd + vd) + e * e + (c.bias ? 4 * e : 0) + (c.add_bias_kv ? 2 * e : 0);
   // Packed: out_proj, the scaled biases, and the projections in the form
   // self-attention reads (Parameters::prepare).
-  const double packed = packed_floats(e, e) + 3 * e +
-                        (same_dims ? packed_floats(3 * e, e) : packed_floats(e, e) + packed_floats(e, kd) + packed_floats(e, vd));
+  const double packed = packed_floats(e, e) + 3 * e + packed_projection_floats(e, kd, vd, same_dims);
   return to_bytes(params + packed);
 }
 
 std::uint64_t Parameters::prepare_bytes(bool fused_self_attention) const {
   const double e = double(config_.embed_dim), kd = double(config_.kdim), vd = double(config_.vdim);
-  const double form = fused_self_attention ? packed_floats(3 * e, e)
-                                           : packed_floats(e, e) + packed_floats(e, kd) + packed_floats(e, vd);
+  const double form = packed_projection_floats(e, kd, vd, fused_self_attention);
   if (stale_) return to_bytes(packed_floats(e, e) + 3 * e + form);
   return (fused_self_attention ? qkv_ready_ : separate_ready_) ? 0 : to_bytes(form);
 }
@@ -109,7 +113,8 @@ const Parameter& Parameters::get(std::string_view name) const {
   if (const Parameter* p = find(name)) return *p;
   std::string known;
   for (const auto& q : params_) known += (known.empty() ? "" : ", ") + q.name;
-  no_such_parameter(std::string(name), known);
+  throw Error(Error::Kind::range,
+              "parameter '" + std::string(name) + "' does not exist in this layer; expected one of " + known);
 }
 
 const Parameter* Parameters::find(std::string_view name) const {
@@ -123,7 +128,7 @@ Parameter* Parameters::find_mutable(std::string_view name) {
 }
 
 void Parameters::set(const std::string& name, const float* data, std::size_t count) {
-  Parameter* p = const_cast<Parameter*>(&get(name));
+  Parameter* p = find_mutable(get(name).name);
   if (count != p->values.size())
     throw Error(Error::Kind::range, "parameter '" + name + "' must have " +
                                         std::to_string(p->values.size()) + " values (shape " +
