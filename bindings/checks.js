@@ -78,8 +78,6 @@ export function readOptions(options, known, what) {
   }
   return snapshot;
 }
-/** Back-compatible name for the check alone. */
-export const checkOptionNames = (options, known, what) => { readOptions(options, known, what); };
 
 /** Largest value of any size argument: sizes are 32-bit in wasm32. */
 export const MAX_DIM = 2 ** 31 - 1;
@@ -89,13 +87,6 @@ export function checkInteger(value, name, { min = 0, max = MAX_DIM } = {}) {
     throw typeError(name, 'an integer', value, `${name} must be an integer, got ${describe(value)}`);
   if (value < min) throw rangeError(name, `>= ${min}`, String(value), `${name} must be >= ${min}, got ${value}`);
   if (value > max) throw rangeError(name, `<= ${max}`, String(value), `${name} must be <= ${max}${max === MAX_DIM ? ' (sizes are 32-bit in WebAssembly)' : ''}, got ${value}`);
-  return value;
-}
-
-export function checkNumber(value, name, { positive = false } = {}) {
-  if (typeof value !== 'number' || !Number.isFinite(value))
-    throw typeError(name, 'a finite number', value);
-  if (positive && !(value > 0)) throw rangeError(name, '> 0', String(value), `${name} must be > 0, got ${value}`);
   return value;
 }
 

@@ -20,6 +20,7 @@
 #include <emscripten/val.h>
 #include <malloc.h>
 
+#include <array>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -170,26 +171,20 @@ class CoreLayer {
   }
 
   // S, the keys a call with key_len keys attends to (plus the extra keys).
-  double sourceLen(double key_len) const { return double(layer_->source_len(std::int64_t(key_len))); }
+  // Cannot throw: JS asks only of a configured layer.
+  double sourceLen(double key_len) const { return layer_ ? double(layer_->source_len(std::int64_t(key_len))) : 0; }
 
-  // Whether a forward call of this shape fits the heap: the input slots
-  // (counts in `inputs`, one per slot id, 0 for slots not written), the
-  // result slots and the layer's own buffers, all counted before anything
-  // is allocated.
-  int admit(double batch, double query_len, double key_len, int flags, emscripten::val inputs) {
+  // Whether a forward call of this shape fits the heap: every slot it
+  // writes and the layer's own buffers, counted before anything is
+  // allocated. A call only grows what is smaller than it needs.
+  int admit(double batch, double query_len, double key_len, int flags) {
     return guard(error_, [&] {
       const std::int64_t b = std::int64_t(batch), lq = std::int64_t(query_len), lk = std::int64_t(key_len);
-      const auto need_weights = need_weights_of(flags);
       std::uint64_t bytes = layer().forward_growth_bytes(b, lq, lk, !(flags & (Flag::hasKey | Flag::hasValue)),
-                                                         need_weights);
-      const Sizes out = result_sizes(b, lq, lk, flags);
-      for (int slot = 0; slot < kSlotCount; ++slot) {
-        double n = slot >= kOutput ? double(out.count[slot - kOutput]) : inputs[slot].as<double>();
-        const double have = double(is_byte_slot(slot) ? slots_u8_[slot].size()
-                                   : slot == kValidLens ? valid_lens_.size() : slots_f32_[slot].size());
-        const double width = is_byte_slot(slot) ? 1 : 4;
-        if (n > have) bytes += std::uint64_t((n - have) * width);
-      }
+                                                         need_weights_of(flags));
+      const Counts need = slot_counts(b, lq, lk, flags);
+      for (int slot = 0; slot < kSlotCount; ++slot)
+        if (need[slot] > held(slot)) bytes += (need[slot] - held(slot)) * element_bytes(slot);
       admit_bytes(bytes, "this call");
     });
   }
@@ -198,12 +193,11 @@ class CoreLayer {
   int reserve(int slot, double count) {
     return guard(error_, [&] {
       if (slot < 0 || slot >= kSlotCount) throw mha::Error(mha::Error::Kind::range, "no such slot");
-      const double width = is_byte_slot(slot) ? 1 : 4;
-      const double have = double(is_byte_slot(slot) ? slots_u8_[slot].size()
-                                 : slot == kValidLens ? valid_lens_.size() : slots_f32_[slot].size());
       if (!(count >= 0 && count <= 9007199254740992.0))
         throw mha::Error(mha::Error::Kind::range, std::string(kSlotNames[slot]) + ": impossible size");
-      if (count > have) admit_bytes(std::uint64_t((count - have) * width), std::string("the ") + kSlotNames[slot] + " buffer");
+      if (std::uint64_t(count) > held(slot))
+        admit_bytes((std::uint64_t(count) - held(slot)) * element_bytes(slot),
+                    std::string("the ") + kSlotNames[slot] + " buffer");
       const std::size_t n = std::size_t(count);
       if (is_byte_slot(slot)) {
         if (slots_u8_[slot].size() < n) slots_u8_[slot].resize(n);
@@ -249,8 +243,8 @@ class CoreLayer {
       o.need_weights = need_weights_of(flags);
       o.fully_masked_rows = (flags & Flag::fullyMaskedNaN) ? mha::FullyMaskedRows::nan : mha::FullyMaskedRows::zero;
 
-      const Sizes out = result_sizes(in.batch, in.query_len, in.key_len, flags);
-      for (int slot = kOutput; slot < kSlotCount; ++slot) grow(slot, out.count[slot - kOutput]);
+      const Counts need = slot_counts(in.batch, in.query_len, in.key_len, flags);
+      for (int slot = kOutput; slot < kSlotCount; ++slot) grow(slot, need[slot]);
       mha::ForwardOutputs res;
       res.output = slots_f32_[kOutput].data();
       res.weights = lengths_[kWeights] ? slots_f32_[kWeights].data() : nullptr;
@@ -261,9 +255,7 @@ class CoreLayer {
   }
 
  private:
-  struct Sizes {
-    std::uint64_t count[kSlotCount - kOutput];
-  };
+  using Counts = std::array<std::uint64_t, kSlotCount>;
 
   static mha::NeedWeights need_weights_of(int flags) {
     return (flags & Flag::weightsPerHead)  ? mha::NeedWeights::per_head
@@ -271,15 +263,36 @@ class CoreLayer {
                                             : mha::NeedWeights::none;
   }
 
-  // The result slots' element counts (output, weights, heads, concat).
-  Sizes result_sizes(std::int64_t b, std::int64_t lq, std::int64_t lk, int flags) const {
-    const std::uint64_t e = std::uint64_t(layer_->config().embed_dim), h = std::uint64_t(layer_->config().num_heads);
-    const std::uint64_t rows = std::uint64_t(b) * std::uint64_t(lq), s = std::uint64_t(layer_->source_len(lk));
+  // The elements each slot holds for a call of this shape and these flags
+  // (the table in mha.hpp); 0 for slots the call does not use.
+  Counts slot_counts(std::int64_t batch, std::int64_t query_len, std::int64_t key_len, int flags) const {
+    const mha::Config& c = layer().config();
+    const std::uint64_t b = std::uint64_t(batch), lq = std::uint64_t(query_len), lk = std::uint64_t(key_len);
+    const std::uint64_t e = std::uint64_t(c.embed_dim), h = std::uint64_t(c.num_heads);
+    const std::uint64_t rows = b * lq, s = std::uint64_t(layer().source_len(key_len));
+    const std::uint64_t attn = (flags & Flag::attnPerHead) ? b * h * lq * lk : lq * lk;
     const auto nw = need_weights_of(flags);
-    return Sizes{{rows * e,
-                  nw == mha::NeedWeights::none ? 0 : nw == mha::NeedWeights::per_head ? rows * h * s : rows * s,
-                  (flags & Flag::wantHeads) ? rows * e : 0, (flags & Flag::wantConcat) ? rows * e : 0}};
+    Counts n{};
+    n[kQuery] = rows * e;
+    n[kKey] = (flags & Flag::hasKey) ? b * lk * std::uint64_t(c.kdim) : 0;
+    n[kValue] = (flags & Flag::hasValue) ? b * lk * std::uint64_t(c.vdim) : 0;
+    n[kKeyPaddingBlocked] = (flags & Flag::keyPaddingBlocked) ? b * lk : 0;
+    n[kKeyPaddingAdditive] = (flags & Flag::keyPaddingAdditive) ? b * lk : 0;
+    n[kAttnBlocked] = (flags & Flag::attnBlocked) ? attn : 0;
+    n[kAttnAdditive] = (flags & Flag::attnAdditive) ? attn : 0;
+    n[kValidLens] = (flags & Flag::validLensPerQuery) ? rows : (flags & Flag::validLensPerBatch) ? b : 0;
+    n[kOutput] = rows * e;
+    n[kWeights] = nw == mha::NeedWeights::none ? 0 : nw == mha::NeedWeights::per_head ? rows * h * s : rows * s;
+    n[kHeads] = (flags & Flag::wantHeads) ? rows * e : 0;
+    n[kConcat] = (flags & Flag::wantConcat) ? rows * e : 0;
+    return n;
   }
+
+  // Elements a slot holds now, and the bytes of one.
+  std::uint64_t held(int slot) const {
+    return is_byte_slot(slot) ? slots_u8_[slot].size() : slot == kValidLens ? valid_lens_.size() : slots_f32_[slot].size();
+  }
+  static std::uint64_t element_bytes(int slot) { return is_byte_slot(slot) ? 1 : 4; }
 
   mha::MultiheadAttention& layer() const {
     if (!layer_) throw mha::Error(mha::Error::Kind::type, "the layer is not configured");
@@ -294,6 +307,8 @@ class CoreLayer {
   }
 
   void grow(int slot, std::uint64_t n) {
+    if (n > slots_f32_[slot].max_size())  // admit() refuses such calls; forward() alone must not wrap
+      throw mha::Error(mha::Error::Kind::range, std::string(kSlotNames[slot]) + ": more than wasm32 can address");
     if (slots_f32_[slot].size() < n) slots_f32_[slot].resize(std::size_t(n));
     lengths_[slot] = std::size_t(n);
   }
@@ -322,7 +337,6 @@ emscripten::val codes() {
   all.set("slot", slots);
   all.set("flag", flags);
   all.set("status", statuses);
-  all.set("slotCount", int(kSlotCount));
   return all;
 }
 

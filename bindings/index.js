@@ -16,7 +16,7 @@ import {
 } from './loader.js';
 import {
   readOptions, readTensor, checkInteger, checkBoolean, checkEnum, typeError, rangeError, describe, shapeString,
-  typedArrayKind, product,
+  typedArrayKind, typedLength, product,
 } from './checks.js';
 import { planForward } from './plan.js';
 
@@ -252,7 +252,7 @@ export class MultiheadAttention {
         }
         data = data.data;
       }
-      if (data.length !== product(shape)) { problems.push(`'${name}' must have ${product(shape)} values (shape ${shapeString(shape)}), got ${data.length}`); continue; }
+      if (typedLength(data) !== product(shape)) { problems.push(`'${name}' must have ${product(shape)} values (shape ${shapeString(shape)}), got ${typedLength(data)}`); continue; }
       values.set(name, data);
     }
     if (strict) for (const name of shapes.keys()) if (!given.includes(name)) problems.push(`missing key '${name}'`);
@@ -263,9 +263,10 @@ export class MultiheadAttention {
     }
     const { slot } = codesOf(this.#m);
     for (const [name, data] of values) {
-      run(this.#m, layer, 'loadStateDict: ', () => layer.reserve(slot.parameter, data.length));
+      const n = typedLength(data);
+      run(this.#m, layer, 'loadStateDict: ', () => layer.reserve(slot.parameter, n));
       callModule(this.#m, () => layer.view(slot.parameter).set(data));
-      run(this.#m, layer, 'loadStateDict: ', () => layer.setParameter(name, data.length));
+      run(this.#m, layer, 'loadStateDict: ', () => layer.setParameter(name, n));
     }
   }
 
@@ -289,11 +290,9 @@ export class MultiheadAttention {
     const { B, Lq, Lk, flags, writes } = plan;
 
     // The whole call must fit the heap before anything is allocated.
-    const inputs = new Array(codes.slotCount).fill(0);
-    for (const [slot, src] of writes) inputs[slot] = src.length;
-    run(m, layer, 'forward: ', () => layer.admit(B, Lq, Lk, flags, inputs));
+    run(m, layer, 'forward: ', () => layer.admit(B, Lq, Lk, flags));
     // Size every input slot first: any growth detaches earlier views.
-    for (const [slot, src] of writes) run(m, layer, 'forward: ', () => layer.reserve(slot, src.length));
+    for (const [slot, src] of writes) run(m, layer, 'forward: ', () => layer.reserve(slot, typedLength(src)));
     callModule(m, () => { for (const [slot, src] of writes) layer.view(slot).set(src); });
     run(m, layer, 'forward: ', () => layer.forward(B, Lq, Lk, flags));
 
@@ -302,10 +301,11 @@ export class MultiheadAttention {
       const take = (slot) => new Float32Array(layer.view(slot));
       const { slot } = codes;
       const lead = plan.batched ? [B] : [];
-      const S = layer.sourceLen(Lk);
       const result = { output: new Tensor(take(slot.output), [...lead, Lq, c.embedDim]) };
-      if (plan.needWeights === 'average') result.weights = new Tensor(take(slot.weights), [...lead, Lq, S]);
-      if (plan.needWeights === 'per-head') result.weights = new Tensor(take(slot.weights), [...lead, c.numHeads, Lq, S]);
+      if (plan.needWeights !== 'none') {
+        const S = layer.sourceLen(Lk);
+        result.weights = new Tensor(take(slot.weights), plan.needWeights === 'average' ? [...lead, Lq, S] : [...lead, c.numHeads, Lq, S]);
+      }
       if (plan.returnHeads) result.heads = new Tensor(take(slot.heads), [...lead, c.numHeads, Lq, c.headDim]);
       if (plan.returnConcat) result.concat = new Tensor(take(slot.concat), [...lead, Lq, c.embedDim]);
       return result;

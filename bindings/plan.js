@@ -2,7 +2,7 @@
 // (read once, own properties only) and turned into the slot writes and
 // flags the core runs on. `codes` are the module's own numbers (codes()).
 import {
-  readOptions, readTensor, expectDims, checkBoolean, checkEnum, checkInteger, typeError, rangeError, describe,
+  readOptions, readTensor, expectDims, checkBoolean, checkEnum, checkInteger, typeError, rangeError,
   shapeString, typedArrayKind, typedLength, product, readDims,
 } from './checks.js';
 
