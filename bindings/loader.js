@@ -4,7 +4,7 @@
 //   build              files                    needs
 //   'simd'             mha-core.{mjs,wasm}      WebAssembly SIMD (every current runtime)
 //   'simd-threads'     mha-core-mt.*            + SharedArrayBuffer (Node, cross-origin-isolated pages)
-//   'relaxed'          mha-core-relaxed.*       + relaxed SIMD (Node >= 22 without a flag... see below)
+//   'relaxed'          mha-core-relaxed.*       + relaxed SIMD (Node 22+, current browsers)
 //   'relaxed-threads'  mha-core-relaxed-mt.*    both
 //
 // Relaxed SIMD's f32x4.relaxed_madd is a fused multiply-add where the CPU has
@@ -13,7 +13,7 @@
 //
 // A module that trapped is never used again: instance() hands out a fresh
 // one after markBroken().
-import { checkInteger, checkOptionNames, checkEnum, describe } from './checks.js';
+import { checkInteger, readOptions, checkEnum, describe } from './checks.js';
 
 const isNode = typeof process !== 'undefined' && process.versions != null && process.versions.node != null;
 
@@ -76,16 +76,26 @@ async function wasmBytes(source) {
   const url = new URL(href, base);
   if (url.protocol === 'file:' && isNode) {
     const [{ readFile }, { fileURLToPath }] = await Promise.all([nodeImport('node:fs/promises'), nodeImport('node:url')]);
-    return readFile(fileURLToPath(url));
+    try {
+      return await readFile(fileURLToPath(url));
+    } catch (err) {
+      throw new Error(`init({ wasm }): could not read ${url.href}: ${err.message}`, { cause: err });
+    }
   }
-  const response = await fetch(url);
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (err) {
+    throw new Error(`init({ wasm }): could not fetch ${url.href}: ${err.message}`, { cause: err });
+  }
   if (!response.ok) throw new Error(`init({ wasm }): could not fetch ${url.href}: HTTP ${response.status}`);
   return response.arrayBuffer();
 }
 
-// One build, instantiated. A pool worker that fails to start (its script
-// blocked or missing) is only logged by the glue, whose promise then never
-// settles: that message, or silence past a deadline, becomes a rejection.
+// One build, instantiated. A threaded build's pool worker that fails to
+// start (its script blocked or missing) is only logged by the glue, whose
+// promise then never settles: that message, or silence past a deadline,
+// becomes a rejection.
 async function instantiate(build, wasm) {
   const { default: factory } = await FACTORIES[build]();
   const options = {};
@@ -96,7 +106,8 @@ async function instantiate(build, wasm) {
       if (/worker sent an error|failed to load|Aborted/.test(String(text))) reject(new Error(String(text)));
       else console.warn(text);
     };
-    timer = setTimeout(() => reject(new Error('it did not start within 30 s')), 30_000);
+    if (!build.endsWith('-threads')) return;
+    timer = setTimeout(() => reject(new Error('its worker threads did not start within 15 s')), 15_000);
     if (isNode) timer.unref?.();
   });
   try {
@@ -140,42 +151,40 @@ async function choose({ threads, simd }) {
 // `broken` is the Error that retired it, if one did.
 let current = null;   // { core, build, simd, reason, loadedFrom, broken }
 let pending = null;   // the promise of `current`, while it loads
+let requested = null; // the checked options of the last load, which a retired module's successor reuses
 
 async function load({ wasm, threads, simd }) {
   const c = await choose({ threads, simd });
   const from = wasm == null ? 'the package (next to index.js)' : 'init({ wasm })';
-  const builds = [`${c.relaxed ? 'relaxed' : 'simd'}${c.threaded ? '-threads' : ''}`];
-  if (c.threaded) builds.push(c.relaxed ? 'relaxed' : 'simd');  // a threaded build may fail to start
-  let fallback;
-  for (const build of builds) {
-    try {
-      const core = await instantiate(build, build === builds[0] || wasm == null ? wasm : null);
-      const n = core.setThreads(c.threaded && build === builds[0] ? c.want : 1);
-      const threadsWhy = fallback ? `${fallback}, so the single-threaded one runs` : c.threaded ? `${c.threadsWhy}; ${n} in use` : c.threadsWhy;
-      return { core, build, simd: c.relaxed ? 'relaxed' : 'strict', loadedFrom: from,
-        reason: `${c.simdWhy}; ${threadsWhy}`, broken: null };
-    } catch (err) {
-      if (build !== builds.at(-1) && wasm == null) { fallback = `the threaded build failed to load (${err.message})`; continue; }
-      throw err;
-    }
+  const single = c.relaxed ? 'relaxed' : 'simd';
+  let build = c.threaded ? `${single}-threads` : single;
+  let core, threadsWhy;
+  try {
+    core = await instantiate(build, wasm);
+    threadsWhy = c.threaded ? `${c.threadsWhy}; ${core.setThreads(c.want)} in use` : c.threadsWhy;
+  } catch (err) {
+    // A threaded build may fail to start (a blocked worker script); the
+    // package's single-threaded one then runs. A given `wasm` is one build's.
+    if (!c.threaded || wasm != null) throw err;
+    build = single;
+    core = await instantiate(build, null);
+    threadsWhy = `the threaded build failed to load (${err.message}), so the single-threaded one runs`;
   }
-  throw new Error('unreachable');
+  return { core, build, simd: c.relaxed ? 'relaxed' : 'strict', loadedFrom: from,
+    reason: `${c.simdWhy}; ${threadsWhy}`, broken: null };
 }
-
-let requested = null;  // the options of the init() that loaded `current`
 
 /**
  * Loads the module (once; later calls return the same promise). After a
  * trap retired the module, the next call loads a fresh one.
  */
-export function init(options = {}) {
-  let threads, simd;
+export function init(options) {
   try {
-    checkOptionNames(options, ['wasm', 'threads', 'simd'], 'init options');
-    const wasm = options.wasm;
-    threads = options.threads ?? (wasm != null ? 1 : 'auto');
+    const o = readOptions(options, ['wasm', 'threads', 'simd'], 'init options');
+    const wasm = o.wasm;
+    let threads = o.threads ?? (wasm != null ? 1 : 'auto');
     if (threads !== 'auto') threads = checkInteger(threads, 'threads', { min: 1 });
-    simd = options.simd ?? 'auto';
+    const simd = o.simd ?? 'auto';
     checkEnum(simd, 'simd', SIMD_MODES);
     if (current != null && current.broken == null) return Promise.resolve();
     if (pending == null) {
@@ -190,7 +199,7 @@ export function init(options = {}) {
 
 /** The loaded, healthy module (loading it with the last options if need be). */
 export async function instance() {
-  if (current == null || current.broken != null) await init(current?.broken != null && requested ? requested : {});
+  if (current == null || current.broken != null) await init(current?.broken != null ? requested : undefined);
   return current;
 }
 
