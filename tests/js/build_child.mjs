@@ -3,7 +3,7 @@
 // runs every PyTorch fixture through it, and reports the build, the worst
 // errors and the digest of the standard run at each thread count it can use.
 import { MultiheadAttention, capabilities, init, setThreads } from '../../dist/index.js';
-import { loadFixtures, assertClose } from './helpers.js';
+import { loadFixtures, assertClose, runFixtureCase, toleranceOf } from './helpers.js';
 import { digestOfStandardRun } from './standard_run.js';
 
 const [simd, threads] = [process.argv[2], Number(process.argv[3])];
@@ -11,14 +11,10 @@ await init({ simd, threads });
 const worst = {};
 const failures = [];
 for (const c of loadFixtures()) {
-  const mha = await MultiheadAttention.create(c.config);
-  mha.loadStateDict(c.stateDict);
-  const result = mha.forward(c.query, c.key, c.value, { ...c.options, returnHeads: true, returnConcat: true });
-  mha.dispose();
+  const result = await runFixtureCase({ MultiheadAttention }, c);
   for (const part of Object.keys(c.expected)) {
-    const tol = c.float32Tolerance?.[part] ?? c.float32Tolerance ?? {};
     try {
-      worst[part] = Math.max(worst[part] ?? 0, assertClose(result[part], c.expected[part], { ...tol, what: `${c.name} ${part}` }));
+      worst[part] = Math.max(worst[part] ?? 0, assertClose(result[part], c.expected[part], { ...toleranceOf(c, part), what: `${c.name} ${part}` }));
     } catch (err) {
       failures.push(err.message);
     }

@@ -31,6 +31,21 @@ export function loadFixtures() {
   }));
 }
 
+// One fixture case through the public API of `api` (a loaded copy of the
+// package): the layer made and loaded, every result asked for, disposed.
+export async function runFixtureCase({ MultiheadAttention }, c) {
+  const mha = await MultiheadAttention.create(c.config);
+  try {
+    mha.loadStateDict(c.stateDict);
+    return mha.forward(c.query, c.key, c.value, { ...c.options, returnHeads: true, returnConcat: true });
+  } finally {
+    mha.dispose();
+  }
+}
+
+// The tolerance a fixture case states for one part of its results.
+export const toleranceOf = (c, part) => c.float32Tolerance?.[part] ?? c.float32Tolerance ?? {};
+
 // |got - want| <= atol + rtol * |want| everywhere; NaN exactly where expected.
 // Returns the largest absolute error, for reporting.
 export function assertClose(got, want, { atol = 1e-4, rtol = 1e-4, what = 'tensor' } = {}) {

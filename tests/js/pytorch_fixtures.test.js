@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { MultiheadAttention, loadFixtures, assertClose } from './helpers.js';
+import { MultiheadAttention, loadFixtures, assertClose, runFixtureCase, toleranceOf } from './helpers.js';
 
 const cases = loadFixtures();
 const worst = { output: 0, weights: 0, heads: 0, concat: 0 };
@@ -22,17 +22,13 @@ test('the fixtures cover the cases the project promises', () => {
 
 for (const c of cases) {
   test(`matches PyTorch: ${c.name}`, async () => {
-    const mha = await MultiheadAttention.create(c.config);
-    mha.loadStateDict(c.stateDict);
-    const result = mha.forward(c.query, c.key, c.value, { ...c.options, returnHeads: true, returnConcat: true });
-    mha.dispose();
+    const result = await runFixtureCase({ MultiheadAttention }, c);
     for (const part of ['output', 'heads', 'concat', 'weights']) {
       if (!(part in c.expected)) {
         assert.equal(result[part], undefined, `${part} was not asked for`);
         continue;
       }
-      const tol = c.float32Tolerance?.[part] ?? c.float32Tolerance ?? {};
-      worst[part] = Math.max(worst[part], assertClose(result[part], c.expected[part], { ...tol, what: part }));
+      worst[part] = Math.max(worst[part], assertClose(result[part], c.expected[part], { ...toleranceOf(c, part), what: part }));
     }
   });
 }
