@@ -101,4 +101,4 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-log "ok: emscripten from the $toolchain; xsimd $xsimd_version; node $(scripts/node.sh 24 --version), $(scripts/node.sh 22 --version), $(scripts/node.sh 20 --version)"
+log "ok: $toolchain; xsimd $xsimd_version; node $(scripts/node.sh 24 --version), $(scripts/node.sh 22 --version), $(scripts/node.sh 20 --version)"

@@ -19,18 +19,15 @@ EMSCRIPTEN_MIN=4
 SUITE=forky
 CACHE=${MHA_WASM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mha-wasm}
 ROOT=$CACHE/$SUITE-root
-STAMP=$ROOT/.mha-wasm-toolchain   # written last: its presence means the root is complete
+STAMP=$ROOT/.mha-wasm-toolchain   # its Emscripten version; the root is renamed into place only once complete
 
 log() { printf '[toolchain] %s\n' "$*" >&2; }
 
-major_of() { grep -o '[0-9]\+\.[0-9]\+\.[0-9]\+' | head -1 | cut -d. -f1; }
+version_of() { grep -o '[0-9]\+\.[0-9]\+\.[0-9]\+' | head -1; }
+new_enough() { local v=${1:-0}; [ "${v%%.*}" -ge "$EMSCRIPTEN_MIN" ] 2>/dev/null; }
 
-host_ok() {  # an em++ on PATH that is new enough
-  command -v em++ >/dev/null 2>&1 || return 1
-  local major
-  major=$(NODE_PATH=/usr/share/nodejs em++ --version 2>/dev/null | head -1 | major_of)
-  [ -n "$major" ] && [ "$major" -ge "$EMSCRIPTEN_MIN" ]
-}
+host_version() { command -v em++ >/dev/null 2>&1 && em++ --version 2>/dev/null | head -1 | version_of; }
+host_ok() { new_enough "$(host_version)"; }  # an em++ on PATH that is new enough
 
 provision() {
   [ "$(id -u)" = 0 ] || { echo "toolchain.sh: provisioning needs root (or put an em++ >= $EMSCRIPTEN_MIN on PATH)" >&2; exit 1; }
@@ -54,22 +51,19 @@ provision() {
   chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     emscripten cmake make binaryen >"$CACHE/apt.log" 2>&1 || { tail -20 "$CACHE/apt.log" >&2; exit 1; }
   chroot "$tmp" apt-get clean
-  chroot "$tmp" em++ --version | head -1 > "$tmp/.mha-wasm-toolchain.version"
-  mv "$tmp/.mha-wasm-toolchain.version" "$tmp/.mha-wasm-toolchain"
+  chroot "$tmp" em++ --version 2>/dev/null | head -1 | version_of > "$tmp/.mha-wasm-toolchain"
   rm -rf "$ROOT"
   mv "$tmp" "$ROOT"
 }
 
 ensure() {
-  if host_ok; then echo "host: $(em++ --version | head -1)"; return; fi
+  if host_ok; then echo "Emscripten $(host_version) from PATH"; return; fi
   if [ -f "$STAMP" ]; then
-    local major
-    major=$(major_of < "$STAMP")
-    if [ -n "$major" ] && [ "$major" -ge "$EMSCRIPTEN_MIN" ]; then echo "$SUITE root: $(cat "$STAMP")"; return; fi
-    log "the root in $ROOT has $(cat "$STAMP"), older than $EMSCRIPTEN_MIN: making it again"
+    if new_enough "$(version_of < "$STAMP")"; then echo "Emscripten $(cat "$STAMP") in the $SUITE root"; return; fi
+    log "the root in $ROOT has Emscripten $(cat "$STAMP"), older than $EMSCRIPTEN_MIN: making it again"
   fi
   provision
-  echo "$SUITE root: $(cat "$STAMP")"
+  echo "Emscripten $(cat "$STAMP") in the $SUITE root"
 }
 
 run() {

@@ -11,13 +11,17 @@
 // `threads: false`; they count as single-threaded.
 //
 // `pinnedThreads` makes the in-process 1-thread reference of the multi-thread
-// rows: its own instance of the library (imported under another URL, so its
-// module state is separate), initialised with that count whatever the row's.
+// rows: its own instance of the library, initialised with that count
+// whatever the row's. Its own copy of the package's files, so that every
+// module of it (index.js, loader.js, which holds the loaded module, and the
+// glue) is another URL and so another module instance.
 // Why: the 2-thread scaling target divides a 1-thread time by a 2-thread one,
 // and taken from two processes minutes apart the quotient mixed in how busy
 // the shared machine was at each moment (1.64x in one run, 1.5-2.1x in
 // one-process alternations the same day). Interleaved call by call in one
 // process, both times see the same moments.
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -31,9 +35,14 @@ function load(distDir, threads, instance) {
   if (!libraries.has(instance)) {
     const state = { lib: null, noThreadOption: null, loaded: null };
     state.loaded = (async () => {
-      const url = pathToFileURL(path.resolve(distDir, 'index.js'));
-      if (instance) url.search = `instance=${instance}`;
-      state.lib = await import(url.href);
+      let dir = path.resolve(distDir);
+      if (instance) {
+        const copy = mkdtempSync(path.join(tmpdir(), `mha-wasm-${instance}-`));
+        cpSync(dir, copy, { recursive: true });
+        process.once('exit', () => rmSync(copy, { recursive: true, force: true }));
+        dir = copy;
+      }
+      state.lib = await import(pathToFileURL(path.join(dir, 'index.js')).href);
       try {
         await state.lib.init({ threads });
       } catch (e) {
