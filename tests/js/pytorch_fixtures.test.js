@@ -15,7 +15,7 @@ test('the fixtures cover the cases the project promises', () => {
   const names = cases.map((c) => c.name).join(' ');
   for (const fragment of ['teaching_B3_L4_E16_H8', 'E512', 'kvdim', 'nobias', 'bias_kv', 'zero_attn',
     'kpm_bool', 'kpm_float', 'attn2d_bool', 'attn3d_float', 'causal', 'validlens', 'fullmask', '_nan',
-    'magnitude_1e4', 'Lq0', 'Lk0', 'unbatched'])
+    'magnitude_1e4', 'Lq0', 'Lk0', 'unbatched', 'finfo_min'])
     assert.ok(names.includes(fragment), `no fixture case named like '${fragment}'`);
   assert.ok(cases.every((c) => c.crossChecked), 'every case was cross-checked against torch.nn.MultiheadAttention');
 });
