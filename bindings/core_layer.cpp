@@ -21,6 +21,7 @@
 #include <malloc.h>
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -42,20 +43,21 @@ enum Slot : int {
   kQuery, kKey, kValue,              // float32 inputs
   kKeyPaddingBlocked, kAttnBlocked,  // uint8 masks
   kKeyPaddingAdditive, kAttnAdditive,
-  kValidLens,                        // int32
+  kValidLens, kPositions,            // int32
   kParameter,                        // float32, one parameter in transit
   kOutput, kWeights, kHeads, kConcat,  // float32 results
   kSlotCount
 };
 constexpr const char* kSlotNames[kSlotCount] = {
     "query", "key", "value", "keyPaddingBlocked", "attnBlocked", "keyPaddingAdditive", "attnAdditive",
-    "validLens", "parameter", "output", "weights", "heads", "concat"};
+    "validLens", "positions", "parameter", "output", "weights", "heads", "concat"};
 
 // forward() flags.
 #define MHA_FLAGS(X)                                                                              \
   X(hasKey, 0) X(hasValue, 1) X(keyPaddingBlocked, 2) X(keyPaddingAdditive, 3) X(attnBlocked, 4) \
   X(attnAdditive, 5) X(attnPerHead, 6) X(isCausal, 7) X(validLensPerBatch, 8) X(validLensPerQuery, 9) \
-  X(weightsAverage, 10) X(weightsPerHead, 11) X(fullyMaskedNaN, 12) X(wantHeads, 13) X(wantConcat, 14)
+  X(weightsAverage, 10) X(weightsPerHead, 11) X(fullyMaskedNaN, 12) X(wantHeads, 13) X(wantConcat, 14)  \
+  X(hasPositions, 15) X(bottomRight, 16) X(attnPerBatch, 17)
 struct Flag {
 #define MHA_FLAG_BIT(name, bit) static constexpr int name = 1 << bit;
   MHA_FLAGS(MHA_FLAG_BIT)
@@ -63,6 +65,16 @@ struct Flag {
 };
 
 bool is_byte_slot(int slot) { return slot == kKeyPaddingBlocked || slot == kAttnBlocked; }
+bool is_int_slot(int slot) { return slot == kValidLens || slot == kPositions; }
+
+// A count JS passed as a double, as an integer. JS sends only checked
+// integers; anything else (NaN, infinities, fractions, past 2^53) is refused
+// here too rather than cast, which would be undefined behaviour.
+std::int64_t whole(double v, const char* name) {
+  if (!(v >= -9007199254740992.0 && v <= 9007199254740992.0) || v != std::floor(v))
+    throw mha::Error(mha::Error::Kind::range, std::string(name) + " must be an integer, got " + std::to_string(v));
+  return std::int64_t(v);
+}
 
 // Bytes the heap can still give: what it may grow by, plus what is free
 // inside it (an estimate: a fragmented heap may fail sooner, and then the
@@ -115,18 +127,13 @@ class CoreLayer {
   CoreLayer(const CoreLayer&) = delete;
   CoreLayer& operator=(const CoreLayer&) = delete;
 
-  int configure(double embed_dim, double num_heads, double kdim, double vdim, bool bias, bool add_bias_kv,
-                bool add_zero_attn, double seed) {
+  // Makes the layer from the configuration index.js checked (its field
+  // names; every field present).
+  int configure(emscripten::val config) {
     return guard(error_, [&] {
-      mha::Config c;
-      c.embed_dim = std::int64_t(embed_dim);
-      c.num_heads = std::int64_t(num_heads);
-      c.kdim = std::int64_t(kdim);
-      c.vdim = std::int64_t(vdim);
-      c.bias = bias;
-      c.add_bias_kv = add_bias_kv;
-      c.add_zero_attn = add_zero_attn;
+      const mha::Config c = config_of(config);
       admit_bytes(mha::MultiheadAttention::layer_bytes(mha::checked_config(c)), "a layer of this size");
+      const std::int64_t seed = whole(number(config, "seed"), "seed");
       layer_ = std::make_unique<mha::MultiheadAttention>(c, std::uint64_t(seed));
     });
   }
@@ -172,14 +179,16 @@ class CoreLayer {
 
   // S, the keys a call with key_len keys attends to (plus the extra keys).
   // Cannot throw: JS asks only of a configured layer.
-  double sourceLen(double key_len) const { return layer_ ? double(layer_->source_len(std::int64_t(key_len))) : 0; }
+  double sourceLen(double key_len) const {
+    return layer_ && key_len >= 0 && key_len <= 4294967295.0 ? double(layer_->source_len(std::int64_t(key_len))) : 0;
+  }
 
   // Whether a forward call of this shape fits the heap: every slot it
   // writes and the layer's own buffers, counted before anything is
   // allocated. A call only grows what is smaller than it needs.
   int admit(double batch, double query_len, double key_len, int flags) {
     return guard(error_, [&] {
-      const std::int64_t b = std::int64_t(batch), lq = std::int64_t(query_len), lk = std::int64_t(key_len);
+      const std::int64_t b = whole(batch, "batch"), lq = whole(query_len, "query_len"), lk = whole(key_len, "key_len");
       std::uint64_t bytes = layer().forward_growth_bytes(b, lq, lk, !(flags & (Flag::hasKey | Flag::hasValue)),
                                                          need_weights_of(flags));
       const Counts need = slot_counts(b, lq, lk, flags);
@@ -201,8 +210,8 @@ class CoreLayer {
       const std::size_t n = std::size_t(count);
       if (is_byte_slot(slot)) {
         if (slots_u8_[slot].size() < n) slots_u8_[slot].resize(n);
-      } else if (slot == kValidLens) {
-        if (valid_lens_.size() < n) valid_lens_.resize(n);
+      } else if (is_int_slot(slot)) {
+        if (ints_[slot].size() < n) ints_[slot].resize(n);
       } else {
         if (slots_f32_[slot].size() < n) slots_f32_[slot].resize(n);
       }
@@ -216,7 +225,7 @@ class CoreLayer {
     if (slot < 0 || slot >= kSlotCount) return emscripten::val::undefined();
     const std::size_t n = lengths_[slot];
     if (is_byte_slot(slot)) return emscripten::val(emscripten::typed_memory_view(n, slots_u8_[slot].data()));
-    if (slot == kValidLens) return emscripten::val(emscripten::typed_memory_view(n, valid_lens_.data()));
+    if (is_int_slot(slot)) return emscripten::val(emscripten::typed_memory_view(n, ints_[slot].data()));
     return emscripten::val(emscripten::typed_memory_view(n, slots_f32_[slot].data()));
   }
 
@@ -224,9 +233,9 @@ class CoreLayer {
   int forward(double batch, double query_len, double key_len, int flags) {
     return guard(error_, [&] {
       mha::ForwardInput in;
-      in.batch = std::int64_t(batch);
-      in.query_len = std::int64_t(query_len);
-      in.key_len = std::int64_t(key_len);
+      in.batch = whole(batch, "batch");
+      in.query_len = whole(query_len, "query_len");
+      in.key_len = whole(key_len, "key_len");
       in.query = input(kQuery);
       in.key = (flags & Flag::hasKey) ? input(kKey) : nullptr;
       in.value = (flags & Flag::hasValue) ? input(kValue) : nullptr;
@@ -238,8 +247,11 @@ class CoreLayer {
       if (flags & Flag::attnAdditive) o.attn.additive = slots_f32_[kAttnAdditive].data();
       o.attn_per_head = (flags & Flag::attnPerHead) != 0;
       o.is_causal = (flags & Flag::isCausal) != 0;
-      if (flags & (Flag::validLensPerBatch | Flag::validLensPerQuery)) o.valid_lens = valid_lens_.data();
+      if (flags & (Flag::validLensPerBatch | Flag::validLensPerQuery)) o.valid_lens = ints_[kValidLens].data();
       o.valid_lens_per_query = (flags & Flag::validLensPerQuery) != 0;
+      if (flags & Flag::hasPositions) o.positions = ints_[kPositions].data();
+      o.bottom_right = (flags & Flag::bottomRight) != 0;
+      o.attn_per_batch = (flags & Flag::attnPerBatch) != 0;
       o.need_weights = need_weights_of(flags);
       o.fully_masked_rows = (flags & Flag::fullyMaskedNaN) ? mha::FullyMaskedRows::nan : mha::FullyMaskedRows::zero;
 
@@ -257,6 +269,62 @@ class CoreLayer {
  private:
   using Counts = std::array<std::uint64_t, kSlotCount>;
 
+  static double number(const emscripten::val& o, const char* name) {
+    const emscripten::val v = o[name];
+    if (!v.isNumber()) throw mha::Error(mha::Error::Kind::type, std::string("configure: ") + name + " is not a number");
+    return v.as<double>();
+  }
+  static bool flag(const emscripten::val& o, const char* name) {
+    const emscripten::val v = o[name];
+    if (!v.isTrue() && !v.isFalse()) throw mha::Error(mha::Error::Kind::type, std::string("configure: ") + name + " is not a boolean");
+    return v.isTrue();
+  }
+  static std::string text(const emscripten::val& o, const char* name) {
+    const emscripten::val v = o[name];
+    if (!v.isString()) throw mha::Error(mha::Error::Kind::type, std::string("configure: ") + name + " is not a string");
+    return v.as<std::string>();
+  }
+
+  // index.js's checked configuration (create options, defaults applied).
+  static mha::Config config_of(const emscripten::val& o) {
+    mha::Config c;
+    c.embed_dim = whole(number(o, "embedDim"), "embedDim");
+    c.num_heads = whole(number(o, "numHeads"), "numHeads");
+    c.kdim = whole(number(o, "kdim"), "kdim");
+    c.vdim = whole(number(o, "vdim"), "vdim");
+    c.add_bias_kv = flag(o, "addBiasKV");
+    c.add_zero_attn = flag(o, "addZeroAttn");
+    c.names = text(o, "weightNames") == "hf" ? mha::WeightNames::hf : mha::WeightNames::torch;
+    c.num_kv_heads = whole(number(o, "numKVHeads"), "numKVHeads");
+    c.head_dim = whole(number(o, "headDim"), "headDim");
+    const emscripten::val bias = o["bias"];
+    c.bias = flag(bias, "q");
+    c.hf_bias = {flag(bias, "q"), flag(bias, "k"), flag(bias, "v"), flag(bias, "o")};
+    const emscripten::val rope = o["rope"];
+    if (!rope.isNull()) {
+      c.rope.dim = whole(number(rope, "dim"), "dim");
+      c.rope.base = number(rope, "base");
+      c.rope.layout = text(rope, "layout") == "interleaved" ? mha::Rope::Layout::interleaved : mha::Rope::Layout::half;
+      const emscripten::val scaling = rope["scaling"];
+      if (!scaling.isNull()) {
+        const std::string type = text(scaling, "type");
+        c.rope.scaling = type == "llama3" ? mha::Rope::Scaling::llama3 : mha::Rope::Scaling::linear;
+        c.rope.factor = number(scaling, "factor");
+        if (type == "llama3") {
+          c.rope.low_freq_factor = number(scaling, "lowFreqFactor");
+          c.rope.high_freq_factor = number(scaling, "highFreqFactor");
+          c.rope.original_max_positions = number(scaling, "originalMaxPositionEmbeddings");
+        }
+      }
+    }
+    c.scale = number(o, "scale");
+    c.softcap = number(o, "softcap");
+    c.alibi = flag(o, "alibi");
+    c.sliding_window = whole(number(o, "slidingWindow"), "slidingWindow");
+    c.qk_norm_eps = number(o, "qkNormEps");
+    return c;
+  }
+
   static mha::NeedWeights need_weights_of(int flags) {
     return (flags & Flag::weightsPerHead)  ? mha::NeedWeights::per_head
            : (flags & Flag::weightsAverage) ? mha::NeedWeights::average
@@ -270,7 +338,10 @@ class CoreLayer {
     const std::uint64_t b = std::uint64_t(batch), lq = std::uint64_t(query_len), lk = std::uint64_t(key_len);
     const std::uint64_t e = std::uint64_t(c.embed_dim), h = std::uint64_t(c.num_heads);
     const std::uint64_t rows = b * lq, s = std::uint64_t(layer().source_len(key_len));
-    const std::uint64_t attn = (flags & Flag::attnPerHead) ? b * h * lq * lk : lq * lk;
+    const std::uint64_t width = h * std::uint64_t(c.head_dim);  // H*d of the heads and concat
+    const std::uint64_t attn = (flags & Flag::attnPerHead)    ? b * h * lq * lk
+                               : (flags & Flag::attnPerBatch) ? b * lq * lk
+                                                              : lq * lk;
     const auto nw = need_weights_of(flags);
     Counts n{};
     n[kQuery] = rows * e;
@@ -281,16 +352,17 @@ class CoreLayer {
     n[kAttnBlocked] = (flags & Flag::attnBlocked) ? attn : 0;
     n[kAttnAdditive] = (flags & Flag::attnAdditive) ? attn : 0;
     n[kValidLens] = (flags & Flag::validLensPerQuery) ? rows : (flags & Flag::validLensPerBatch) ? b : 0;
+    n[kPositions] = (flags & Flag::hasPositions) ? rows : 0;
     n[kOutput] = rows * e;
     n[kWeights] = nw == mha::NeedWeights::none ? 0 : nw == mha::NeedWeights::per_head ? rows * h * s : rows * s;
-    n[kHeads] = (flags & Flag::wantHeads) ? rows * e : 0;
-    n[kConcat] = (flags & Flag::wantConcat) ? rows * e : 0;
+    n[kHeads] = (flags & Flag::wantHeads) ? rows * width : 0;
+    n[kConcat] = (flags & Flag::wantConcat) ? rows * width : 0;
     return n;
   }
 
   // Elements a slot holds now, and the bytes of one.
   std::uint64_t held(int slot) const {
-    return is_byte_slot(slot) ? slots_u8_[slot].size() : slot == kValidLens ? valid_lens_.size() : slots_f32_[slot].size();
+    return is_byte_slot(slot) ? slots_u8_[slot].size() : is_int_slot(slot) ? ints_[slot].size() : slots_f32_[slot].size();
   }
   static std::uint64_t element_bytes(int slot) { return is_byte_slot(slot) ? 1 : 4; }
 
@@ -318,7 +390,7 @@ class CoreLayer {
   emscripten::val result_ = emscripten::val::undefined();
   std::vector<float> slots_f32_[kSlotCount];
   std::vector<std::uint8_t> slots_u8_[kSlotCount];
-  std::vector<std::int32_t> valid_lens_;
+  std::vector<std::int32_t> ints_[kSlotCount];
   std::size_t lengths_[kSlotCount] = {};
 };
 

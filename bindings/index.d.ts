@@ -120,18 +120,59 @@ export interface MemoryStats {
 }
 export declare function memoryStats(): Promise<MemoryStats>;
 
+/** RoPE's scaling of the frequencies (`rope_scaling` of a config.json). */
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+
+/** Rotary position embedding of q and k (Llama, Qwen, Mistral, Gemma, Phi, GPT-NeoX). */
+export interface RopeOptions {
+  /** Rotary width r, even, <= headDim (partial rotary: the rest passes through). Default: headDim. */
+  dim?: number;
+  /** θ (`rope_theta`). Default: 10000. */
+  base?: number;
+  /** Pairs (x[t], x[t + r/2]) as Hugging Face's rotate_half, or (x[2t], x[2t+1]). Default: 'half'. */
+  layout?: 'half' | 'interleaved';
+  scaling?: RopeScaling | null;
+}
+
 /** Options of {@link MultiheadAttention.create}; defaults are PyTorch's. */
 export interface CreateOptions {
   /** E, the model width. */
   embedDim: number;
-  /** H; `embedDim % numHeads` must be 0 (each head gets d = E / H columns). */
+  /** H; without headDim, `embedDim % numHeads` must be 0 (each head gets d = E / H columns). */
   numHeads: number;
+  /** Hkv, key/value heads (grouped-query attention; 1: multi-query); query head h reads h / (H / Hkv). Default: numHeads. */
+  numKVHeads?: number;
+  /** d, each head's width (Gemma: H·d ≠ E). Default: embedDim / numHeads. */
+  headDim?: number;
   /** Width of the key input. Default: embedDim. */
   kdim?: number;
-  /** Width of the value input. Default: embedDim. */
+  /** Width of the value input. Default: embedDim (Hugging Face names: kdim). */
   vdim?: number;
-  /** Input and output projection biases. Default: true. */
-  bias?: boolean;
+  /**
+   * Projection biases: all or none, or per projection (Hugging Face names;
+   * Qwen2: `{ q: true, k: true, v: true, o: false }`). Default: true.
+   */
+  bias?: boolean | { q?: boolean; k?: boolean; v?: boolean; o?: boolean };
+  /**
+   * The state_dict names: `'torch'` (nn.MultiheadAttention: in_proj_weight,
+   * out_proj.weight, ...) or `'hf'` (q_proj, k_proj, v_proj, o_proj, q_norm,
+   * k_norm). Default: 'hf' when any decoder option below is given, else 'torch'.
+   */
+  weightNames?: 'torch' | 'hf';
+  /** Rotary position embedding; `true` for the defaults. */
+  rope?: RopeOptions | boolean | null;
+  /** The score scale (Gemma: query_pre_attn_scalar^-0.5). Default: 1/sqrt(headDim). */
+  scale?: number | null;
+  /** Gemma 2's attention logit softcapping c: scores become c·tanh(s/c). */
+  softcap?: number | null;
+  /** ALiBi position biases with BLOOM's slopes (any head count). Default: false. */
+  alibi?: boolean;
+  /** Sliding window of W keys counting the query itself (Mistral, Gemma local layers). */
+  slidingWindow?: number | null;
+  /** RMSNorm of q and k per head with q_norm/k_norm (Qwen3, Gemma 3); `true`: eps 1e-6. */
+  qkNorm?: { eps?: number } | boolean | null;
   /** Learned bias_k / bias_v appended as one more key and value. Default: false. */
   addBiasKV?: boolean;
   /** An all-zero key and value appended per head. Default: false. */
@@ -145,12 +186,25 @@ export interface ForwardOptions {
   /** `[B, Lk]` (unbatched `[Lk]`): true = ignore that key, or additive floats. */
   keyPaddingMask?: Mask;
   /**
-   * `[Lq, Lk]`, or `[B·H, Lq, Lk]` with index `b·H + h` (unbatched `[H, Lq, Lk]`):
-   * true = not allowed, or additive floats.
+   * `[Lq, Lk]`, `[B·H, Lq, Lk]` with index `b·H + h` (unbatched `[H, Lq, Lk]`),
+   * or Hugging Face's `[B, 1, Lq, Lk]` or `[B, H, Lq, Lk]`: true = not allowed,
+   * or additive floats (finite ones, even finfo(float32).min, stay finite).
    */
   attnMask?: Mask;
-  /** Blocks key j for query i when j > i (top-left aligned, like `torch.tril`). */
+  /** Blocks key j for query i when j > i (top-left aligned, like `torch.tril`); `causal: true`. */
   isCausal?: boolean;
+  /**
+   * Causal masking by position: a key is blocked when its position is after
+   * the query's. `true` or 'top-left': queries at 0 .. Lq-1; 'bottom-right':
+   * the last query at the last key's position (cross-attention, caches).
+   */
+  causal?: boolean | 'top-left' | 'bottom-right';
+  /**
+   * The queries' positions `[B, Lq]` (unbatched `[Lq]`), integers, which
+   * RoPE, ALiBi, causal masking and the window use (left-padded batches);
+   * self-attention only. Default: 0 .. Lq-1.
+   */
+  positions?: number[] | Int32Array | TensorLike<number[] | Int32Array>;
   /**
    * d2l.ai's valid_lens: key j is blocked when j >= the length. `[B]` (a plain
    * array works) or `[B, Lq]`; unbatched: a number or `[Lq]`.
@@ -181,7 +235,7 @@ export interface ForwardResult {
   weights?: Tensor;
   /** `[B, H, Lq, d]`, with `returnHeads`. */
   heads?: Tensor;
-  /** `[B, Lq, E]`, with `returnConcat`. */
+  /** `[B, Lq, H·d]`, with `returnConcat`. */
   concat?: Tensor;
 }
 
@@ -230,6 +284,23 @@ export interface FromSafetensorsOptions {
   addZeroAttn?: boolean;
 }
 
+/** A Hugging Face model's config.json, as parsed JSON (its fields are the model's). */
+export type HuggingFaceConfig = Record<string, unknown> & { model_type: string };
+
+/**
+ * Options of {@link MultiheadAttention.fromSafetensors} for one layer of a
+ * Hugging Face checkpoint (llama, mistral, qwen2, qwen3, gemma, gemma2,
+ * gemma3_text, phi3, gpt_neox, bloom, whisper): its config.json says the
+ * rest. Config features mha-wasm does not implement are refused by name.
+ */
+export interface FromHuggingFaceOptions {
+  config: HuggingFaceConfig;
+  /** The layer index (0-based). */
+  layer: number;
+  /** Whisper: the decoder's 'self' (default) or 'cross' attention, or the 'encoder''s. */
+  attention?: 'self' | 'cross' | 'encoder';
+}
+
 /** Options of {@link MultiheadAttention.loadStateDict}. */
 export interface LoadStateDictOptions {
   /** Require every key of the layer (PyTorch's `strict`). Default: true. */
@@ -253,7 +324,8 @@ export declare class MultiheadAttention {
    * bias and addBiasKV come from the tensors. BERT's output LayerNorm is not
    * applied; GPT-2 needs `isCausal: true` in forward.
    */
-  static fromSafetensors(bytes: ArrayBuffer | ArrayBufferView, options: FromSafetensorsOptions): Promise<MultiheadAttention>;
+  static fromSafetensors(bytes: ArrayBuffer | ArrayBufferView,
+    options: FromSafetensorsOptions | FromHuggingFaceOptions): Promise<MultiheadAttention>;
 
   readonly embedDim: number;
   readonly numHeads: number;
@@ -261,9 +333,21 @@ export declare class MultiheadAttention {
   readonly headDim: number;
   readonly kdim: number;
   readonly vdim: number;
-  readonly bias: boolean;
+  /** true or false for every projection, or per projection when they differ. */
+  readonly bias: boolean | { q: boolean; k: boolean; v: boolean; o: boolean };
   readonly addBiasKV: boolean;
   readonly addZeroAttn: boolean;
+  /** Hkv. */
+  readonly numKVHeads: number;
+  /** The state_dict names. */
+  readonly weightNames: 'torch' | 'hf';
+  readonly rope: Readonly<Required<Omit<RopeOptions, 'scaling'>> & { scaling: RopeScaling | null }> | null;
+  /** The score scale in use. */
+  readonly scale: number;
+  readonly softcap: number | null;
+  readonly alibi: boolean;
+  readonly slidingWindow: number | null;
+  readonly qkNorm: { eps: number } | null;
   /** True after `dispose()`. */
   readonly disposed: boolean;
 

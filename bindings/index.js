@@ -15,10 +15,12 @@ import {
   init, instance, loaded, callModule, brokenError, threadsAvailable, relaxedSimdAvailable,
 } from './loader.js';
 import {
-  readOptions, readTensor, checkInteger, checkBoolean, checkEnum, typeError, rangeError, describe, shapeString,
+  readOptions, readTensor, checkInteger, checkBoolean, checkEnum, typeError, describe, shapeString,
   typedArrayKind, typedLength, product,
 } from './checks.js';
 import { planForward } from './plan.js';
+import { layerConfig } from './layer_config.js';
+import { optionsFromConfig, stateDictFromModel, HF_ATTENTION } from './hf_models.js';
 
 export { parseSafetensors, init };
 
@@ -104,8 +106,6 @@ function run(m, layer, what, fn) {
   if (status !== codesOf(m).status.ok) throw statusError(m, status, `${what}${layer.error()}`);
 }
 
-const CREATE_OPTIONS = ['embedDim', 'numHeads', 'kdim', 'vdim', 'bias', 'addBiasKV', 'addZeroAttn', 'seed'];
-
 // Layers dropped without dispose(): their native side is freed by the GC,
 // unless their module was retired (its memory is gone with it).
 const registry = typeof FinalizationRegistry === 'function'
@@ -131,31 +131,17 @@ export class MultiheadAttention {
     registry?.register(this, { m, layer }, this);
   }
 
-  /** Creates a layer with PyTorch's defaults and PyTorch-style initial weights from `seed`. */
+  /**
+   * Creates a layer: nn.MultiheadAttention's options and defaults, and those
+   * of today's decoder attention (numKVHeads, headDim, rope, scale, softcap,
+   * alibi, slidingWindow, qkNorm). Initial weights are PyTorch-style, from `seed`.
+   */
   static async create(options) {
-    if (options === undefined) throw typeError('MultiheadAttention.create options', 'an object', options);
-    const o = readOptions(options, CREATE_OPTIONS, 'MultiheadAttention.create options');
-    const embedDim = checkInteger(o.embedDim, 'embedDim', { min: 1 });
-    const numHeads = checkInteger(o.numHeads, 'numHeads', { min: 1 });
-    if (embedDim % numHeads !== 0)
-      throw rangeError('numHeads', `a divisor of embedDim=${embedDim}`, String(numHeads),
-        `embedDim must be divisible by numHeads (each head gets embedDim / numHeads columns), got embedDim=${embedDim} and numHeads=${numHeads}`);
-    const config = Object.freeze({
-      embedDim,
-      numHeads,
-      kdim: o.kdim === undefined ? embedDim : checkInteger(o.kdim, 'kdim', { min: 1 }),
-      vdim: o.vdim === undefined ? embedDim : checkInteger(o.vdim, 'vdim', { min: 1 }),
-      bias: o.bias === undefined ? true : checkBoolean(o.bias, 'bias'),
-      addBiasKV: o.addBiasKV === undefined ? false : checkBoolean(o.addBiasKV, 'addBiasKV'),
-      addZeroAttn: o.addZeroAttn === undefined ? false : checkBoolean(o.addZeroAttn, 'addZeroAttn'),
-      seed: o.seed === undefined ? 0 : checkInteger(o.seed, 'seed', { max: Number.MAX_SAFE_INTEGER }),
-      headDim: embedDim / numHeads,
-    });
+    const config = layerConfig(options);
     const m = await instance();
     const layer = callModule(m, () => new m.core.CoreLayer());
     try {
-      run(m, layer, '', () => layer.configure(config.embedDim, config.numHeads, config.kdim, config.vdim,
-        config.bias, config.addBiasKV, config.addZeroAttn, config.seed));
+      run(m, layer, '', () => layer.configure(config));
     } catch (err) {
       if (m.broken == null) layer.delete();
       throw err;
@@ -170,12 +156,27 @@ export class MultiheadAttention {
    * from the tensors; numHeads cannot, so it is required.
    */
   static async fromSafetensors(bytes, options) {
-    if (options === undefined) throw typeError('fromSafetensors options', 'an object with numHeads', options);
-    const o = readOptions(options, ['numHeads', 'prefix', 'layout', 'addZeroAttn'], 'fromSafetensors options');
-    const { stateDict, options: shapes } = safetensorsToStateDict(bytes,
-      { ...(o.prefix === undefined ? {} : { prefix: o.prefix }), ...(o.layout === undefined ? {} : { layout: o.layout }) });
-    const mha = await MultiheadAttention.create({ ...shapes, numHeads: o.numHeads,
-      ...(o.addZeroAttn === undefined ? {} : { addZeroAttn: o.addZeroAttn }) });
+    if (options === undefined) throw typeError('fromSafetensors options', 'an object with numHeads, or with config and layer', options);
+    const o = readOptions(options, ['numHeads', 'prefix', 'layout', 'addZeroAttn', 'config', 'layer', 'attention'],
+      'fromSafetensors options');
+    let stateDict, createOptions;
+    if (o.config !== undefined) {
+      // One layer of a Hugging Face checkpoint, described by its config.json.
+      for (const name of ['numHeads', 'prefix', 'layout', 'addZeroAttn'])
+        if (o[name] !== undefined) throw typeError(name, 'absent with config (the config says it)', o[name]);
+      const layer = checkInteger(o.layer, 'layer', { min: 0 });
+      const attention = o.attention === undefined ? 'self' : checkEnum(o.attention, 'attention', HF_ATTENTION);
+      const model = optionsFromConfig(o.config, { layer, attention });
+      ({ stateDict, options: createOptions } = stateDictFromModel(parseSafetensors(bytes).tensors, model, { layer, attention }));
+    } else {
+      for (const name of ['layer', 'attention'])
+        if (o[name] !== undefined) throw typeError(name, 'given with config (a Hugging Face config.json object)', o[name]);
+      const found = safetensorsToStateDict(bytes,
+        { ...(o.prefix === undefined ? {} : { prefix: o.prefix }), ...(o.layout === undefined ? {} : { layout: o.layout }) });
+      stateDict = found.stateDict;
+      createOptions = { ...found.options, numHeads: o.numHeads, ...(o.addZeroAttn === undefined ? {} : { addZeroAttn: o.addZeroAttn }) };
+    }
+    const mha = await MultiheadAttention.create(createOptions);
     try {
       mha.loadStateDict(stateDict);
     } catch (err) {
@@ -187,12 +188,26 @@ export class MultiheadAttention {
 
   get embedDim() { return this.#config.embedDim; }
   get numHeads() { return this.#config.numHeads; }
+  get numKVHeads() { return this.#config.numKVHeads; }
   get headDim() { return this.#config.headDim; }
   get kdim() { return this.#config.kdim; }
   get vdim() { return this.#config.vdim; }
-  get bias() { return this.#config.bias; }
+  /** true or false for all projections, or { q, k, v, o } when they differ. */
+  get bias() {
+    const b = this.#config.bias;
+    return b.q === b.k && b.k === b.v && b.v === b.o ? b.q : b;
+  }
   get addBiasKV() { return this.#config.addBiasKV; }
   get addZeroAttn() { return this.#config.addZeroAttn; }
+  /** 'torch' (nn.MultiheadAttention's state_dict names) or 'hf' (q_proj, k_proj, v_proj, o_proj, ...). */
+  get weightNames() { return this.#config.weightNames; }
+  get rope() { return this.#config.rope; }
+  /** The score scale; 1/sqrt(headDim) unless set. */
+  get scale() { return this.#config.scale || 1 / Math.sqrt(this.#config.headDim); }
+  get softcap() { return this.#config.softcap || null; }
+  get alibi() { return this.#config.alibi; }
+  get slidingWindow() { return this.#config.slidingWindow || null; }
+  get qkNorm() { return this.#config.qkNormEps ? { eps: this.#config.qkNormEps } : null; }
   /** Whether dispose() has run. */
   get disposed() { return this.#layer == null; }
 
@@ -307,7 +322,7 @@ export class MultiheadAttention {
         result.weights = new Tensor(take(slot.weights), plan.needWeights === 'average' ? [...lead, Lq, S] : [...lead, c.numHeads, Lq, S]);
       }
       if (plan.returnHeads) result.heads = new Tensor(take(slot.heads), [...lead, c.numHeads, Lq, c.headDim]);
-      if (plan.returnConcat) result.concat = new Tensor(take(slot.concat), [...lead, Lq, c.embedDim]);
+      if (plan.returnConcat) result.concat = new Tensor(take(slot.concat), [...lead, Lq, c.numHeads * c.headDim]);
       return result;
     });
   }

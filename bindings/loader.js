@@ -224,7 +224,8 @@ export function callModule(module, fn) {
   try {
     return fn();
   } catch (err) {
-    const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    // A trap is a RuntimeError; a sanitizer's stop an ExitStatus (not an Error, but named).
+    const text = err != null && typeof err.message === 'string' ? `${err.name ?? 'Error'}: ${err.message}` : String(err);
     markBroken(module, new Error(`mha-wasm: the WebAssembly module trapped (${text}) and was retired; ` +
       'layers made from it can no longer run: create new ones (the next create() or init() loads a fresh module)', { cause: err }));
     throw brokenError(module);

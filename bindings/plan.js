@@ -6,8 +6,9 @@ import {
   shapeString, typedArrayKind, typedLength, product, readDims,
 } from './checks.js';
 
-export const FORWARD_OPTIONS = ['keyPaddingMask', 'attnMask', 'isCausal', 'validLens', 'needWeights',
-  'returnHeads', 'returnConcat', 'fullyMaskedRows'];
+export const FORWARD_OPTIONS = ['keyPaddingMask', 'attnMask', 'isCausal', 'causal', 'positions', 'validLens',
+  'needWeights', 'returnHeads', 'returnConcat', 'fullyMaskedRows'];
+const CAUSAL = [true, false, 'top-left', 'bottom-right'];
 const NEED_WEIGHTS = ['none', 'average', 'per-head'];
 const FULLY_MASKED_ROWS = ['zero', 'nan'];
 const FLOATS = ['Float32Array'];
@@ -75,6 +76,30 @@ function planKeyValue(plan, key, value, c, { slot, flag }) {
   }
 }
 
+// An integer tensor (Int32Array or number[] data, or a bare one of those as
+// [n]) read once into a fresh Int32Array, each value in [min, max].
+function readIntegers(given, name, min, max) {
+  let data, dims;
+  if (Array.isArray(given) || typedArrayKind(given) !== undefined) {
+    data = given;
+    dims = null;
+  } else if (given !== null && typeof given === 'object') {
+    data = given.data;
+    dims = readDims(given.dims, name);
+  } else {
+    throw typeError(name, 'an integer array, an Int32Array or a tensor { data, dims }', given);
+  }
+  const kind = typedArrayKind(data);
+  if (!Array.isArray(data) && kind !== 'Int32Array') throw typeError(`${name}.data`, 'an Int32Array or an array of integers', data);
+  const n = kind !== undefined ? typedLength(data) : data.length;
+  const values = new Int32Array(n);
+  for (let i = 0; i < n; i++) values[i] = checkInteger(data[i], `${name}[${i}]`, { min, max });
+  if (dims === null) dims = [n];
+  if (n !== product(dims))
+    throw rangeError(`${name}.data`, `${product(dims)} values`, `${n} values`, `${name}.data has ${n} values but dims ${shapeString(dims)} need ${product(dims)}`);
+  return { data: values, dims };
+}
+
 // validLens as a number, an integer array, an Int32Array or a tensor, read
 // once into an Int32Array. Lengths past Lk mean "every key": they are
 // written as Lk, so that no length wraps around in 32 bits.
@@ -120,17 +145,36 @@ function planOptions(plan, o, c, { slot, flag }) {
   }
   if (o.attnMask != null) {
     const m = readTensor(o.attnMask, 'attnMask', MASKS);
-    if (m.dims.length === 3) {
+    const shapes = `[Lq, Lk], ${batched ? '[B * numHeads, Lq, Lk], [B, 1, Lq, Lk] or [B, numHeads, Lq, Lk]' : '[numHeads, Lq, Lk]'}`;
+    if (m.dims.length === 4 && batched) {  // Hugging Face's [B, 1, Lq, Lk], or one per head
+      expectDims(m.dims, [B, m.dims[1] === 1 ? 1 : H, Lq, Lk], 'attnMask', shapes);
+      flags |= m.dims[1] === 1 && H !== 1 ? flag.attnPerBatch : flag.attnPerHead;
+    } else if (m.dims.length === 3) {
       expectDims(m.dims, [B * H, Lq, Lk], 'attnMask', batched ? '[B * numHeads, Lq, Lk], index b * numHeads + h' : '[numHeads, Lq, Lk]');
       flags |= flag.attnPerHead;
     } else {
-      expectDims(m.dims, [Lq, Lk], 'attnMask', `[Lq, Lk] or ${batched ? '[B * numHeads, Lq, Lk]' : '[numHeads, Lq, Lk]'}`);
+      expectDims(m.dims, [Lq, Lk], 'attnMask', shapes);
     }
     const additive = m.kind === 'Float32Array';
     writes.push([additive ? slot.attnAdditive : slot.attnBlocked, m.data]);
     flags |= additive ? flag.attnAdditive : flag.attnBlocked;
   }
-  if (o.isCausal !== undefined && checkBoolean(o.isCausal, 'isCausal')) flags |= flag.isCausal;
+  // causal: true (top-left, as torch.tril) or 'bottom-right' (the last
+  // query sees every key); isCausal is nn.MultiheadAttention's spelling of true.
+  if (o.isCausal !== undefined && o.causal !== undefined)
+    throw typeError('causal', 'given once (isCausal is its nn.MultiheadAttention spelling)', 'both causal and isCausal');
+  const causal = o.causal !== undefined ? checkEnum(o.causal, 'causal', CAUSAL)
+    : o.isCausal !== undefined ? checkBoolean(o.isCausal, 'isCausal') : false;
+  if (causal !== false) flags |= flag.isCausal;
+  if (causal === 'bottom-right') flags |= flag.bottomRight;
+  if (o.positions != null) {
+    if (plan.flags & (flag.hasKey | flag.hasValue))
+      throw typeError('positions', 'absent in cross-attention (positions are those of self-attention\'s tokens)', o.positions);
+    const p = readIntegers(o.positions, 'positions', -(2 ** 31), 2 ** 31 - 1);
+    expectDims(p.dims, [...lead, Lq], 'positions', batched ? '[B, Lq]' : '[Lq]');
+    writes.push([slot.positions, p.data]);
+    flags |= flag.hasPositions;
+  }
   if (o.validLens != null) {
     const t = readValidLens(o.validLens, Lk);
     const dims = t.dims;

@@ -8,10 +8,13 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 out=build/fuzz
 mkdir -p "$out" tests/fuzz/corpus tests/fuzz/regressions
+# The core's sources as CMake lists them (written when build/native is
+# configured: scripts/build.sh runs first).
+[ -f build/native/core_sources.txt ] || { echo "fuzz.sh: run scripts/build.sh first" >&2; exit 1; }
+IFS=';' read -r -a core_sources < build/native/core_sources.txt
 clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -Isrc -isystem .deps/xsimd/include \
-  tests/fuzz/fuzz_forward.cpp src/attention.cpp src/attention_head.cpp src/checks.cpp \
-  src/kernels_scalar.cpp src/kernels_simd.cpp src/parameters.cpp src/reference.cpp src/thread_pool.cpp \
+  tests/fuzz/fuzz_forward.cpp "${core_sources[@]}" src/reference.cpp \
   -o "$out/fuzz_forward"
 echo "== fuzzing the C++ entry for ${seconds}s"
 "$out/fuzz_forward" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \

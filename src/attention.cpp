@@ -1,13 +1,17 @@
-// The forward pass of nn.MultiheadAttention, composed from the primitives in
-// kernels.hpp. No intrinsic appears here.
+// The layer's forward pass, as its steps, composed from the primitives in
+// kernels.hpp (no intrinsic appears here). Shapes batch-first; H query
+// heads, Hkv key/value heads, head width d:
 //
-//   q = query . Wq^T + bq        [B, Lq, E]
-//   k = key   . Wk^T + bk        [B, Lk, E]    (+ bias_k row, + zero row: S keys)
-//   v = value . Wv^T + bv        [B, Lk, E]
-//   per head h (columns h*d .. h*d+d-1 of q, k, v):
-//     P_h = softmax(q_h k_h^T / sqrt(d) + mask)    [B, Lq, S]
-//     Z_h = P_h v_h                                 [B, Lq, d]  -> concat columns h*d ..
-//   output = concat . Wo^T + bo  [B, Lq, E]
+//   1. q = query . Wq^T + bq        [B, Lq, H*d]    (scaled: see Parameters::prepare)
+//      k = key   . Wk^T + bk        [B, Lk, Hkv*d]  (+ bias_k row, + zero row: S keys)
+//      v = value . Wv^T + bv        [B, Lk, Hkv*d]
+//      then per head: QK-norm, rotary embedding (query_key.hpp)
+//   2. per query head h, reading key/value head g = h / (H / Hkv):
+//        s = q_h k_g^T, softcap, ALiBi, masks (score_rules.hpp)
+//        P_h = softmax(s)                             [B, Lq, S]
+//        Z_h = P_h v_g                                [B, Lq, d] -> concat columns h*d ..
+//   3. output = concat . Wo^T + bo  [B, Lq, E]
+//   4. copies of concat and the heads, when asked for
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -17,7 +21,10 @@
 #include "checks.hpp"
 #include "kernels.hpp"
 #include "mha.hpp"
+#include "parallel_loops.hpp"
 #include "parameters.hpp"
+#include "query_key.hpp"
+#include "score_rules.hpp"
 #include "thread_pool.hpp"
 
 namespace mha {
@@ -26,61 +33,31 @@ namespace {
 // Scratch reused across calls (see Growth).
 struct Workspace {
   std::vector<float> q, k, v, packed;
-  std::vector<HeadScratch> head;  // one per thread
+  std::vector<HeadScratch> head;    // one per thread
+  std::vector<float> angles;        // per thread: one row's rotary cos and sin
 };
 
-// Rows of a GEMM per task: whole micro-kernel row groups, enough work to be
-// worth a hand-off.
-constexpr std::size_t kTaskRows = 8 * kGemmRows;
 // Query rows per attention task: one query block of attend_rows.
 constexpr std::size_t kTaskQueries = kQueryBlock;
 // Keys per packing task when one head's keys are packed by several threads.
 constexpr std::size_t kTaskKeys = 256 * kGemmRows;
-// Tasks per thread a parallel loop aims for: tasks are claimed as threads
-// come free, so with several each the loop ends nearly together on every
-// thread even when one of them started late or was descheduled (on 2 vCPUs,
-// 13 tasks for 2 threads left one idle for a twelfth of the loop).
-constexpr std::size_t kTasksPerThread = 8;
+// Rows per task of the QK-norm and rotary step.
+constexpr std::size_t kTaskTransformRows = 64;
 // Packed keys and values of every head at once up to this size; beyond it,
 // one head at a time, so that memory grows with L and not with L x heads.
 constexpr std::size_t kAllHeadsBytes = std::size_t(32) << 20;
 
-// Below this many multiply-adds a parallel loop costs more (waking the
-// workers, ~10 us in a browser or Node) than it saves.
-constexpr std::size_t kParallelWork = 1 << 16;
-
-// pool.run, or a plain loop on the caller when the work is small.
-void run_tasks(ThreadPool& pool, std::size_t tasks, std::size_t work, const ThreadPool::Task& fn) {
-  if (work < kParallelWork) {
-    for (std::size_t t = 0; t < tasks; ++t) fn(t, 0);
-    return;
-  }
-  pool.run(tasks, fn);
-}
-
-// y = x . W^T + bias spread over the pool in tasks of (block of rows, range
-// of column panels): rows alone when there are many, columns too when there
-// are few (a decoding step has one row). Each element is computed by one
-// thread with the same operations in the same order, whatever the split.
-void parallel_linear(ThreadPool& pool, const float* x, std::size_t m, std::size_t x_stride,
-                     const PackedWeight& w, const float* bias, float* y, std::size_t y_stride) {
-  constexpr std::size_t P = PackedWeight::kPanel;
-  const std::size_t threads = pool.size();
-  if (threads == 1 || m * w.n * w.k < kParallelWork) {
-    simd::linear(x, m, x_stride, w, bias, y, y_stride);
-    return;
-  }
-  const Panels all = panels_of(w);
-  const std::size_t panels = ceil_div(w.n, P), row_blocks = ceil_div(m, kTaskRows);
-  const std::size_t col_parts = std::min(panels, ceil_div(kTasksPerThread * threads, row_blocks));
-  const std::size_t per_part = ceil_div(panels, col_parts), parts = ceil_div(panels, per_part);
-  pool.run(row_blocks * parts, [&](std::size_t t, std::size_t) {
-    const std::size_t r0 = (t / parts) * kTaskRows, rows = std::min(kTaskRows, m - r0);
-    const std::size_t p0 = (t % parts) * per_part, p1 = std::min(panels, p0 + per_part);
-    const std::size_t col0 = p0 * P, cols = std::min(w.n, p1 * P) - col0;
-    simd::gemm(x + r0 * x_stride, rows, x_stride, Panels{all.data + p0 * all.panel_stride, all.panel_stride}, w.k,
-               cols, bias ? bias + col0 : nullptr, false, y + r0 * y_stride + col0, y_stride);
-  });
+// BLOOM's ALiBi slopes (build_alibi_tensor), times log2(e): heads 1 .. n of
+// the largest power of two n <= H get (2^(-8/n))^k, the rest (2^(-4/n))^k
+// for odd k.
+std::vector<float> alibi_slopes(std::int64_t heads) {
+  std::int64_t n = 1;
+  while (n * 2 <= heads) n *= 2;
+  std::vector<float> slopes;
+  for (std::int64_t k = 1; k <= n; ++k) slopes.push_back(float(std::pow(2.0, -8.0 * double(k) / double(n)) * kLog2e));
+  for (std::int64_t k = 1; std::int64_t(slopes.size()) < heads; k += 2)
+    slopes.push_back(float(std::pow(2.0, -4.0 * double(k) / double(n)) * kLog2e));
+  return slopes;
 }
 
 }  // namespace
@@ -91,26 +68,31 @@ int max_threads() { return int(ThreadPool::max_threads()); }
 
 // The shape of one forward call, as every step below sees it.
 struct Call {
-  std::size_t B, Lq, Lk, S, E, H, d;
-  bool fused;  // self-attention through the one [3E, E] projection
+  std::size_t B, Lq, Lk, S, E, H, Hkv, d;
+  std::size_t group;  // query heads per key/value head
+  bool fused;         // self-attention through one [H*d + 2*Hkv*d, E] projection
   NeedWeights need_weights;
-  std::uint64_t per_head;  // floats of one head's packed keys and values
-  // Every (batch, head) packed at once, or one at a time (long sequences:
-  // memory grows with L, not L x heads). Averaged weights sum over heads in
-  // one row, so they always take the first form.
+  std::uint64_t per_head;  // floats of one key/value head's packed keys and values
+  // Every (batch, key/value head) packed at once, or one at a time (long
+  // sequences: memory grows with L, not L x heads). Averaged weights sum
+  // over heads in one row, so they always take the first form.
   bool one_head_at_a_time;
 };
 
 struct MultiheadAttention::Impl {
-  Impl(const Config& c, std::uint64_t seed) : config(c), params(c, seed) {}
+  Impl(const Config& c, std::uint64_t seed)
+      : config(c), params(c, seed), inv_freq(rope_inverse_frequencies(c.rope)),
+        alibi(c.alibi ? alibi_slopes(c.num_heads) : std::vector<float>{}) {}
   Config config;
   Parameters params;
+  std::vector<double> inv_freq;  // rotary frequencies, or empty
+  std::vector<float> alibi;      // slopes in base-2 units, or empty
   Workspace ws;
 
   Call plan(std::int64_t batch, std::int64_t query_len, std::int64_t key_len, bool self_attention,
             NeedWeights need_weights) const;
   // Grows (or counts) every buffer a call of this shape needs: the
-  // workspace, each thread's head scratch, and the packed weights.
+  // workspace, each thread's scratch, and the packed weights.
   void fit(const Call& call, Growth& grow);
 };
 
@@ -124,30 +106,33 @@ Call MultiheadAttention::Impl::plan(std::int64_t batch, std::int64_t query_len, 
   call.S = std::size_t(mha::source_len(c, key_len));
   call.E = std::size_t(c.embed_dim);
   call.H = std::size_t(c.num_heads);
-  call.d = call.E / call.H;
+  call.Hkv = std::size_t(c.num_kv_heads);
+  call.d = std::size_t(c.head_dim);
+  call.group = call.H / call.Hkv;
   call.fused = self_attention && params.fuses_qkv();
   call.need_weights = need_weights;
   call.per_head = packed_head_size(call.S, call.d);
-  const std::uint64_t all_heads = std::uint64_t(call.B) * call.H * call.per_head;
+  const std::uint64_t all_heads = std::uint64_t(call.B) * call.Hkv * call.per_head;
   call.one_head_at_a_time = need_weights != NeedWeights::average && all_heads * sizeof(float) > kAllHeadsBytes;
   return call;
 }
 
 void MultiheadAttention::Impl::fit(const Call& c, Growth& grow) {
-  const std::uint64_t B = c.B, Lq = c.Lq, Lk = c.Lk, E = c.E;
+  const std::uint64_t B = c.B, Lq = c.Lq, Lk = c.Lk, qw = c.H * c.d, kvw = c.Hkv * c.d;
   grow.add_bytes(params.prepare_bytes(c.fused));
   if (c.fused) {
-    grow(ws.q, B * Lq * 3 * E);  // [B*L, 3E]: q | k | v
+    grow(ws.q, B * Lq * (qw + 2 * kvw));  // [B*L, H*d + 2*Hkv*d]: q | k | v
   } else {
-    grow(ws.q, B * Lq * E);
-    grow(ws.k, B * Lk * E);
-    grow(ws.v, B * Lk * E);
+    grow(ws.q, B * Lq * qw);
+    grow(ws.k, B * Lk * kvw);
+    grow(ws.v, B * Lk * kvw);
   }
-  grow(ws.packed, c.one_head_at_a_time ? c.per_head : B * c.H * c.per_head);
+  grow(ws.packed, c.one_head_at_a_time ? c.per_head : B * c.Hkv * c.per_head);
   // One scratch per thread; a count for threads without one yet counts
   // what a new one would take.
   const std::size_t threads = thread_pool().size();
   const bool weights = c.need_weights != NeedWeights::none;
+  grow(ws.angles, threads * std::uint64_t(config.rope.dim));
   if (grow.applies() && ws.head.size() < threads) ws.head.resize(threads);
   for (std::size_t t = 0; t < threads; ++t) {
     if (t < ws.head.size()) {
@@ -162,47 +147,103 @@ void MultiheadAttention::Impl::fit(const Call& c, Growth& grow) {
 
 namespace {
 
-// Step 1, the projections: q, k and v [B*L, E] with rows *_stride apart.
-// q comes out already scaled by log2(e)/sqrt(d) (kLog2e, Parameters::prepare).
-// Self-attention with in_proj_weight is one [B*L, E] x [E, 3E] GEMM: q, k,
-// v interleaved per row.
+// Step 1, the projections: q [B*Lq, H*d], k and v [B*Lk, Hkv*d], rows
+// *_stride apart. Self-attention whose key and value widths are E is one
+// GEMM: q, k, v side by side in each row.
 struct Projected {
-  const float *q, *k, *v;
+  float *q, *k, *v;
   std::size_t q_stride, k_stride, v_stride;
 };
 
 Projected project(ThreadPool& pool, const Call& c, const ForwardInput& in, const Config& config, Parameters& p,
                   Workspace& ws) {
-  const std::size_t E = c.E;
+  const std::size_t E = c.E, qw = c.H * c.d, kvw = c.Hkv * c.d;
   if (c.fused) {
-    parallel_linear(pool, in.query, c.B * c.Lq, E, p.packed_qkv(), p.b_qkv(), ws.q.data(), 3 * E);
-    const float* q = ws.q.data();
-    return {q, q + E, q + 2 * E, 3 * E, 3 * E, 3 * E};
+    const std::size_t w = qw + 2 * kvw;
+    parallel_linear(pool, in.query, c.B * c.Lq, E, p.packed_qkv(), p.b_qkv(), ws.q.data(), w);
+    float* q = ws.q.data();
+    return {q, q + qw, q + qw + kvw, w, w, w};
   }
   const float* key = in.key ? in.key : in.query;
   const float* value = in.value ? in.value : key;
   const std::size_t kdim = std::size_t(config.kdim), vdim = in.value ? std::size_t(config.vdim) : kdim;
-  parallel_linear(pool, in.query, c.B * c.Lq, E, p.packed_q(), p.b_q(), ws.q.data(), E);
-  parallel_linear(pool, key, c.B * c.Lk, kdim, p.packed_k(), p.b_k(), ws.k.data(), E);
-  parallel_linear(pool, value, c.B * c.Lk, vdim, p.packed_v(), p.b_v(), ws.v.data(), E);
-  return {ws.q.data(), ws.k.data(), ws.v.data(), E, E, E};
+  parallel_linear(pool, in.query, c.B * c.Lq, E, p.packed_q(), p.b_q(), ws.q.data(), qw);
+  parallel_linear(pool, key, c.B * c.Lk, kdim, p.packed_k(), p.b_k(), ws.k.data(), kvw);
+  parallel_linear(pool, value, c.B * c.Lk, vdim, p.packed_v(), p.b_v(), ws.v.data(), kvw);
+  return {ws.q.data(), ws.k.data(), ws.v.data(), qw, kvw, kvw};
+}
+
+// Step 1b, QK-norm and the rotary embedding, in place, each row at its
+// position (self-attention: the keys are the queries' tokens).
+void transform(ThreadPool& pool, const Call& c, const Projected& x, const Config& config, const Parameters& p,
+               const std::vector<double>& inv_freq, const ForwardOptions& o, Workspace& ws) {
+  QueryKeyTransform t;
+  t.heads = c.H;
+  t.kv_heads = c.Hkv;
+  t.d = c.d;
+  t.q_norm = p.q_norm();
+  t.k_norm = p.k_norm();
+  t.eps = float(config.qk_norm_eps);
+  t.rope_dim = std::size_t(config.rope.dim);
+  t.layout = config.rope.layout;
+  t.inv_freq = inv_freq.data();
+  if (!t.active()) return;
+  const std::size_t r = t.rope_dim;
+  auto rows = [&](float* q, std::size_t q_stride, float* k, std::size_t k_stride, std::size_t n, std::size_t len) {
+    auto position = [&](std::size_t row) { return o.positions ? std::int64_t(o.positions[row]) : std::int64_t(row % len); };
+    run_tasks(pool, ceil_div(n, kTaskTransformRows), n * (c.H + c.Hkv) * c.d * 8, [&](std::size_t task, std::size_t worker) {
+      const std::size_t r0 = task * kTaskTransformRows, r1 = std::min(n, r0 + kTaskTransformRows);
+      transform_queries_keys(t, q, q_stride, k, k_stride, r0, r1, position, ws.angles.data() + worker * r);
+    });
+  };
+  if (c.fused) {
+    rows(x.q, x.q_stride, x.k, x.k_stride, c.B * c.Lq, c.Lq);
+  } else {  // cross-attention: QK-norm only (no positions), q and k rows apart
+    rows(x.q, x.q_stride, nullptr, 0, c.B * c.Lq, c.Lq);
+    rows(nullptr, 0, x.k, x.k_stride, c.B * c.Lk, c.Lk);
+  }
+}
+
+// The score rules of this call, from its options (score_rules.hpp).
+ScoreRules rules_of(const Call& c, const Config& config, const std::vector<float>& alibi, const ForwardOptions& o) {
+  ScoreRules r;
+  r.softcap = config.softcap > 0 ? float(config.softcap * double(kLog2e)) : 0.0f;
+  r.alibi = alibi.empty() ? nullptr : alibi.data();
+  r.causal = o.is_causal;
+  r.window = config.sliding_window;
+  r.q_pos = o.positions;
+  r.k_pos = o.positions;  // self-attention: the keys are the queries' tokens
+  r.q_offset = o.bottom_right ? std::int64_t(c.Lk) - std::int64_t(c.Lq) : 0;
+  r.key_padding = o.key_padding;
+  r.attn = o.attn;
+  r.attn_layout = o.attn_per_head    ? ScoreRules::AttnLayout::per_head
+                  : o.attn_per_batch ? ScoreRules::AttnLayout::per_batch
+                                     : ScoreRules::AttnLayout::shared;
+  r.valid_lens = o.valid_lens;
+  r.valid_lens_per_query = o.valid_lens_per_query;
+  r.num_heads = std::int64_t(c.H);
+  r.lq = std::int64_t(c.Lq);
+  r.lk = std::int64_t(c.Lk);
+  return r;
 }
 
 // Step 2, attention of every head. Z_h overwrites q_h in place: a block of
 // query rows reads its q rows for the last time before writing its Z rows,
-// and no other block reads them. So concat [B*Lq, E] lives in q's buffer,
-// rows q_stride apart: one buffer of B*Lq*E floats fewer at large L.
+// and no other block reads them. So concat [B*Lq, H*d] lives in q's buffer,
+// rows q_stride apart: one buffer of B*Lq*H*d floats fewer at large L.
 void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& config, const Parameters& p,
-            const ForwardOptions& o, const ForwardOutputs& out, Workspace& ws) {
-  const std::size_t B = c.B, Lq = c.Lq, Lk = c.Lk, S = c.S, H = c.H, d = c.d;
-  float* concat = const_cast<float*>(x.q);
+            const ScoreRules& rules, const ForwardOptions& o, const ForwardOutputs& out, Workspace& ws) {
+  const std::size_t B = c.B, Lq = c.Lq, Lk = c.Lk, S = c.S, H = c.H, Hkv = c.Hkv, d = c.d;
+  float* concat = x.q;
   const std::size_t concat_stride = x.q_stride;
 
-  // Head h is columns h*d .. h*d+d-1 of q, k, v and concat (the [B, L, H, d] view).
+  // Query head h is columns h*d .. h*d+d-1 of q and concat (the [B, L, H, d]
+  // view); its key/value head g = h / group, columns g*d .. of k and v.
   auto head_input = [&](std::size_t b, std::size_t h) {
+    const std::size_t g = h / c.group;
     return HeadInput{x.q + b * Lq * x.q_stride + h * d, x.q_stride,
-                     x.k + b * Lk * x.k_stride + h * d, x.k_stride,
-                     x.v + b * Lk * x.v_stride + h * d, x.v_stride,
+                     x.k + b * Lk * x.k_stride + g * d, x.k_stride,
+                     x.v + b * Lk * x.v_stride + g * d, x.v_stride,
                      config.add_bias_kv ? p.bias_k() + h * d : nullptr,
                      config.add_bias_kv ? p.bias_v() + h * d : nullptr,
                      config.add_zero_attn, Lq, Lk, d};
@@ -221,10 +262,6 @@ void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& c
     }
     return ho;
   };
-  auto masks_of = [&](std::size_t b, std::size_t h) {
-    return MaskContext{&o, std::int64_t(b), std::int64_t(h), std::int64_t(H), std::int64_t(Lq),
-                       std::int64_t(Lk)};
-  };
 
   const std::size_t per_head = std::size_t(c.per_head);
   if (o.need_weights == NeedWeights::average) std::fill(out.weights, out.weights + B * Lq * S, 0.0f);
@@ -232,36 +269,41 @@ void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& c
   auto attend_task = [&](const HeadInput& hi, std::size_t b, std::size_t h, std::size_t row_task,
                          const float* packed, std::size_t worker) {
     const std::size_t i0 = row_task * kTaskQueries, i1 = std::min(Lq, i0 + kTaskQueries);
-    attend_rows(hi, packed, i0, i1, masks_of(b, h), head_output(b, h), ws.head[worker]);
+    attend_rows(hi, packed, i0, i1, HeadRules{&rules, std::int64_t(b), std::int64_t(h)}, head_output(b, h),
+                ws.head[worker]);
   };
-  auto pack = [&](std::size_t b, std::size_t h, std::size_t pack_task, float* packed) {
-    pack_head(head_input(b, h), packed, pack_task * kTaskKeys, std::min(S, (pack_task + 1) * kTaskKeys));
+  // Key/value head g of batch b is packed once, for its whole group of
+  // query heads (a query head of the group stands in for it: same k and v).
+  auto pack = [&](std::size_t b, std::size_t g, std::size_t pack_task, float* packed) {
+    pack_head(head_input(b, g * c.group), packed, pack_task * kTaskKeys, std::min(S, (pack_task + 1) * kTaskKeys));
   };
 
   if (c.one_head_at_a_time) {
-    // Long sequences: one (batch, head) at a time, its keys and values
-    // packed and its query blocks attended by all the threads.
+    // Long sequences: one (batch, key/value head) at a time, its keys and
+    // values packed and its group's query blocks attended by all the threads.
     for (std::size_t b = 0; b < B; ++b)
-      for (std::size_t h = 0; h < H; ++h) {
-        run_tasks(pool, pack_tasks, S * d, [&](std::size_t t, std::size_t) { pack(b, h, t, ws.packed.data()); });
-        run_tasks(pool, row_tasks, Lq * S * d, [&](std::size_t t, std::size_t worker) {
-          attend_task(head_input(b, h), b, h, t, ws.packed.data(), worker);
+      for (std::size_t g = 0; g < Hkv; ++g) {
+        run_tasks(pool, pack_tasks, S * d, [&](std::size_t t, std::size_t) { pack(b, g, t, ws.packed.data()); });
+        run_tasks(pool, c.group * row_tasks, c.group * Lq * S * d, [&](std::size_t t, std::size_t worker) {
+          const std::size_t h = g * c.group + t / row_tasks;
+          attend_task(head_input(b, h), b, h, t % row_tasks, ws.packed.data(), worker);
         });
       }
     return;
   }
-  // Every head packed first, then one loop over (batch, head, query
-  // block): many tasks, so the threads finish together, and the last query
-  // blocks first, which under a causal mask are the longest. Averaged
-  // weights sum over heads into one row, so there a task takes every head
-  // of its rows, in order: the sum is the same for any thread count. When a
-  // head's queries are one block, its one task packs its keys itself: no
-  // loop of its own for that, and the keys are attended while in cache.
-  const bool pack_in_task = row_tasks == 1;
+  // Every key/value head packed first, then one loop over (batch, query
+  // head, query block): many tasks, so the threads finish together, and the
+  // last query blocks first, which under a causal mask are the longest.
+  // Averaged weights sum over heads into one row, so there a task takes
+  // every head of its rows, in order: the sum is the same for any thread
+  // count. When a head's queries are one block and no other head shares its
+  // keys, its one task packs them itself: no loop of its own for that, and
+  // the keys are attended while in cache.
+  const bool pack_in_task = row_tasks == 1 && c.group == 1;
   if (!pack_in_task)
-    run_tasks(pool, B * H * pack_tasks, B * H * S * d, [&](std::size_t t, std::size_t) {
-      const std::size_t bh = t / pack_tasks;
-      pack(bh / H, bh % H, t % pack_tasks, ws.packed.data() + bh * per_head);
+    run_tasks(pool, B * Hkv * pack_tasks, B * Hkv * S * d, [&](std::size_t t, std::size_t) {
+      const std::size_t bg = t / pack_tasks;
+      pack(bg / Hkv, bg % Hkv, t % pack_tasks, ws.packed.data() + bg * per_head);
     });
   const bool heads_per_task = o.need_weights != NeedWeights::average;
   const std::size_t groups = B * (heads_per_task ? H : 1);  // (batch, head) or batch
@@ -271,20 +313,20 @@ void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& c
     const std::size_t h0 = heads_per_task ? g % H : 0, h1 = heads_per_task ? h0 + 1 : H;
     for (std::size_t h = h0; h < h1; ++h) {
       const HeadInput hi = head_input(b, h);
-      float* packed = ws.packed.data() + (b * H + h) * per_head;
+      float* packed = ws.packed.data() + (b * Hkv + h / c.group) * per_head;
       if (pack_in_task) pack_head(hi, packed, 0, S);
       attend_task(hi, b, h, rt, packed, worker);
     }
   });
 }
 
-// Step 4, the copies out: concat [B, Lq, E] and the heads [B, Lq, H, d] ->
+// Step 4, the copies out: concat [B, Lq, H*d] and the heads [B, Lq, H, d] ->
 // [B, H, Lq, d], both from concat's rows in q's buffer.
 void copy_out(const Call& c, const float* concat, std::size_t concat_stride, const ForwardOutputs& out) {
-  const std::size_t B = c.B, Lq = c.Lq, E = c.E, H = c.H, d = c.d;
+  const std::size_t B = c.B, Lq = c.Lq, H = c.H, d = c.d, width = H * d;
   if (out.concat)
     for (std::size_t r = 0; r < B * Lq; ++r)
-      std::copy(concat + r * concat_stride, concat + r * concat_stride + E, out.concat + r * E);
+      std::copy(concat + r * concat_stride, concat + r * concat_stride + width, out.concat + r * width);
   if (out.heads)
     for (std::size_t b = 0; b < B; ++b)
       for (std::size_t h = 0; h < H; ++h)
@@ -303,9 +345,7 @@ MultiheadAttention::MultiheadAttention(MultiheadAttention&&) noexcept = default;
 MultiheadAttention& MultiheadAttention::operator=(MultiheadAttention&&) noexcept = default;
 
 const Config& MultiheadAttention::config() const { return impl_->config; }
-std::int64_t MultiheadAttention::head_dim() const {
-  return impl_->config.embed_dim / impl_->config.num_heads;
-}
+std::int64_t MultiheadAttention::head_dim() const { return impl_->config.head_dim; }
 std::int64_t MultiheadAttention::source_len(std::int64_t key_len) const {
   return mha::source_len(impl_->config, key_len);
 }
@@ -352,10 +392,11 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
   p.prepare(call.fused);
   ThreadPool& pool = thread_pool();
 
-  const Projected x = project(pool, call, in, c, p, impl_->ws);           // 1. q, k, v
-  attend(pool, call, x, c, p, o, out, impl_->ws);                         // 2. Z_h into concat (q's buffer)
+  const Projected x = project(pool, call, in, c, p, impl_->ws);            // 1. q, k, v
+  transform(pool, call, x, c, p, impl_->inv_freq, o, impl_->ws);            //    QK-norm, RoPE
+  attend(pool, call, x, c, p, rules_of(call, c, impl_->alibi, o), o, out, impl_->ws);  // 2. Z_h into concat
   parallel_linear(pool, x.q, call.B * call.Lq, x.q_stride, p.packed_o(), p.b_o(), out.output, call.E);  // 3.
-  copy_out(call, x.q, x.q_stride, out);                                   // 4. concat, heads
+  copy_out(call, x.q, x.q_stride, out);                                    // 4. concat, heads
 }
 
 }  // namespace mha

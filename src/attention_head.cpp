@@ -104,7 +104,7 @@ void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j
 // [keys, queries]. One block holds the whole row of scores, so the softmax
 // needs no rescaling and the weights are the tile's own 2^(s - m) / l.
 static void attend_narrow_rows(const HeadInput& in, const float* packed, std::size_t row0, std::size_t row1,
-                               const MaskContext& masks, const HeadOutput& out, HeadScratch& sc) {
+                               const HeadRules& rules, const HeadOutput& out, HeadScratch& sc) {
   constexpr std::size_t Q = kNarrowQueries;
   const std::size_t d = in.d, lk = in.lk, s = source_keys(in), extra = s - lk;
   const float* k = packed;          // K [S, d]
@@ -119,10 +119,10 @@ static void attend_narrow_rows(const HeadInput& in, const float* packed, std::si
     for (std::size_t c = rows; c < Q; ++c)  // missing queries are 0, their lanes never read
       for (std::size_t t = 0; t < d; ++t) qt[t * Q + c] = 0.0f;
     // Keys [live, Lk) are blocked for every query here: weight 0, not computed.
-    const std::int64_t dead = first_dead_key(masks, std::int64_t(i0), std::int64_t(i0 + rows));
+    const std::int64_t dead = live_keys(rules, std::int64_t(i0), std::int64_t(i0 + rows)).end;
     const std::size_t live = std::min(lk, std::size_t(dead)), keys = extra + live;
     simd::narrow_scores(qt, d, k, d, keys, p);
-    add_masks(p + extra * Q, Q, masks, std::int64_t(i0), std::int64_t(i0 + rows), 0, std::int64_t(live));
+    apply_score_rules(p + extra * Q, Q, rules, std::int64_t(i0), std::int64_t(i0 + rows), 0, std::int64_t(live));
     simd::narrow_softmax_values(p, keys, v, d, d, fill, m, l, o);  // o: Z^T, fill in fully masked rows
 
     for (std::size_t c = 0; c < rows; ++c) {
@@ -159,8 +159,8 @@ void fit_scratch(HeadScratch& sc, std::uint64_t s, std::uint64_t d, bool weights
 }
 
 void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std::size_t row1,
-                 const MaskContext& masks, const HeadOutput& out, HeadScratch& sc) {
-  if (is_narrow(in.d)) return attend_narrow_rows(in, packed, row0, row1, masks, out, sc);
+                 const HeadRules& rules, const HeadOutput& out, HeadScratch& sc) {
+  if (is_narrow(in.d)) return attend_narrow_rows(in, packed, row0, row1, rules, out, sc);
   const std::size_t d = in.d, lk = in.lk, s = source_keys(in), d_pad = round_up(d, kPanel);
   const float* k_groups = packed;
   const float* v_panels = packed + round_up(s, kRows) * d;
@@ -182,7 +182,8 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
     std::fill(l, l + cols, 0.0f);
     // Raw scores of blocks skipped below stay -inf: weight 2^-inf = 0.
     if (want_weights) std::fill(sc.wide.begin(), sc.wide.begin() + rows * s, kNegInf);
-    const std::size_t dead = std::size_t(first_dead_key(masks, std::int64_t(i0), std::int64_t(i0 + rows)));
+    const KeyRange live = live_keys(rules, std::int64_t(i0), std::int64_t(i0 + rows));
+    const std::size_t first = std::size_t(live.first), dead = std::size_t(live.end);
 
     // Until a key block is computed O holds nothing: the first one writes it
     // (no rescale, no sum onto zeros). A row no block reaches is fully masked
@@ -190,12 +191,12 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
     bool first_block = true;
     for (std::size_t j0 = 0; j0 < s; j0 += kKeyBlock) {
       const std::size_t j1 = std::min(s, j0 + kKeyBlock), keys = j1 - j0;
-      if (j0 >= dead && j1 <= lk) continue;  // every row has all these keys blocked
+      if (j1 <= lk && (j0 >= dead || j1 <= first)) continue;  // every row has all these keys blocked
 
       // tile[j, i] = k_j . q_i (log2(e)/sqrt(d) is in q: base-2 scores).
       simd::gemm(RowGroups{k_groups + (j0 / kRows) * d * kRows, d * kRows, kRows}, keys,
                  Panels{q_panels, d * kPanel}, d, cols, nullptr, false, tile, kQueryBlock);
-      add_masks(tile, kQueryBlock, masks, std::int64_t(i0), std::int64_t(i0 + rows), std::int64_t(j0),
+      apply_score_rules(tile, kQueryBlock, rules, std::int64_t(i0), std::int64_t(i0 + rows), std::int64_t(j0),
                 std::int64_t(j1));
       if (want_weights)
         for (std::size_t j = 0; j < keys; ++j)

@@ -19,7 +19,7 @@
 
 #include "buffers.hpp"
 #include "kernels.hpp"
-#include "masks.hpp"
+#include "score_rules.hpp"
 
 namespace mha {
 
@@ -85,6 +85,6 @@ void fit_scratch(HeadScratch& scratch, std::uint64_t s, std::uint64_t d, bool we
 // Attention of query rows [i0, i1) over the packed keys and values, with
 // scratch fitted for this head (fit_scratch).
 void attend_rows(const HeadInput& in, const float* packed, std::size_t i0, std::size_t i1,
-                 const MaskContext& masks, const HeadOutput& out, HeadScratch& scratch);
+                 const HeadRules& rules, const HeadOutput& out, HeadScratch& scratch);
 
 }  // namespace mha

@@ -3,6 +3,7 @@
 #include "buffers.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <utility>
@@ -32,6 +33,36 @@ void check_pointer(const void* p, std::int64_t count, const char* name) {
     type_error(std::string(name) + " is null but must hold " + str(count) + " values");
 }
 
+// The options of today's decoder attention, and the names they need.
+void check_decoder_options(const Config& c) {
+  const bool torch = c.names == WeightNames::torch;
+  if (torch && (c.num_kv_heads != c.num_heads || c.head_dim * c.num_heads != c.embed_dim))
+    range_error("nn.MultiheadAttention's names (in_proj_weight, ...) hold num_kv_heads == num_heads and head_dim == embed_dim / num_heads; use Hugging Face's names for num_kv_heads=" +
+                str(c.num_kv_heads) + ", head_dim=" + str(c.head_dim));
+  if (torch && c.qk_norm_eps > 0) range_error("qk_norm needs Hugging Face's names (q_norm.weight, k_norm.weight)");
+  if (!torch && (c.add_bias_kv || c.add_zero_attn))
+    range_error("add_bias_kv and add_zero_attn are nn.MultiheadAttention's: they need its names");
+  const Rope& r = c.rope;
+  if (r.dim < 0 || r.dim % 2 != 0 || r.dim > c.head_dim)
+    range_error("rope.dim must be even and <= head_dim (" + str(c.head_dim) + "), got " + str(r.dim));
+  if (r.dim > 0) {
+    if (!(r.base > 1 && std::isfinite(r.base))) range_error("rope.base must be a finite number > 1, got " + std::to_string(r.base));
+    if (r.scaling != Rope::Scaling::none && !(r.factor > 0 && std::isfinite(r.factor)))
+      range_error("rope.scaling.factor must be a finite number > 0, got " + std::to_string(r.factor));
+    if (r.scaling == Rope::Scaling::llama3 &&
+        !(r.low_freq_factor > 0 && r.high_freq_factor > r.low_freq_factor && r.original_max_positions > 0 &&
+          std::isfinite(r.high_freq_factor) && std::isfinite(r.original_max_positions)))
+      range_error("rope.scaling (llama3) needs 0 < lowFreqFactor < highFreqFactor and originalMaxPositionEmbeddings > 0");
+  }
+  if (!(c.scale >= 0 && std::isfinite(c.scale))) range_error("scale must be a finite number > 0, got " + std::to_string(c.scale));
+  if (!(c.softcap >= 0 && std::isfinite(c.softcap))) range_error("softcap must be a finite number > 0, got " + std::to_string(c.softcap));
+  if (c.sliding_window < 0) range_error("sliding_window must be >= 1 (or 0 for none), got " + str(c.sliding_window));
+  if (!(c.qk_norm_eps >= 0 && std::isfinite(c.qk_norm_eps)))
+    range_error("qk_norm eps must be a finite number > 0, got " + std::to_string(c.qk_norm_eps));
+  if ((c.add_bias_kv || c.add_zero_attn) && (c.softcap > 0 || c.alibi || c.sliding_window > 0 || r.dim > 0))
+    range_error("add_bias_kv and add_zero_attn keys have no position: they do not combine with rope, alibi, softcap or sliding_window");
+}
+
 }  // namespace
 
 std::string gib(std::uint64_t bytes) {
@@ -51,16 +82,26 @@ Config checked_config(const Config& c) {
   Config r = c;
   if (c.embed_dim <= 0) range_error("embed_dim must be a positive integer, got " + str(c.embed_dim));
   if (c.num_heads <= 0) range_error("num_heads must be a positive integer, got " + str(c.num_heads));
-  if (c.embed_dim % c.num_heads != 0)
+  if (c.head_dim < 0) range_error("head_dim must be a positive integer (or 0 for embed_dim / num_heads), got " + str(c.head_dim));
+  if (c.head_dim == 0 && c.embed_dim % c.num_heads != 0)
     range_error("embed_dim must be divisible by num_heads, got embed_dim=" + str(c.embed_dim) +
                 " and num_heads=" + str(c.num_heads));
   if (c.kdim < 0) range_error("kdim must be a positive integer (or 0 for embed_dim), got " + str(c.kdim));
   if (c.vdim < 0) range_error("vdim must be a positive integer (or 0 for embed_dim), got " + str(c.vdim));
+  if (c.num_kv_heads < 0)
+    range_error("num_kv_heads must be a positive integer (or 0 for num_heads), got " + str(c.num_kv_heads));
   if (r.kdim == 0) r.kdim = c.embed_dim;
   if (r.vdim == 0) r.vdim = c.embed_dim;
+  if (r.num_kv_heads == 0) r.num_kv_heads = c.num_heads;
+  if (r.head_dim == 0) r.head_dim = c.embed_dim / c.num_heads;
   // Sizes are 32-bit in WebAssembly: no dimension past 2^31 - 1.
-  for (auto [value, name] : {std::pair{r.embed_dim, "embed_dim"}, {r.kdim, "kdim"}, {r.vdim, "vdim"}})
+  for (auto [value, name] : {std::pair{r.embed_dim, "embed_dim"}, {r.kdim, "kdim"}, {r.vdim, "vdim"},
+                             {r.num_heads, "num_heads"}, {r.head_dim, "head_dim"}})
     if (value > kMaxDim) range_error(std::string(name) + " must be <= " + str(kMaxDim) + ", got " + str(value));
+  if (r.num_heads % r.num_kv_heads != 0)
+    range_error("num_heads must be a multiple of num_kv_heads (each key/value head serves a group of query heads), got num_heads=" +
+                str(r.num_heads) + " and num_kv_heads=" + str(r.num_kv_heads));
+  check_decoder_options(r);
   // Every tensor of the layer, and all of them together, must be
   // addressable: this size_t (32 bits in wasm32) may not wrap around.
   const std::uint64_t bytes = MultiheadAttention::layer_bytes(r);
@@ -79,7 +120,8 @@ void check_call_shape(const Config& c, std::int64_t batch, std::int64_t query_le
   // largest are the weights, B*H*Lq*S, and the projections, B*L*3E.
   const std::int64_t s = source_len(c, key_len);
   checked_mul(checked_mul(checked_mul(batch, c.num_heads, "weights"), query_len, "weights"), s, "weights");
-  checked_mul(checked_mul(batch, std::max(query_len, key_len), "projections"), 3 * c.embed_dim, "projections");
+  const std::int64_t widths = std::max(3 * c.embed_dim, (c.num_heads + 2 * c.num_kv_heads) * c.head_dim);
+  checked_mul(checked_mul(batch, std::max(query_len, key_len), "projections"), widths, "projections");
 }
 
 void check_forward(const Config& c, const ForwardInput& in, const ForwardOptions& o,
@@ -115,6 +157,10 @@ void check_forward(const Config& c, const ForwardInput& in, const ForwardOptions
     type_error("options.attn: give blocked or additive, not both");
   if (o.attn_per_head && !o.attn.present())
     type_error("options.attn_per_head is set but options.attn is empty");
+  if (o.attn_per_head && o.attn_per_batch)
+    type_error("options.attn_per_head and options.attn_per_batch are both set");
+  if (in.key != nullptr && (c.rope.dim > 0 || c.alibi || o.positions != nullptr))
+    range_error("rope, alibi and positions are for self-attention: cross-attention's keys have no positions of the queries' kind");
   if (o.valid_lens_per_query && o.valid_lens == nullptr)
     type_error("options.valid_lens_per_query is set but options.valid_lens is null");
   if (o.valid_lens != nullptr) {

@@ -35,6 +35,9 @@ struct PackedWeight {
 };
 
 PackedWeight pack_weight(const float* w, std::size_t n, std::size_t k);
+// The same for a weight whose rows lie apart: row i at rows[i], k floats
+// (the fused [Wq; Wk; Wv] of three separately stored projections).
+PackedWeight pack_weight_rows(const std::vector<const float*>& rows, std::size_t k);
 
 // The transposition pack_weight makes, into dst: W [n, k] with rows w_stride
 // apart, as ceil(n / kPanel) panels of k rows of kPanel floats, the padding
@@ -131,6 +134,14 @@ void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k
 // 1 <= d <= kNarrowWidth.
 void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
                            float fill, float* m, float* l, float* o);
+// RMSNorm of one head's features (Qwen3's QK-norm, Hugging Face's
+// Qwen3RMSNorm): x = x / sqrt(mean(x^2) + eps) * w, over x[0, d).
+void rms_norm(float* x, std::size_t d, const float* w, float eps);
+// Rotary embedding of x's first r features in the 'half' layout (Hugging
+// Face's rotate_half): each pair (x[t], x[t + r/2]) turned by the angle
+// whose cosine and sine are c[t] and s[t], t < r/2:
+//   x[t] = x[t] c - x[t + r/2] s,   x[t + r/2] = x[t + r/2] c + x[t] s
+void rotate_half(float* x, std::size_t r, const float* c, const float* s);
 }  // namespace simd
 
 namespace scalar {
@@ -147,6 +158,12 @@ void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k
                    float* scores);
 void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
                            float fill, float* m, float* l, float* o);
+void rms_norm(float* x, std::size_t d, const float* w, float eps);
+void rotate_half(float* x, std::size_t r, const float* c, const float* s);
+// The 'interleaved' layout (GPT-J, GGUF): pairs (x[2t], x[2t + 1]), the same
+// turn. One version: lanes would need a shuffle per pair, for a step that
+// is a sliver of the layer's time.
+void rotate_interleaved(float* x, std::size_t r, const float* c, const float* s);
 // Same contract as simd::linear but reads W [N, K] unpacked.
 void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w, std::size_t n,
             std::size_t k, const float* bias, float* y, std::size_t y_stride);

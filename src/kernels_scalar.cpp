@@ -113,4 +113,28 @@ void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w,
       y[i * y_stride + j] = float(dot(x + i * x_stride, w + j * k, k) + (bias ? bias[j] : 0.0));
 }
 
+void rms_norm(float* x, std::size_t d, const float* w, float eps) {
+  double sum = 0.0;
+  for (std::size_t t = 0; t < d; ++t) sum += double(x[t]) * double(x[t]);
+  const float inv = float(1.0 / std::sqrt(sum / double(d) + double(eps)));
+  for (std::size_t t = 0; t < d; ++t) x[t] = x[t] * inv * w[t];
+}
+
+void rotate_half(float* x, std::size_t r, const float* c, const float* s) {
+  const std::size_t half = r / 2;
+  for (std::size_t t = 0; t < half; ++t) {
+    const float a = x[t], b = x[t + half];
+    x[t] = a * c[t] - b * s[t];
+    x[t + half] = b * c[t] + a * s[t];
+  }
+}
+
+void rotate_interleaved(float* x, std::size_t r, const float* c, const float* s) {
+  for (std::size_t t = 0; t < r / 2; ++t) {
+    const float a = x[2 * t], b = x[2 * t + 1];
+    x[2 * t] = a * c[t] - b * s[t];
+    x[2 * t + 1] = b * c[t] + a * s[t];
+  }
+}
+
 }  // namespace mha::scalar

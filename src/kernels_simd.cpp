@@ -268,14 +268,14 @@ void narrow_softmax_values_of_width(float* p, std::size_t keys, const float* v, 
 static_assert(kNarrowQueries == kLanes, "a narrow block is one query per lane");
 static_assert(kNarrowWidth == 6, "the switches below cover widths 1 to 6");
 
-}  // namespace
-
-void pack_panels(const float* w, std::size_t n, std::size_t k, std::size_t w_stride, float* dst) {
+// pack_panels over rows found by row(i): W[i, :].
+template <typename Row>
+void pack_rows(Row row, std::size_t n, std::size_t k, float* dst) {
   for (std::size_t p = 0; p * kPanel < n; ++p) {
     float* panel = dst + p * k * kPanel;
     const std::size_t cols = std::min(kPanel, n - p * kPanel);
     for (std::size_t c = 0; c < cols; ++c) {
-      const float* w_row = w + (p * kPanel + c) * w_stride;  // W[p*kPanel + c, :]
+      const float* w_row = row(p * kPanel + c);
       for (std::size_t kk = 0; kk < k; ++kk) panel[kk * kPanel + c] = w_row[kk];
     }
     // The padding columns column by column too: a fill per k row would be a
@@ -284,6 +284,20 @@ void pack_panels(const float* w, std::size_t n, std::size_t k, std::size_t w_str
     for (std::size_t c = cols; c < kPanel; ++c)
       for (std::size_t kk = 0; kk < k; ++kk) panel[kk * kPanel + c] = 0.0f;
   }
+}
+}  // namespace
+
+void pack_panels(const float* w, std::size_t n, std::size_t k, std::size_t w_stride, float* dst) {
+  pack_rows([&](std::size_t i) { return w + i * w_stride; }, n, k, dst);
+}
+
+PackedWeight pack_weight_rows(const std::vector<const float*>& rows, std::size_t k) {
+  PackedWeight packed;
+  packed.n = rows.size();
+  packed.k = k;
+  packed.data.resize((packed.n + kPanel - 1) / kPanel * k * kPanel);
+  pack_rows([&](std::size_t i) { return rows[i]; }, packed.n, k, packed.data.data());
+  return packed;
 }
 
 PackedWeight pack_weight(const float* w, std::size_t n, std::size_t k) {
@@ -428,6 +442,38 @@ void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size
     case 4: return narrow_softmax_values_of_width<4>(p, keys, v, v_stride, fill, m, l, o);
     case 5: return narrow_softmax_values_of_width<5>(p, keys, v, v_stride, fill, m, l, o);
     default: return narrow_softmax_values_of_width<6>(p, keys, v, v_stride, fill, m, l, o);
+  }
+}
+
+void rms_norm(float* x, std::size_t d, const float* w, float eps) {
+  batch acc(0.0f);
+  std::size_t t = 0;
+  for (; t + kLanes <= d; t += kLanes) {
+    const batch v = batch::load_unaligned(x + t);
+    acc = madd(v, v, acc);
+  }
+  float sum = xsimd::reduce_add(acc);
+  for (; t < d; ++t) sum += x[t] * x[t];  // scalar tail
+  const float inv = 1.0f / std::sqrt(sum / float(d) + eps);
+  const batch vinv(inv);
+  for (t = 0; t + kLanes <= d; t += kLanes)
+    (batch::load_unaligned(x + t) * vinv * batch::load_unaligned(w + t)).store_unaligned(x + t);
+  for (; t < d; ++t) x[t] = x[t] * inv * w[t];  // scalar tail
+}
+
+void rotate_half(float* x, std::size_t r, const float* c, const float* s) {
+  const std::size_t half = r / 2;
+  std::size_t t = 0;
+  for (; t + kLanes <= half; t += kLanes) {
+    const batch a = batch::load_unaligned(x + t), b = batch::load_unaligned(x + t + half);
+    const batch vc = batch::load_unaligned(c + t), vs = batch::load_unaligned(s + t);
+    (a * vc - b * vs).store_unaligned(x + t);
+    (b * vc + a * vs).store_unaligned(x + t + half);
+  }
+  for (; t < half; ++t) {  // scalar tail
+    const float a = x[t], b = x[t + half];
+    x[t] = a * c[t] - b * s[t];
+    x[t + half] = b * c[t] + a * s[t];
   }
 }
 

@@ -46,15 +46,51 @@ class Error : public std::runtime_error {
   Kind kind_;
 };
 
-// The layer's hyper-parameters, as nn.MultiheadAttention's constructor takes them.
+// The names the layer's parameters go by: nn.MultiheadAttention's
+// state_dict (in_proj_weight, out_proj.weight, ...), or Hugging Face's
+// (q_proj.weight, k_proj.weight, v_proj.weight, o_proj.weight, q_norm.weight ...).
+enum class WeightNames { torch, hf };
+
+// Rotary position embedding (RoFormer, Su et al. 2021), as Hugging Face
+// applies it; see shared/DECODER_ATTENTION.md. Angles in double precision.
+struct Rope {
+  enum class Layout { half, interleaved };  // pairs (x[t], x[t + r/2]) or (x[2t], x[2t+1])
+  enum class Scaling { none, linear, llama3 };
+  std::int64_t dim = 0;  // r, even, <= head_dim; 0 = no RoPE
+  double base = 10000.0;
+  Layout layout = Layout::half;
+  Scaling scaling = Scaling::none;
+  double factor = 1.0;                 // linear and llama3
+  double low_freq_factor = 1.0;        // llama3
+  double high_freq_factor = 4.0;       // llama3
+  double original_max_positions = 8192;  // llama3
+};
+
+// The layer's hyper-parameters: nn.MultiheadAttention's constructor's, then
+// those of today's decoder attention (Llama, Qwen, Mistral, Gemma, Phi, ...).
 struct Config {
   std::int64_t embed_dim = 0;   // E
-  std::int64_t num_heads = 0;   // H; E % H == 0
+  std::int64_t num_heads = 0;   // H; E % H == 0 unless head_dim is given
   std::int64_t kdim = 0;        // 0 means embed_dim
   std::int64_t vdim = 0;        // 0 means embed_dim
-  bool bias = true;             // in_proj_bias and out_proj.bias exist
-  bool add_bias_kv = false;     // bias_k and bias_v exist; one extra key
-  bool add_zero_attn = false;   // one extra all-zero key per head
+  bool bias = true;             // torch names: in_proj_bias and out_proj.bias exist
+  bool add_bias_kv = false;     // bias_k and bias_v exist; one extra key (torch names only)
+  bool add_zero_attn = false;   // one extra all-zero key per head (torch names only)
+
+  WeightNames names = WeightNames::torch;
+  std::int64_t num_kv_heads = 0;  // Hkv, H % Hkv == 0; 0 means num_heads
+  std::int64_t head_dim = 0;      // d; 0 means embed_dim / num_heads
+  // Hugging Face names: which projections have a bias (Qwen2: q, k, v;
+  // Whisper: q, v, o). `bias` is not used then.
+  struct Biases {
+    bool q = true, k = true, v = true, o = true;
+  } hf_bias;
+  Rope rope;
+  double scale = 0;          // scores are scale * q.k; 0 means 1/sqrt(d)
+  double softcap = 0;        // c: scores become c * tanh(s / c); 0 = none (Gemma 2)
+  bool alibi = false;        // BLOOM's slopes, any head count
+  std::int64_t sliding_window = 0;  // W keys counting the query itself; 0 = none
+  double qk_norm_eps = 0;    // RMSNorm of q and k per head with q_norm/k_norm (Qwen3); 0 = none
 };
 
 // A mask given either as booleans (nonzero = blocked, as nn.MultiheadAttention)
@@ -82,9 +118,16 @@ struct ForwardInput {
 
 struct ForwardOptions {
   Mask key_padding;                        // [B, Lk]
-  Mask attn;                               // [Lq, Lk], or [B*H, Lq, Lk] when attn_per_head
-  bool attn_per_head = false;
-  bool is_causal = false;                  // key j blocked for query i when j > i
+  Mask attn;                               // [Lq, Lk], or [B*H, Lq, Lk] / [B, Lq, Lk] as below
+  bool attn_per_head = false;              // [B*H, Lq, Lk] (= [B, H, Lq, Lk])
+  bool attn_per_batch = false;             // [B, Lq, Lk] (Hugging Face's [B, 1, Lq, Lk])
+  // Positions of the queries [B, Lq], which RoPE, ALiBi, causal masking and
+  // the window use; keys of self-attention are at the same positions. When
+  // null, queries are at 0 .. Lq-1 (+ Lk - Lq with bottom_right) and keys
+  // at 0 .. Lk-1.
+  const std::int32_t* positions = nullptr;
+  bool bottom_right = false;               // implicit query positions end with the keys'
+  bool is_causal = false;                  // key blocked for a query when its position is after the query's
   const std::int32_t* valid_lens = nullptr;  // [B], or [B, Lq] when valid_lens_per_query
   bool valid_lens_per_query = false;
   NeedWeights need_weights = NeedWeights::none;

@@ -33,10 +33,13 @@ double packed_floats(double n, double k) {
   return std::ceil(n / double(PackedWeight::kPanel)) * double(PackedWeight::kPanel) * k;
 }
 
-// Floats of q, k and v packed in the form prepare() makes: one [3E, E]
-// block for fused self-attention, or three.
-double packed_projection_floats(double e, double kd, double vd, bool fused) {
-  return fused ? packed_floats(3 * e, e) : packed_floats(e, e) + packed_floats(e, kd) + packed_floats(e, vd);
+// Floats of q, k and v packed in the form prepare() makes: one block of
+// [Wq; Wk; Wv] rows for fused self-attention, or three.
+double packed_projection_floats(const Config& c, bool fused) {
+  const double e = double(c.embed_dim), qw = double(c.num_heads * c.head_dim),
+               kvw = double(c.num_kv_heads * c.head_dim);
+  return fused ? packed_floats(qw + 2 * kvw, e)
+               : packed_floats(qw, e) + packed_floats(kvw, double(c.kdim)) + packed_floats(kvw, double(c.vdim));
 }
 
 // Doubles: exact to 2^53, and no configuration can overflow them.
@@ -45,10 +48,54 @@ std::uint64_t to_bytes(double floats) {
   return bytes >= 1.8e19 ? std::numeric_limits<std::uint64_t>::max() : std::uint64_t(bytes);
 }
 
+// Which projections have a bias, whatever the names.
+Config::Biases biases_of(const Config& c) {
+  if (c.names == WeightNames::hf) return c.hf_bias;
+  return {c.bias, c.bias, c.bias, c.bias};
+}
+
+// The score scale times log2(e), in float: scores come out of Q.K^T in
+// the softmax's base-2 units. The default's arithmetic is the first
+// round's, so its bits are too.
+float scale_of(const Config& c) {
+  if (c.scale > 0) return float(c.scale * double(kLog2e));
+  return kLog2e / std::sqrt(float(c.head_dim));
+}
+
 }  // namespace
 
-Parameters::Parameters(const Config& c, std::uint64_t seed) : config_(c) {
-  const std::int64_t e = c.embed_dim;
+// The parameter list, under each kind of names, in the order the library
+// that names them lists them.
+Parameters::Parameters(const Config& c, std::uint64_t seed)
+    : config_(c), has_bias_(biases_of(c)), scale_(scale_of(c)) {
+  const std::int64_t e = c.embed_dim, qw = c.num_heads * c.head_dim, kvw = c.num_kv_heads * c.head_dim;
+  Random rng(seed);
+  if (c.names == WeightNames::hf) {
+    // nn.Linear's defaults (kaiming_uniform_(a=sqrt(5)): bound 1/sqrt(fan_in),
+    // the bias too) from our own generator; norms start at 1.
+    auto linear = [&](const std::string& name, std::int64_t out, std::int64_t in, bool bias) {
+      params_.push_back({name + ".weight", {out, in}, {}});
+      if (bias) params_.push_back({name + ".bias", {out}, {}});
+    };
+    linear("q_proj", qw, e, has_bias_.q);
+    linear("k_proj", kvw, c.kdim, has_bias_.k);
+    linear("v_proj", kvw, c.vdim, has_bias_.v);
+    linear("o_proj", e, qw, has_bias_.o);
+    if (c.qk_norm_eps > 0) {
+      params_.push_back({"q_norm.weight", {c.head_dim}, {}});
+      params_.push_back({"k_norm.weight", {c.head_dim}, {}});
+    }
+    for (auto& p : params_) {
+      p.values.assign(std::size_t(product(p.shape)), 1.0f);
+      if (p.name.find("_norm.") != std::string::npos) continue;
+      const std::int64_t fan_in = p.name.rfind(".bias") != std::string::npos ? get(p.name.substr(0, p.name.size() - 5) + ".weight").shape[1]
+                                                                              : p.shape[1];
+      fill_uniform(p.values, rng, 1.0 / std::sqrt(double(fan_in)));
+    }
+    b_o_ = has_bias_.o ? get("o_proj.bias").values.data() : nullptr;
+    k_norm_ = c.qk_norm_eps > 0 ? get("k_norm.weight").values.data() : nullptr;
+    return;
+  }
   const bool same_dims = c.kdim == e && c.vdim == e;  // PyTorch's _qkv_same_embed_dim
   if (same_dims) {
     params_.push_back({"in_proj_weight", {3 * e, e}, {}});
@@ -68,7 +115,6 @@ Parameters::Parameters(const Config& c, std::uint64_t seed) : config_(c) {
 
   // nn.MultiheadAttention._reset_parameters, in its order, from our own
   // generator (PyTorch's RNG stream is not reproduced; the distributions are).
-  Random rng(seed);
   if (same_dims) {
     // xavier_uniform_ on [3E, E]: fan_in = E, fan_out = 3E.
     fill_uniform(find_mutable("in_proj_weight")->values, rng, std::sqrt(6.0 / double(4 * e)));
@@ -92,21 +138,37 @@ Parameters::Parameters(const Config& c, std::uint64_t seed) : config_(c) {
 }
 
 std::uint64_t MultiheadAttention::layer_bytes(const Config& c) {
-  const double e = double(c.embed_dim), kd = double(c.kdim ? c.kdim : c.embed_dim),
-               vd = double(c.vdim ? c.vdim : c.embed_dim);
-  const bool same_dims = kd == e && vd == e;
-  const double params = e * (e + kd + vd) + e * e + (c.bias ? 4 * e : 0) + (c.add_bias_kv ? 2 * e : 0);
-  // Packed: out_proj, the scaled biases, and the projections in the form
-  // self-attention reads (Parameters::prepare).
-  const double packed = packed_floats(e, e) + 3 * e + packed_projection_floats(e, kd, vd, same_dims);
+  const double e = double(c.embed_dim), qw = double(c.num_heads * c.head_dim),
+               kvw = double(c.num_kv_heads * c.head_dim), d = double(c.head_dim);
+  const double params = qw * e + kvw * double(c.kdim + c.vdim) + e * qw + 2 * qw + 2 * kvw + 2 * e +
+                        (c.add_bias_kv ? 2 * e : 0) + (c.qk_norm_eps > 0 ? 3 * d : 0);
+  // Packed: the output projection, the scaled biases, and the projections
+  // in the form self-attention reads (Parameters::prepare).
+  const double packed = packed_floats(e, qw) + qw + 2 * kvw +
+                        packed_projection_floats(c, c.kdim == c.embed_dim && c.vdim == c.embed_dim);
   return to_bytes(params + packed);
 }
 
 std::uint64_t Parameters::prepare_bytes(bool fused_self_attention) const {
-  const double e = double(config_.embed_dim), kd = double(config_.kdim), vd = double(config_.vdim);
-  const double form = packed_projection_floats(e, kd, vd, fused_self_attention);
-  if (stale_) return to_bytes(packed_floats(e, e) + 3 * e + form);
+  const double form = packed_projection_floats(config_, fused_self_attention);
+  if (stale_) {
+    const double e = double(config_.embed_dim), qw = double(q_width()), kvw = double(kv_width());
+    return to_bytes(packed_floats(e, qw) + qw + 2 * kvw + double(config_.head_dim) + form);
+  }
   return (fused_self_attention ? qkv_ready_ : separate_ready_) ? 0 : to_bytes(form);
+}
+
+Parameters::Projections Parameters::projections() const {
+  auto data = [&](const char* name) { const Parameter* p = find(name); return p ? p->values.data() : nullptr; };
+  if (config_.names == WeightNames::hf)
+    return {data("q_proj.weight"), data("k_proj.weight"), data("v_proj.weight"), data("o_proj.weight"),
+            data("q_proj.bias"),   data("k_proj.bias"),   data("v_proj.bias"),   data("o_proj.bias")};
+  const std::size_t e = std::size_t(config_.embed_dim);
+  const float* in = data("in_proj_weight");  // [3E, E]: rows of q, then k, then v
+  const float* b = data("in_proj_bias");
+  return {in ? in : data("q_proj_weight"), in ? in + e * e : data("k_proj_weight"),
+          in ? in + 2 * e * e : data("v_proj_weight"), data("out_proj.weight"),
+          b, b ? b + e : nullptr, b ? b + 2 * e : nullptr, data("out_proj.bias")};
 }
 
 const Parameter& Parameters::get(std::string_view name) const {
@@ -140,44 +202,61 @@ void Parameters::set(const std::string& name, const float* data, std::size_t cou
 }
 
 void Parameters::prepare(bool fused_self_attention) {
-  const std::size_t e = std::size_t(config_.embed_dim);
-  // Scores come out in base-2 units, s * log2(e) / sqrt(d): see kLog2e.
-  const float scale = kLog2e / std::sqrt(float(config_.embed_dim / config_.num_heads));
+  const std::size_t e = std::size_t(config_.embed_dim), qw = q_width(), kvw = kv_width();
+  const Projections w = projections();
+  const bool norm = config_.qk_norm_eps > 0;
   if (stale_) {  // a parameter changed: everything derived is rebuilt on demand
-    packed_o_ = pack_weight(find("out_proj.weight")->values.data(), e, e);
+    packed_o_ = pack_weight(w.wo, e, qw);
     b_qkv_.clear();
-    if (const Parameter* b = find("in_proj_bias")) {
-      b_qkv_ = b->values;
-      for (std::size_t i = 0; i < e; ++i) b_qkv_[i] *= scale;
+    if (w.bq || w.bk || w.bv) {
+      b_qkv_.assign(qw + 2 * kvw, 0.0f);
+      if (w.bq) std::copy(w.bq, w.bq + qw, b_qkv_.begin());
+      if (w.bk) std::copy(w.bk, w.bk + kvw, b_qkv_.begin() + std::ptrdiff_t(qw));
+      if (w.bv) std::copy(w.bv, w.bv + kvw, b_qkv_.begin() + std::ptrdiff_t(qw + kvw));
+      if (!norm)
+        for (std::size_t i = 0; i < qw; ++i) b_qkv_[i] *= scale_;
+    }
+    q_norm_.clear();
+    if (norm) {  // QK-norm would undo a scale folded into Wq: fold it into q_norm
+      const Parameter& qn = get("q_norm.weight");
+      q_norm_.resize(qn.values.size());
+      for (std::size_t i = 0; i < q_norm_.size(); ++i) q_norm_[i] = qn.values[i] * scale_;
     }
     packed_qkv_ = packed_q_ = packed_k_ = packed_v_ = PackedWeight{};
     qkv_ready_ = separate_ready_ = stale_ = false;
   }
-  // Only the form this call reads is packed: self-attention with
-  // in_proj_weight never needs the separate copies, and vice versa.
+  // Only the form this call reads is packed: fused self-attention never
+  // needs the separate copies, and vice versa.
   bool& ready = fused_self_attention ? qkv_ready_ : separate_ready_;
   if (ready) return;
 
   // Packed straight from the parameters (no float32 copy of the weights on
   // the way), then q's columns scaled: the same products, so the same bits.
-  const std::size_t kd = std::size_t(config_.kdim), vd = std::size_t(config_.vdim);
-  const Parameter* in = find("in_proj_weight");  // [3E, E]: rows of q, then k, then v
-  const float* w_q = in ? in->values.data() : find("q_proj_weight")->values.data();
-  const float* w_k = in ? w_q + e * e : find("k_proj_weight")->values.data();
-  const float* w_v = in ? w_q + 2 * e * e : find("v_proj_weight")->values.data();
-  auto scale_first_columns = [&](PackedWeight& w, std::size_t columns) {  // W's first rows, as panel columns
+  const float q_scale = norm ? 1.0f : scale_;
+  auto scale_first_columns = [&](PackedWeight& p, std::size_t columns) {  // W's first rows, as panel columns
     constexpr std::size_t P = PackedWeight::kPanel;
+    if (q_scale == 1.0f) return;
     for (std::size_t j = 0; j < columns; ++j)
-      for (std::size_t kk = 0; kk < w.k; ++kk) w.data[(j / P) * w.k * P + kk * P + j % P] *= scale;
+      for (std::size_t kk = 0; kk < p.k; ++kk) p.data[(j / P) * p.k * P + kk * P + j % P] *= q_scale;
   };
-  if (fused_self_attention) {  // [Wq log2(e)/sqrt(d); Wk; Wv] as one [3E, E] block
-    packed_qkv_ = pack_weight(w_q, 3 * e, e);
-    scale_first_columns(packed_qkv_, e);
+  const std::size_t kd = std::size_t(config_.kdim), vd = std::size_t(config_.vdim);
+  if (fused_self_attention) {  // [Wq * scale; Wk; Wv] as one [H*d + 2*Hkv*d, E] block
+    if (w.wk == w.wq + qw * e && w.wv == w.wk + kvw * e) {  // already one block (in_proj_weight)
+      packed_qkv_ = pack_weight(w.wq, qw + 2 * kvw, e);
+    } else {
+      std::vector<const float*> rows;
+      rows.reserve(qw + 2 * kvw);
+      for (std::size_t i = 0; i < qw; ++i) rows.push_back(w.wq + i * e);
+      for (std::size_t i = 0; i < kvw; ++i) rows.push_back(w.wk + i * e);
+      for (std::size_t i = 0; i < kvw; ++i) rows.push_back(w.wv + i * e);
+      packed_qkv_ = pack_weight_rows(rows, e);
+    }
+    scale_first_columns(packed_qkv_, qw);
   } else {
-    packed_q_ = pack_weight(w_q, e, e);
-    scale_first_columns(packed_q_, e);
-    packed_k_ = pack_weight(w_k, e, kd);
-    packed_v_ = pack_weight(w_v, e, vd);
+    packed_q_ = pack_weight(w.wq, qw, e);
+    scale_first_columns(packed_q_, qw);
+    packed_k_ = pack_weight(w.wk, kvw, kd);
+    packed_v_ = pack_weight(w.wv, kvw, vd);
   }
   ready = true;
 }

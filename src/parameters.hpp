@@ -1,5 +1,6 @@
-// The layer's learnable tensors under PyTorch's state_dict names, their
-// PyTorch-style initialisation, and the GEMM-packed copies derived from them.
+// The layer's learnable tensors under their state_dict names (PyTorch's
+// nn.MultiheadAttention or Hugging Face's, Config::names), their
+// initialisation, and the GEMM-packed copies derived from them.
 #pragma once
 
 #include <cstdint>
@@ -14,13 +15,14 @@ namespace mha {
 
 struct Parameter {
   std::string name;                 // state_dict key, e.g. "in_proj_weight"
-  std::vector<std::int64_t> shape;  // PyTorch's shape
+  std::vector<std::int64_t> shape;  // its shape under that name
   std::vector<float> values;        // row-major
 };
 
 class Parameters {
  public:
-  // `config` must already be validated and resolved (kdim/vdim set).
+  // `config` must already be validated and resolved (kdim, vdim,
+  // num_kv_heads and head_dim set).
   Parameters(const Config& config, std::uint64_t seed);
   // The views below point into params_: a copy would point into the original.
   Parameters(const Parameters&) = delete;
@@ -29,46 +31,62 @@ class Parameters {
   const std::vector<Parameter>& all() const { return params_; }
   // nullptr when this configuration has no such parameter. A string_view,
   // so that looking up a literal allocates nothing (libc++'s wasm32
-  // std::string keeps only 10 characters inline; fuses_qkv runs per call).
+  // std::string keeps only 10 characters inline).
   const Parameter* find(std::string_view name) const;
   // The named parameter, or Error naming the ones there are.
   const Parameter& get(std::string_view name) const;
   void set(const std::string& name, const float* data, std::size_t count);
 
   // Derived data the forward pass reads, rebuilt after any set() by
-  // prepare() (once per change, not per call). log2(e)/sqrt(d) is folded
-  // into the query projection, so scores come out of the Q.K^T GEMM already
-  // scaled, in the softmax's base-2 units (kLog2e).
-  // `fused_self_attention` (see fuses_qkv) packs [Wq; Wk; Wv] as one
-  // [3E, E] GEMM; otherwise the three are packed separately (cross-attention,
-  // or kdim/vdim != E). Each form is packed the first time a call needs it.
+  // prepare() (once per change, not per call). The score scale times
+  // log2(e) is folded into the query projection, so scores come out of the
+  // Q.K^T GEMM already scaled, in the softmax's base-2 units (kLog2e); with
+  // QK-norm, which would undo that, it is folded into q_norm instead.
+  // `fused_self_attention` (see fuses_qkv) packs [Wq; Wk; Wv] as one GEMM;
+  // otherwise the three are packed separately (cross-attention, or kdim/vdim
+  // != E). Each form is packed the first time a call needs it.
   void prepare(bool fused_self_attention);
   // Bytes prepare(fused_self_attention) would allocate now.
   std::uint64_t prepare_bytes(bool fused_self_attention) const;
-  bool fuses_qkv() const { return find("in_proj_weight") != nullptr; }
+  // Whether self-attention can run the three projections as one GEMM.
+  bool fuses_qkv() const { return config_.kdim == config_.embed_dim && config_.vdim == config_.embed_dim; }
   const PackedWeight& packed_q() const { return packed_q_; }
   const PackedWeight& packed_k() const { return packed_k_; }
   const PackedWeight& packed_v() const { return packed_v_; }
   const PackedWeight& packed_qkv() const { return packed_qkv_; }
   const PackedWeight& packed_o() const { return packed_o_; }
-  // [bq log2(e)/sqrt(d), bk, bv] (3E), or nullptr when bias=false; b_q() etc. point into it.
+  // [bq * scale, bk, bv] (H*d + 2*Hkv*d, 0 where a projection has none), or
+  // nullptr when no projection has a bias; b_q() etc. point into it, or are
+  // nullptr for a projection without one.
   const float* b_qkv() const { return b_qkv_.empty() ? nullptr : b_qkv_.data(); }
-  const float* b_q() const { return b_qkv(); }
-  const float* b_k() const { return b_qkv_.empty() ? nullptr : b_qkv_.data() + config_.embed_dim; }
-  const float* b_v() const { return b_qkv_.empty() ? nullptr : b_qkv_.data() + 2 * config_.embed_dim; }
+  const float* b_q() const { return has_bias_.q ? b_qkv() : nullptr; }
+  const float* b_k() const { return has_bias_.k ? b_qkv() + q_width() : nullptr; }
+  const float* b_v() const { return has_bias_.v ? b_qkv() + q_width() + kv_width() : nullptr; }
   const float* b_o() const { return b_o_; }
   const float* bias_k() const { return bias_k_; }
   const float* bias_v() const { return bias_v_; }
+  // QK-norm weights [d] (q_norm's times the score scale), or nullptr.
+  const float* q_norm() const { return q_norm_.empty() ? nullptr : q_norm_.data(); }
+  const float* k_norm() const { return k_norm_; }
 
  private:
+  // Where the projections' weights and biases are, whatever their names.
+  struct Projections {
+    const float *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo;
+  };
+  Projections projections() const;
+  std::size_t q_width() const { return std::size_t(config_.num_heads * config_.head_dim); }
+  std::size_t kv_width() const { return std::size_t(config_.num_kv_heads * config_.head_dim); }
   Parameter* find_mutable(std::string_view name);
 
   Config config_;
+  Config::Biases has_bias_;  // which projections have one, under either names
+  float scale_;              // the score scale times log2(e)
   std::vector<Parameter> params_;
   bool stale_ = true;  // a parameter changed since the last prepare()
   bool qkv_ready_ = false, separate_ready_ = false;
-  const float *b_o_ = nullptr, *bias_k_ = nullptr, *bias_v_ = nullptr;
-  std::vector<float> b_qkv_;
+  const float *b_o_ = nullptr, *bias_k_ = nullptr, *bias_v_ = nullptr, *k_norm_ = nullptr;
+  std::vector<float> b_qkv_, q_norm_;
   PackedWeight packed_q_, packed_k_, packed_v_, packed_qkv_, packed_o_;
 };
 

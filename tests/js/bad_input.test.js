@@ -18,7 +18,7 @@ const createRows = [
   ['numHeads zero', { embedDim: 16, numHeads: 0 }, RangeError, 'numHeads must be >= 1, got 0'],
   ['numHeads negative', { embedDim: 16, numHeads: -2 }, RangeError, 'numHeads must be >= 1, got -2'],
   ['kdim zero', { embedDim: 16, numHeads: 2, kdim: 0 }, RangeError, 'kdim must be >= 1, got 0'],
-  ['bias not a boolean', { embedDim: 16, numHeads: 2, bias: 'yes' }, TypeError, 'bias must be a boolean, got the string "yes"'],
+  ['bias not a boolean', { embedDim: 16, numHeads: 2, bias: 'yes' }, TypeError, 'bias must be a boolean or { q, k, v, o } of booleans, got the string "yes"'],
   ['misspelt option', { embedDim: 16, numHead: 2 }, TypeError, "unknown option 'numHead'; did you mean 'numHeads'?"],
   ['no options at all', undefined, TypeError, 'MultiheadAttention.create options must be an object, got undefined'],
 ];
@@ -51,7 +51,7 @@ const forwardRows = [
   ['a key padding mask of the wrong dtype', [x, kv, kv, { keyPaddingMask: t(new Int32Array(10), [2, 5]) }], TypeError, 'keyPaddingMask.data must be a Uint8Array or boolean[] or Float32Array, got a Int32Array(10)'],
   ['a mask of numbers in a plain array', [x, kv, kv, { keyPaddingMask: t([0, 1, 0, 0, 0, 0, 0, 0, 0, 1], [2, 5]) }], TypeError, 'keyPaddingMask.data must be a Uint8Array or boolean[] or Float32Array, got an Array(10)'],
   ['a per-head attention mask of the wrong shape', [x, kv, kv, { attnMask: t(new Float32Array(30), [2, 3, 5]) }], RangeError, 'attnMask must have dims [4, 3, 5] ([B * numHeads, Lq, Lk], index b * numHeads + h), got [2, 3, 5]'],
-  ['an attention mask of the wrong shape', [x, kv, kv, { attnMask: t(new Uint8Array(9), [3, 3]) }], RangeError, 'attnMask must have dims [3, 5] ([Lq, Lk] or [B * numHeads, Lq, Lk]), got [3, 3]'],
+  ['an attention mask of the wrong shape', [x, kv, kv, { attnMask: t(new Uint8Array(9), [3, 3]) }], RangeError, 'attnMask must have dims [3, 5] ([Lq, Lk], [B * numHeads, Lq, Lk], [B, 1, Lq, Lk] or [B, numHeads, Lq, Lk]), got [3, 3]'],
   ['validLens of the wrong length', [x, kv, kv, { validLens: [1, 2, 3] }], RangeError, 'validLens must have dims [2] (per sequence) or [2, 3] (per query), got [3]'],
   ['a negative valid length', [x, kv, kv, { validLens: [1, -1] }], RangeError, 'validLens[1] must be >= 0, got -1'],
   ['a fractional valid length', [x, kv, kv, { validLens: [1, 1.5] }], TypeError, 'validLens[1] must be an integer, got number 1.5'],
@@ -97,11 +97,16 @@ test('the core\'s own checks reach JS with their message intact', async () => {
   const { readFile } = await import('node:fs/promises');
   const core = await createMhaCore({ wasmBinary: await readFile(new URL('../../dist/mha-core.wasm', import.meta.url)) });
   const layer = new core.CoreLayer();
-  assert.equal(layer.configure(10, 3, 0, 0, true, false, false, 0), 2);
+  const config = (embedDim, numHeads) => ({ embedDim, numHeads, numKVHeads: 0, headDim: 0, kdim: 0, vdim: 0,
+    bias: { q: true, k: true, v: true, o: true }, addBiasKV: false, addZeroAttn: false, seed: 0, weightNames: 'torch',
+    rope: null, scale: 0, softcap: 0, alibi: false, slidingWindow: 0, qkNormEps: 0 });
+  assert.equal(layer.configure(config(10, 3)), 2);
   assert.equal(layer.error(), 'embed_dim must be divisible by num_heads, got embed_dim=10 and num_heads=3');
-  assert.equal(layer.configure(8, 2, 0, 0, true, false, false, 0), 0);
+  assert.equal(layer.configure({ ...config(8, 2), seed: 'seven' }), 1);
+  assert.equal(layer.error(), 'configure: seed is not a number');
+  assert.equal(layer.configure(config(8, 2)), 0);
   assert.equal(layer.error(), '');
-  assert.equal(layer.reserve(8, 5), 0);
+  assert.equal(layer.reserve(core.codes().slot.parameter, 5), 0);
   assert.equal(layer.setParameter('in_proj_weight', 5), 2);
   assert.equal(layer.error(), "parameter 'in_proj_weight' must have 192 values (shape [24, 8]), got 5");
   layer.delete();

@@ -1,9 +1,10 @@
 // Run by every_build.test.js in a process of its own (a build is chosen once
 // per process): loads the package with the given simd mode and thread count,
-// runs every PyTorch fixture through it, and reports the build, the worst
-// errors and the digest of the standard run at each thread count it can use.
+// runs every PyTorch fixture (nn.MultiheadAttention's and the decoder
+// attention's) through it, and reports the build, the worst errors and the
+// digest of the standard run at each thread count it can use.
 import { MultiheadAttention, capabilities, init, setThreads } from '../../dist/index.js';
-import { loadFixtures, assertClose, runFixtureCase, toleranceOf } from './helpers.js';
+import { loadFixtures, assertClose, runFixtureCase, toleranceOf, loadDecoderFixtures, checkDecoderCase } from './helpers.js';
 import { digestOfStandardRun } from './standard_run.js';
 
 const [simd, threads] = [process.argv[2], Number(process.argv[3])];
@@ -18,6 +19,13 @@ for (const c of loadFixtures()) {
     } catch (err) {
       failures.push(err.message);
     }
+  }
+}
+for (const c of loadDecoderFixtures().single) {
+  try {
+    for (const [part, e] of Object.entries(await checkDecoderCase({ MultiheadAttention }, c))) worst[part] = Math.max(worst[part] ?? 0, e);
+  } catch (err) {
+    failures.push(err.message);
   }
 }
 const digests = {};

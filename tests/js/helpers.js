@@ -77,3 +77,65 @@ export function randomTensor(dims, seed = 1, scale = 1) {
   }
   return { data, dims };
 }
+
+// tests/fixtures/decoder_cases.{json,bin}, written by
+// tests/fixtures/generate_decoder.py (float64, two independent references):
+// { single, sequences, dtypes }, tensors decoded to { data, dims }.
+export function loadDecoderFixtures() {
+  const manifest = JSON.parse(readFileSync(new URL('decoder_cases.json', fixturesDir), 'utf8'));
+  const bin = readFileSync(new URL('decoder_cases.bin', fixturesDir));
+  const decode = (v) => {
+    if (v === null || typeof v !== 'object') return v;
+    if (Array.isArray(v)) return v.map(decode);
+    if ('dtype' in v && 'offset' in v) {
+      const T = TYPED[v.dtype];
+      return { data: new T(bin.buffer.slice(bin.byteOffset + v.offset, bin.byteOffset + v.offset + v.length * T.BYTES_PER_ELEMENT)), dims: v.dims };
+    }
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, decode(x)]));
+  };
+  return { single: manifest.single.map(decode), sequences: manifest.sequences.map(decode), dtypes: manifest.dtypes.map(decode) };
+}
+
+// A decoder fixture's create options: its config, with the biases its
+// state dict has.
+export function decoderCreateOptions(c) {
+  const has = (p) => `${p}_proj.bias` in c.stateDict;
+  return { ...c.config, bias: { q: has('q'), k: has('k'), v: has('v'), o: has('o') } };
+}
+
+// assertClose over the rows a fixture specifies: rows [b, i] of ignoreRows
+// (padding queries, whose results are unspecified) are left out. `rowAxes`
+// says where b and i are in the tensor's dims (output [B, Lq, E]: [0, 1];
+// weights [B, H, Lq, S]: [0, 2]).
+export function assertCloseExceptRows(got, want, ignoreRows, rowAxes, options) {
+  if (!ignoreRows || ignoreRows.length === 0) return assertClose(got, want, options);
+  assert.deepEqual(got.dims, want.dims, `${options.what}: dims`);
+  const dims = want.dims, strides = dims.map((_, k) => dims.slice(k + 1).reduce((a, b) => a * b, 1));
+  const ignored = new Set(ignoreRows.map(([b, i]) => `${b},${i}`));
+  const keep = (n) => !ignored.has(`${Math.floor(n / strides[rowAxes[0]]) % dims[rowAxes[0]]},${Math.floor(n / strides[rowAxes[1]]) % dims[rowAxes[1]]}`);
+  const pick = (t) => ({ dims: [t.data.length], data: Float64Array.from(t.data.filter((_, n) => keep(n))) });
+  const g = pick(got), w = pick(want);
+  g.dims = [g.data.length];
+  w.dims = [w.data.length];
+  return assertClose(g, w, options);
+}
+
+const ROW_AXES = { output: [0, 1], weights: [0, 2], heads: [0, 2], concat: [0, 1] };
+
+// One decoder fixture case ("single": one call, no cache) through the public
+// API of `api`; returns the worst absolute error per part.
+export async function checkDecoderCase({ MultiheadAttention }, c) {
+  const mha = await MultiheadAttention.create(decoderCreateOptions(c));
+  let result;
+  try {
+    mha.loadStateDict(c.stateDict);
+    result = mha.forward(c.x, c.kv ?? null, c.kv ?? null, c.options);
+  } finally {
+    mha.dispose();
+  }
+  const worst = {};
+  for (const part of ['output', 'weights', 'heads', 'concat'])
+    worst[part] = assertCloseExceptRows(result[part], c.expected[part], c.ignoreRows, ROW_AXES[part],
+      { ...toleranceOf(c, part), what: `${c.name} ${part}` });
+  return worst;
+}

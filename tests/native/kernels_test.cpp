@@ -38,6 +38,29 @@ TEST(Kernels, ScaleMatchesScalarAtEverySize) {
   }
 }
 
+TEST(Kernels, RmsNormMatchesScalarAtEveryWidth) {
+  for (std::size_t n : kSizes) {
+    auto x1 = random_vector(n, 6, -3.0f, 3.0f), x2 = x1, w = random_vector(n, 7, 0.5f, 1.5f);
+    mha::simd::rms_norm(x1.data(), n, w.data(), 1e-6f);
+    mha::scalar::rms_norm(x2.data(), n, w.data(), 1e-6f);
+    for (std::size_t i = 0; i < n; ++i) EXPECT_NEAR(x1[i], x2[i], 2e-6f * (1 + std::abs(x2[i]))) << "n=" << n << " i=" << i;
+  }
+}
+
+TEST(Kernels, RotateHalfMatchesScalarAtEveryWidthAndKeepsTheRestUnchanged) {
+  for (std::size_t half : {1, 3, 4, 5, 8, 9, 32}) {
+    const std::size_t r = 2 * half, d = r + 3;  // partial rotary: 3 features pass through
+    auto x1 = random_vector(d, 8), x2 = x1, angle = random_vector(half, 9, -3.0f, 3.0f);
+    std::vector<float> c(half), s(half);
+    for (std::size_t t = 0; t < half; ++t) c[t] = std::cos(angle[t]), s[t] = std::sin(angle[t]);
+    mha::simd::rotate_half(x1.data(), r, c.data(), s.data());
+    mha::scalar::rotate_half(x2.data(), r, c.data(), s.data());
+    for (std::size_t i = 0; i < d; ++i) EXPECT_FLOAT_EQ(x1[i], x2[i]) << "r=" << r << " i=" << i;
+    auto x0 = random_vector(d, 8);
+    for (std::size_t i = r; i < d; ++i) EXPECT_EQ(x1[i], x0[i]);
+  }
+}
+
 TEST(Kernels, ExpShiftedSumMatchesScalarAtEverySize) {
   for (std::size_t n : kSizes) {
     auto x1 = random_vector(n, 7, -30.0f, 0.0f), x2 = x1;

@@ -1,0 +1,211 @@
+// One attention layer of a Hugging Face checkpoint: a model's config.json
+// object turned into create options, and the layer's tensors, found under
+// the model family's key names, turned into the layer's Hugging Face state
+// dict (q_proj, k_proj, v_proj, o_proj, q_norm, k_norm). What a family does
+// follows its modelling code in `transformers`; shared/DECODER_ATTENTION.md
+// says which model does what. A config feature we do not implement is
+// refused by name, never ignored.
+import { typeError, rangeError, checkInteger } from './checks.js';
+
+// Per family: where layer i's attention lives, how its projections are
+// stored, and which of the config's options apply.
+const FAMILIES = {
+  llama: { attention: 'self_attn', fused: null },
+  mistral: { attention: 'self_attn', fused: null },
+  qwen2: { attention: 'self_attn', fused: null },
+  qwen3: { attention: 'self_attn', fused: null, qkNorm: true },
+  gemma: { attention: 'self_attn', fused: null },
+  gemma2: { attention: 'self_attn', fused: null },
+  gemma3_text: { attention: 'self_attn', fused: null, qkNorm: true, normPlusOne: true },
+  phi3: { attention: 'self_attn', fused: 'qkv_proj' },
+  gpt_neox: { attention: 'attention', fused: 'query_key_value', output: 'dense' },
+  bloom: { attention: 'self_attention', fused: 'query_key_value', output: 'dense', alibi: true },
+  whisper: { attention: null, fused: null, output: 'out_proj' },
+};
+FAMILIES.gemma3 = FAMILIES.gemma3_text;
+
+const SUPPORTED = Object.keys(FAMILIES).join(', ');
+
+function configNumber(config, name, { integer = false, optional = false } = {}) {
+  const v = config[name];
+  if (v === undefined || v === null) {
+    if (optional) return undefined;
+    throw typeError(`config.${name}`, integer ? 'an integer' : 'a number', v);
+  }
+  if (integer) return checkInteger(v, `config.${name}`, { min: 1 });
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw typeError(`config.${name}`, 'a finite number', v);
+  return v;
+}
+
+// config.rope_scaling as the layer's rope.scaling; types we do not
+// implement are refused by name.
+function ropeScaling(config) {
+  const s = config.rope_scaling;
+  if (s === undefined || s === null) return null;
+  if (typeof s !== 'object') throw typeError('config.rope_scaling', 'null or an object', s);
+  const type = s.rope_type ?? s.type;
+  if (type === 'default') return null;
+  if (type === 'linear') return { type, factor: s.factor };
+  if (type === 'llama3')
+    return { type, factor: s.factor, lowFreqFactor: s.low_freq_factor, highFreqFactor: s.high_freq_factor,
+      originalMaxPositionEmbeddings: s.original_max_position_embeddings };
+  throw rangeError('config.rope_scaling', "rope_type 'linear' or 'llama3' (the RoPE scalings mha-wasm implements)", String(type),
+    `config.rope_scaling has rope_type ${JSON.stringify(type)}, which mha-wasm does not implement (it implements 'linear' and 'llama3')`);
+}
+
+// Whether layer i attends through a sliding window, by the config's
+// layer_types when it has them, else by its family's rule.
+function slidingWindow(config, family, layer) {
+  const window = config.sliding_window;
+  if (Array.isArray(config.layer_types)) {
+    const type = config.layer_types[layer];
+    if (type !== 'sliding_attention' && type !== 'full_attention')
+      throw rangeError(`config.layer_types[${layer}]`, "'sliding_attention' or 'full_attention'", String(type));
+    return type === 'sliding_attention' ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
+  }
+  if (window === undefined || window === null) return null;
+  switch (family) {
+    case 'mistral': return checkInteger(window, 'config.sliding_window', { min: 1 });
+    case 'gemma2': return layer % 2 === 0 ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
+    case 'gemma3': case 'gemma3_text': {
+      const pattern = config.sliding_window_pattern ?? 6;
+      return (layer + 1) % pattern !== 0 ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
+    }
+    case 'qwen2': case 'qwen3':
+      return config.use_sliding_window && layer >= (config.max_window_layers ?? 0)
+        ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
+    default: return null;
+  }
+}
+
+/**
+ * Create options for layer `layer` of the model `config` describes, and the
+ * family's description: `{ family, options }`.
+ */
+export function optionsFromConfig(config, { layer, attention }) {
+  if (config === null || typeof config !== 'object' || Array.isArray(config))
+    throw typeError('config', "a model's config.json object", config);
+  const family = config.model_type;
+  if (!Object.hasOwn(FAMILIES, family))
+    throw rangeError('config.model_type', `one of ${SUPPORTED}`, String(family),
+      `config.model_type ${JSON.stringify(family)} is not a family mha-wasm knows (${SUPPORTED})`);
+  const f = FAMILIES[family];
+  const whisper = family === 'whisper';
+  const embedDim = configNumber(config, whisper ? 'd_model' : 'hidden_size', { integer: true });
+  const numHeads = configNumber(config, whisper ? (attention === 'encoder' ? 'encoder_attention_heads' : 'decoder_attention_heads')
+    : family === 'bloom' ? 'n_head' : 'num_attention_heads', { integer: true });
+  const numKVHeads = configNumber(config, 'num_key_value_heads', { integer: true, optional: true }) ?? numHeads;
+  const headDim = configNumber(config, 'head_dim', { integer: true, optional: true }) ?? embedDim / numHeads;
+  if (!Number.isInteger(headDim)) throw rangeError('config.head_dim', `given, since hidden_size ${embedDim} is not a multiple of ${numHeads} heads`, 'absent');
+  const options = { embedDim, numHeads, numKVHeads, headDim, weightNames: 'hf' };
+  if (!whisper && !f.alibi) {
+    const fraction = configNumber(config, 'partial_rotary_factor', { optional: true }) ??
+      configNumber(config, 'rotary_pct', { optional: true }) ?? 1;
+    const dim = Math.round(headDim * fraction);
+    const base = configNumber(config, 'rope_theta', { optional: true }) ??
+      configNumber(config, 'rotary_emb_base', { optional: true }) ?? 10000;
+    options.rope = { dim: dim - (dim % 2), base, layout: 'half', scaling: ropeScaling(config) };
+  }
+  if (f.alibi) options.alibi = true;
+  const window = slidingWindow(config, family, layer);
+  if (window !== null) options.slidingWindow = window;
+  const softcap = configNumber(config, 'attn_logit_softcapping', { optional: true });
+  if (softcap !== undefined) options.softcap = softcap;
+  const scalar = configNumber(config, 'query_pre_attn_scalar', { optional: true });
+  if (scalar !== undefined) options.scale = scalar ** -0.5;
+  if (f.qkNorm) options.qkNorm = { eps: configNumber(config, 'rms_norm_eps', { optional: true }) ?? 1e-6 };
+  return { family, options };
+}
+
+// The prefix of layer i's attention among the file's tensor names: the
+// family's path (model.layers.{i}.self_attn., gpt_neox.layers.{i}.attention.,
+// transformer.h.{i}.self_attention., model.decoder.layers.{i}.encoder_attn. ...)
+// after whatever the file puts in front of it (language_model., ...).
+function findPrefix(names, family, layer, attention) {
+  let tails;
+  if (family === 'whisper') {
+    const part = attention === 'encoder' ? 'encoder' : 'decoder';
+    tails = [`${part}.layers.${layer}.${attention === 'cross' ? 'encoder_attn' : 'self_attn'}.`];
+  } else if (family === 'bloom') {
+    tails = [`h.${layer}.self_attention.`];
+  } else {
+    tails = [`layers.${layer}.${FAMILIES[family].attention}.`];
+  }
+  for (const name of names)
+    for (const tail of tails) {
+      const at = name.indexOf(tail);
+      if (at >= 0 && (at === 0 || name[at - 1] === '.')) return name.slice(0, at + tail.length);
+    }
+  throw rangeError('layer', `a layer the file holds (no tensor is named like '…${tails[0]}…')`, String(layer));
+}
+
+// Rows r0 .. r1 of a [rows, cols] tensor, as a fresh { data, dims }.
+const rowsOf = (t, r0, r1) => {
+  const cols = t.dims.length === 2 ? t.dims[1] : 1;
+  return { data: t.data.slice(r0 * cols, r1 * cols), dims: t.dims.length === 2 ? [r1 - r0, cols] : [r1 - r0] };
+};
+
+// GPT-NeoX and BLOOM store q, k, v of head 0, then of head 1, ...: rows
+// [H, 3, d]. Returns the three [H*d, cols] (or [H*d]) blocks.
+function splitPerHead(t, H, d) {
+  const cols = t.dims.length === 2 ? t.dims[1] : 1;
+  const parts = [0, 1, 2].map(() => new Float32Array(H * d * cols));
+  for (let h = 0; h < H; h++)
+    for (let p = 0; p < 3; p++)
+      parts[p].set(t.data.subarray(((h * 3 + p) * d) * cols, ((h * 3 + p) * d + d) * cols), h * d * cols);
+  return parts.map((data) => ({ data, dims: t.dims.length === 2 ? [H * d, cols] : [H * d] }));
+}
+
+/**
+ * The layer's Hugging Face state dict from the file's tensors (name ->
+ * { data, dims }) for layer `layer` of the family, and the options
+ * (`optionsFromConfig`) it fits.
+ */
+export function stateDictFromModel(tensors, { family, options }, { layer, attention }) {
+  const names = Object.keys(tensors);
+  const prefix = findPrefix(names, family, layer, attention);
+  const f = FAMILIES[family];
+  const has = (key) => Object.hasOwn(tensors, prefix + key);
+  const need = (key) => {
+    if (!has(key)) throw rangeError('bytes', `a tensor '${prefix}${key}' (layer ${layer} of a ${family} checkpoint)`, 'none');
+    return tensors[prefix + key];
+  };
+  const { numHeads: H, numKVHeads: Hkv, headDim: d } = options;
+  const dict = {};
+  const put = (name, t) => { if (t !== undefined) dict[name] = t; };
+  if (f.fused === 'qkv_proj') {  // Phi-3: q rows, then k, then v
+    const w = need('qkv_proj.weight');
+    put('q_proj.weight', rowsOf(w, 0, H * d));
+    put('k_proj.weight', rowsOf(w, H * d, (H + Hkv) * d));
+    put('v_proj.weight', rowsOf(w, (H + Hkv) * d, (H + 2 * Hkv) * d));
+  } else if (f.fused === 'query_key_value') {  // GPT-NeoX, BLOOM: [H, 3, d]
+    const [q, k, v] = splitPerHead(need('query_key_value.weight'), H, d);
+    Object.assign(dict, { 'q_proj.weight': q, 'k_proj.weight': k, 'v_proj.weight': v });
+    if (has('query_key_value.bias')) {
+      const [bq, bk, bv] = splitPerHead(need('query_key_value.bias'), H, d);
+      Object.assign(dict, { 'q_proj.bias': bq, 'k_proj.bias': bk, 'v_proj.bias': bv });
+    }
+  } else {
+    for (const p of ['q', 'k', 'v']) {
+      put(`${p}_proj.weight`, need(`${p}_proj.weight`));
+      if (has(`${p}_proj.bias`)) put(`${p}_proj.bias`, need(`${p}_proj.bias`));
+    }
+  }
+  const out = f.output ?? 'o_proj';
+  put('o_proj.weight', need(`${out}.weight`));
+  if (has(`${out}.bias`)) put('o_proj.bias', need(`${out}.bias`));
+  if (options.qkNorm) {
+    for (const p of ['q', 'k']) {
+      const t = need(`${p}_norm.weight`);
+      // Gemma 3 multiplies by (1 + weight): the layer's norm weight is that.
+      dict[`${p}_norm.weight`] = f.normPlusOne ? { data: t.data.map((x) => 1 + x), dims: t.dims } : t;
+    }
+  }
+  // The biases the file has decide which the layer has (the config's
+  // attention_bias says the same, or less: Qwen2 and Whisper set their own).
+  const bias = {};
+  for (const p of ['q', 'k', 'v', 'o']) bias[p] = Object.hasOwn(dict, `${p}_proj.bias`);
+  return { prefix, stateDict: dict, options: { ...options, bias } };
+}
+
+export const HF_ATTENTION = ['self', 'cross', 'encoder'];

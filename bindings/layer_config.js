@@ -1,0 +1,131 @@
+// A layer's configuration from MultiheadAttention.create's options: every
+// option checked (read once, own properties only), defaults applied, and the
+// result frozen. The core checks the same invariants again (src/checks.cpp).
+import {
+  readOptions, checkInteger, checkBoolean, checkEnum, typeError, rangeError, MAX_DIM,
+} from './checks.js';
+
+export const CREATE_OPTIONS = ['embedDim', 'numHeads', 'numKVHeads', 'headDim', 'kdim', 'vdim', 'bias', 'addBiasKV',
+  'addZeroAttn', 'seed', 'weightNames', 'rope', 'scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm'];
+// The options nn.MultiheadAttention's names cannot hold, or that come from
+// today's decoders: any of them makes Hugging Face's names the default.
+const DECODER_OPTIONS = ['numKVHeads', 'headDim', 'rope', 'scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm'];
+
+function positiveNumber(value, name) {
+  if (typeof value !== 'number' || !Number.isFinite(value) || !(value > 0))
+    throw (typeof value === 'number' ? rangeError : typeError)(name, 'a finite number > 0', value);
+  return value;
+}
+
+// bias: true/false for every projection, or { q, k, v, o } (Hugging Face
+// names: Qwen2 has q, k, v; Whisper q, v, o).
+function readBias(value, names) {
+  if (value === undefined) return { q: true, k: true, v: true, o: true };
+  if (typeof value === 'boolean') return { q: value, k: value, v: value, o: value };
+  if (value === null || typeof value !== 'object') throw typeError('bias', 'a boolean or { q, k, v, o } of booleans', value);
+  const o = readOptions(value, ['q', 'k', 'v', 'o'], 'bias');
+  const bias = {};
+  for (const p of ['q', 'k', 'v', 'o']) bias[p] = o[p] === undefined ? true : checkBoolean(o[p], `bias.${p}`);
+  if (names === 'torch' && !(bias.q === bias.k && bias.k === bias.v))
+    throw rangeError('bias', 'the same for q, k and v under nn.MultiheadAttention\'s names (in_proj_bias)', JSON.stringify(bias));
+  return bias;
+}
+
+const ROPE_OPTIONS = ['dim', 'base', 'layout', 'scaling'];
+const LLAMA3_OPTIONS = ['lowFreqFactor', 'highFreqFactor', 'originalMaxPositionEmbeddings'];
+
+function readRope(value, headDim) {
+  if (value === undefined || value === null || value === false) return null;
+  const o = value === true ? {} : readOptions(value, ROPE_OPTIONS, 'rope');
+  const dim = o.dim === undefined ? headDim : checkInteger(o.dim, 'rope.dim', { min: 2, max: headDim });
+  if (dim % 2 !== 0) throw rangeError('rope.dim', 'an even number (features rotate in pairs)', String(dim));
+  const base = o.base === undefined ? 10000 : positiveNumber(o.base, 'rope.base');
+  if (!(base > 1)) throw rangeError('rope.base', '> 1', String(base));
+  const layout = o.layout === undefined ? 'half' : checkEnum(o.layout, 'rope.layout', ['half', 'interleaved']);
+  let scaling = null;
+  if (o.scaling !== undefined && o.scaling !== null) {
+    const s = readOptions(o.scaling, ['type', 'factor', ...LLAMA3_OPTIONS], 'rope.scaling');
+    const type = s.type;
+    if (type !== 'linear' && type !== 'llama3')
+      throw rangeError('rope.scaling.type', "'linear' or 'llama3' (other RoPE scalings are not implemented)", type);
+    if (type === 'linear') {
+      const extra = LLAMA3_OPTIONS.find((name) => s[name] !== undefined);
+      if (extra) throw rangeError(`rope.scaling.${extra}`, "absent with type 'linear'", String(s[extra]));
+    }
+    scaling = { type, factor: positiveNumber(s.factor, 'rope.scaling.factor') };
+    if (type === 'llama3') {
+      scaling.lowFreqFactor = positiveNumber(s.lowFreqFactor, 'rope.scaling.lowFreqFactor');
+      scaling.highFreqFactor = positiveNumber(s.highFreqFactor, 'rope.scaling.highFreqFactor');
+      scaling.originalMaxPositionEmbeddings = positiveNumber(s.originalMaxPositionEmbeddings, 'rope.scaling.originalMaxPositionEmbeddings');
+      if (!(scaling.highFreqFactor > scaling.lowFreqFactor))
+        throw rangeError('rope.scaling.highFreqFactor', `> lowFreqFactor (${scaling.lowFreqFactor})`, String(scaling.highFreqFactor));
+    }
+    Object.freeze(scaling);
+  }
+  return Object.freeze({ dim, base, layout, scaling });
+}
+
+/** The checked, complete, frozen configuration of a layer. */
+export function layerConfig(options) {
+  if (options === undefined) throw typeError('MultiheadAttention.create options', 'an object', options);
+  const o = readOptions(options, CREATE_OPTIONS, 'MultiheadAttention.create options');
+  const embedDim = checkInteger(o.embedDim, 'embedDim', { min: 1 });
+  const numHeads = checkInteger(o.numHeads, 'numHeads', { min: 1 });
+  const decoder = DECODER_OPTIONS.some((name) => o[name] !== undefined) || (o.bias !== null && typeof o.bias === 'object');
+  const weightNames = o.weightNames === undefined ? (decoder ? 'hf' : 'torch') : checkEnum(o.weightNames, 'weightNames', ['torch', 'hf']);
+  const numKVHeads = o.numKVHeads === undefined ? numHeads : checkInteger(o.numKVHeads, 'numKVHeads', { min: 1 });
+  if (numHeads % numKVHeads !== 0)
+    throw rangeError('numKVHeads', `a divisor of numHeads=${numHeads} (each key/value head serves a group of query heads)`, String(numKVHeads));
+  let headDim;
+  if (o.headDim === undefined) {
+    if (embedDim % numHeads !== 0)
+      throw rangeError('numHeads', `a divisor of embedDim=${embedDim}`, String(numHeads),
+        `embedDim must be divisible by numHeads (each head gets embedDim / numHeads columns), got embedDim=${embedDim} and numHeads=${numHeads}; or give headDim`);
+    headDim = embedDim / numHeads;
+  } else {
+    headDim = checkInteger(o.headDim, 'headDim', { min: 1 });
+  }
+  if (weightNames === 'torch' && (numKVHeads !== numHeads || headDim * numHeads !== embedDim))
+    throw rangeError('weightNames', "'hf': nn.MultiheadAttention's names hold numKVHeads == numHeads and headDim == embedDim / numHeads", weightNames);
+  let qkNormEps = 0;
+  if (o.qkNorm !== undefined && o.qkNorm !== null && o.qkNorm !== false) {
+    const q = o.qkNorm === true ? {} : readOptions(o.qkNorm, ['eps'], 'qkNorm');
+    qkNormEps = q.eps === undefined ? 1e-6 : positiveNumber(q.eps, 'qkNorm.eps');
+    if (weightNames === 'torch') throw rangeError('qkNorm', "weightNames 'hf' (q_norm.weight, k_norm.weight)", 'torch names');
+  }
+  const addBiasKV = o.addBiasKV === undefined ? false : checkBoolean(o.addBiasKV, 'addBiasKV');
+  const addZeroAttn = o.addZeroAttn === undefined ? false : checkBoolean(o.addZeroAttn, 'addZeroAttn');
+  if (weightNames === 'hf' && (addBiasKV || addZeroAttn))
+    throw rangeError(addBiasKV ? 'addBiasKV' : 'addZeroAttn', "false with Hugging Face's names (they are nn.MultiheadAttention's)", 'true');
+  const rope = readRope(o.rope, headDim);
+  const slidingWindow = o.slidingWindow === undefined || o.slidingWindow === null ? 0
+    : checkInteger(o.slidingWindow, 'slidingWindow', { min: 1, max: MAX_DIM });
+  const softcap = o.softcap === undefined || o.softcap === null ? 0 : positiveNumber(o.softcap, 'softcap');
+  const alibi = o.alibi === undefined ? false : checkBoolean(o.alibi, 'alibi');
+  if ((addBiasKV || addZeroAttn) && (rope || alibi || softcap || slidingWindow))
+    throw rangeError('addBiasKV', 'false with rope, alibi, softcap or slidingWindow (its keys have no position)', 'true');
+  // Key and value widths: nn.MultiheadAttention defaults each to embedDim;
+  // a Hugging Face cross-attention reads keys and values from one tensor
+  // (an encoder's output), so there vdim defaults to kdim.
+  const kdim = o.kdim === undefined ? embedDim : checkInteger(o.kdim, 'kdim', { min: 1 });
+  const config = {
+    embedDim,
+    numHeads,
+    numKVHeads,
+    headDim,
+    kdim,
+    vdim: o.vdim === undefined ? (weightNames === 'hf' ? kdim : embedDim) : checkInteger(o.vdim, 'vdim', { min: 1 }),
+    bias: Object.freeze(readBias(o.bias, weightNames)),
+    addBiasKV,
+    addZeroAttn,
+    seed: o.seed === undefined ? 0 : checkInteger(o.seed, 'seed', { max: Number.MAX_SAFE_INTEGER }),
+    weightNames,
+    rope,
+    scale: o.scale === undefined || o.scale === null ? 0 : positiveNumber(o.scale, 'scale'),
+    softcap,
+    alibi,
+    slidingWindow,
+    qkNormEps,
+  };
+  return Object.freeze(config);
+}
