@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test against the build in build/ and dist/ (scripts/build.sh first):
-# the native GoogleTest suite (CTest), the Node suite, the browser suite.
+# the native GoogleTest suite (CTest), the Node suite (part of it also against
+# the module under ASan + UBSan, build/wasm-asan), the browser suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,11 @@ valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -
   build/native/tests/native/mha_native_tests --gtest_brief=1
 valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q \
   build/native/tests/native/mha_fuzz_replay tests/fuzz/corpus tests/fuzz/regressions
+
+# The tests of the core through the public API again, against the module
+# built under ASan + UBSan (build/wasm-asan); a sanitizer report fails the step.
+echo "== node, against the WebAssembly module under AddressSanitizer + UBSan (build/wasm-asan)"
+scripts/node.sh 24 tests/wasm_asan/run.mjs
 
 # One runner for the Node, browser and package suites, so its closing summary
 # counts them all. Node 24 runs them; the package-consumer tests run the
