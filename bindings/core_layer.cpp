@@ -120,6 +120,40 @@ int guard(std::string& error, F&& body) {
   }
 }
 
+int live_caches = 0;
+
+class CoreLayer;
+
+// A key/value cache (or an encoder memory) of one layer, owned by JS.
+class CoreCache {
+ public:
+  CoreCache() { ++live_caches; }
+  ~CoreCache() { --live_caches; }
+  CoreCache(const CoreCache&) = delete;
+  CoreCache& operator=(const CoreCache&) = delete;
+
+  int make(CoreLayer& layer, double batch, double capacity);
+  std::string error() const { return error_; }
+  double length() const { return cache_ ? double(cache_->length()) : 0; }
+  double held() const { return cache_ ? double(cache_->held()) : 0; }
+  double capacity() const { return cache_ ? double(cache_->capacity()) : 0; }
+  double batch() const { return cache_ ? double(cache_->batch()) : 0; }
+  int reset() {
+    return guard(error_, [&] { get().reset(); });
+  }
+  int truncate(double length) {
+    return guard(error_, [&] { get().truncate(whole(length, "length")); });
+  }
+  mha::KVCache& get() const {
+    if (!cache_) throw mha::Error(mha::Error::Kind::type, "the cache is not made");
+    return *cache_;
+  }
+
+ private:
+  std::unique_ptr<mha::KVCache> cache_;
+  std::string error_;
+};
+
 class CoreLayer {
  public:
   CoreLayer() { ++live_layers; }
@@ -139,6 +173,26 @@ class CoreLayer {
   }
 
   std::string error() const { return error_; }
+
+  // The cache (kind 1) or encoder memory (kind 2) of the next admit() and
+  // forward(), until detach().
+  void attach(CoreCache& source, int kind) {
+    cache_ = kind == 1 ? &source : nullptr;
+    memory_ = kind == 2 ? &source : nullptr;
+  }
+  void detach() { cache_ = memory_ = nullptr; }
+
+  // Projects the key slot's encoder output [B, M, kdim] into `memory`.
+  int projectMemory(CoreCache& memory, double batch, double length) {
+    return guard(error_, [&] {
+      layer().project_memory(input(kKey), whole(batch, "batch"), whole(length, "length"), memory.get());
+    });
+  }
+
+  mha::MultiheadAttention& layer() const {
+    if (!layer_) throw mha::Error(mha::Error::Kind::type, "the layer is not configured");
+    return *layer_;
+  }
 
   // Results go to `result_` (a JS value), so that the call can return a Status.
   int parameterNames() {
@@ -189,7 +243,12 @@ class CoreLayer {
   int admit(double batch, double query_len, double key_len, int flags) {
     return guard(error_, [&] {
       const std::int64_t b = whole(batch, "batch"), lq = whole(query_len, "query_len"), lk = whole(key_len, "key_len");
-      std::uint64_t bytes = layer().forward_growth_bytes(b, lq, lk, !(flags & (Flag::hasKey | Flag::hasValue)),
+      // Keys attended: with a cache its held ones and the call's (at most
+      // its capacity), with a memory its frames.
+      const std::int64_t keys = cache_ ? std::min(cache_->get().held() + lq, cache_->get().capacity())
+                                : memory_ ? memory_->get().held() : lk;
+      std::uint64_t bytes = layer().forward_growth_bytes(b, lq, keys,
+                                                         !(flags & (Flag::hasKey | Flag::hasValue)) && !memory_,
                                                          need_weights_of(flags));
       const Counts need = slot_counts(b, lq, lk, flags);
       for (int slot = 0; slot < kSlotCount; ++slot)
@@ -239,6 +298,8 @@ class CoreLayer {
       in.query = input(kQuery);
       in.key = (flags & Flag::hasKey) ? input(kKey) : nullptr;
       in.value = (flags & Flag::hasValue) ? input(kValue) : nullptr;
+      in.cache = cache_ ? &cache_->get() : nullptr;
+      in.memory = memory_ ? &memory_->get() : nullptr;
 
       mha::ForwardOptions o;
       if (flags & Flag::keyPaddingBlocked) o.key_padding.blocked = slots_u8_[kKeyPaddingBlocked].data();
@@ -335,9 +396,15 @@ class CoreLayer {
   // (the table in mha.hpp); 0 for slots the call does not use.
   Counts slot_counts(std::int64_t batch, std::int64_t query_len, std::int64_t key_len, int flags) const {
     const mha::Config& c = layer().config();
-    const std::uint64_t b = std::uint64_t(batch), lq = std::uint64_t(query_len), lk = std::uint64_t(key_len);
+    // Columns of the weights and masks: S, or with a cache every position
+    // since its reset, or a memory's frames.
+    const std::uint64_t columns = cache_    ? std::uint64_t(cache_->get().length() + query_len)
+                                  : memory_ ? std::uint64_t(memory_->get().held())
+                                            : std::uint64_t(layer().source_len(key_len));
+    const std::uint64_t b = std::uint64_t(batch), lq = std::uint64_t(query_len);
+    const std::uint64_t lk = cache_ || memory_ ? columns : std::uint64_t(key_len);
     const std::uint64_t e = std::uint64_t(c.embed_dim), h = std::uint64_t(c.num_heads);
-    const std::uint64_t rows = b * lq, s = std::uint64_t(layer().source_len(key_len));
+    const std::uint64_t rows = b * lq, s = columns;
     const std::uint64_t width = h * std::uint64_t(c.head_dim);  // H*d of the heads and concat
     const std::uint64_t attn = (flags & Flag::attnPerHead)    ? b * h * lq * lk
                                : (flags & Flag::attnPerBatch) ? b * lq * lk
@@ -366,11 +433,6 @@ class CoreLayer {
   }
   static std::uint64_t element_bytes(int slot) { return is_byte_slot(slot) ? 1 : 4; }
 
-  mha::MultiheadAttention& layer() const {
-    if (!layer_) throw mha::Error(mha::Error::Kind::type, "the layer is not configured");
-    return *layer_;
-  }
-
   // An input slot's data; never null, even when empty, because a null key or
   // value means "use the query" to the core.
   const float* input(int slot) const {
@@ -386,6 +448,8 @@ class CoreLayer {
   }
 
   std::unique_ptr<mha::MultiheadAttention> layer_;
+  CoreCache* cache_ = nullptr;
+  CoreCache* memory_ = nullptr;
   std::string error_;
   emscripten::val result_ = emscripten::val::undefined();
   std::vector<float> slots_f32_[kSlotCount];
@@ -393,6 +457,14 @@ class CoreLayer {
   std::vector<std::int32_t> ints_[kSlotCount];
   std::size_t lengths_[kSlotCount] = {};
 };
+
+int CoreCache::make(CoreLayer& layer, double batch, double capacity) {
+  return guard(error_, [&] {
+    const std::int64_t b = whole(batch, "batch"), c = whole(capacity, "capacity");
+    admit_bytes(mha::KVCache::bytes(layer.layer().config(), b, c), "a cache of this size");
+    cache_ = std::make_unique<mha::KVCache>(layer.layer(), b, c);
+  });
+}
 
 // The numbers JS and C++ exchange, from their one definition above.
 emscripten::val codes() {
@@ -415,6 +487,7 @@ emscripten::val codes() {
 // Bytes the wasm heap spans now (grows, never shrinks).
 double heapBytes() { return double(emscripten_get_heap_size()); }
 int liveLayers() { return live_layers; }
+int liveCaches() { return live_caches; }
 // Threads for every layer, clamped to what this build can run; returns the count in use.
 // A thread that cannot be started leaves the pool as it was.
 int setThreads(int threads) {
@@ -444,10 +517,24 @@ EMSCRIPTEN_BINDINGS(mha_core) {
       .function("admit", &CoreLayer::admit)
       .function("reserve", &CoreLayer::reserve)
       .function("view", &CoreLayer::view)
-      .function("forward", &CoreLayer::forward);
+      .function("forward", &CoreLayer::forward)
+      .function("attach", &CoreLayer::attach)
+      .function("detach", &CoreLayer::detach)
+      .function("projectMemory", &CoreLayer::projectMemory);
+  emscripten::class_<CoreCache>("CoreCache")
+      .constructor<>()
+      .function("make", &CoreCache::make)
+      .function("error", &CoreCache::error)
+      .function("length", &CoreCache::length)
+      .function("held", &CoreCache::held)
+      .function("capacity", &CoreCache::capacity)
+      .function("batch", &CoreCache::batch)
+      .function("reset", &CoreCache::reset)
+      .function("truncate", &CoreCache::truncate);
   emscripten::function("codes", &codes);
   emscripten::function("heapBytes", &heapBytes);
   emscripten::function("liveLayers", &liveLayers);
+  emscripten::function("liveCaches", &liveCaches);
   emscripten::function("setThreads", &setThreads);
   emscripten::function("maxThreads", &mha::max_threads);
   emscripten::function("numThreads", &mha::num_threads);

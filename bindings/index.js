@@ -12,17 +12,18 @@
 import { parseSafetensors } from './safetensors.js';
 import { toStateDict, LAYOUTS } from './weight_layouts.js';
 import {
-  init, instance, loaded, callModule, brokenError, threadsAvailable, relaxedSimdAvailable,
+  init, instance, loaded, callModule, brokenError, threadsAvailable, relaxedSimdAvailable, codesOf, run,
 } from './loader.js';
+import { KVCache, EncoderMemory, makeSource } from './cache.js';
 import {
   readOptions, readTensor, checkInteger, checkBoolean, checkEnum, typeError, describe, shapeString,
   typedArrayKind, typedLength, product,
 } from './checks.js';
-import { planForward } from './plan.js';
+import { planForward, FORWARD_OPTIONS } from './plan.js';
 import { layerConfig } from './layer_config.js';
 import { optionsFromConfig, stateDictFromModel, HF_ATTENTION } from './hf_models.js';
 
-export { parseSafetensors, init };
+export { parseSafetensors, init, KVCache, EncoderMemory };
 
 /** The package version; tests check it equals package.json's. */
 export const version = '0.1.0';
@@ -79,7 +80,7 @@ export async function setThreads(threads) {
 export async function memoryStats() {
   const m = await instance();
   return callModule(m, () => ({ heapBytes: m.core.heapBytes(), liveLayers: m.core.liveLayers(),
-    liveHandles: m.core.count_emval_handles() }));
+    liveCaches: m.core.liveCaches(), liveHandles: m.core.count_emval_handles() }));
 }
 
 /** A float32 tensor: row-major `data` with shape `dims`. */
@@ -89,21 +90,6 @@ export class Tensor {
     this.dims = dims;
   }
   get size() { return this.data.length; }
-}
-
-// The module's numbers (slot ids, flags, statuses), asked once per module.
-const codesOf = (m) => (m.codes ??= m.core.codes());
-
-// A core status as the JS error it stands for, with the core's message.
-function statusError(m, status, message) {
-  const { status: s } = codesOf(m);
-  return status === s.typeError ? new TypeError(message) : new RangeError(message);
-}
-
-// Runs a CoreLayer method that returns a status; throws its error if any.
-function run(m, layer, what, fn) {
-  const status = callModule(m, fn);
-  if (status !== codesOf(m).status.ok) throw statusError(m, status, `${what}${layer.error()}`);
 }
 
 // Layers dropped without dispose(): their native side is freed by the GC,
@@ -295,21 +281,84 @@ export class MultiheadAttention {
   }
 
   /**
+   * A key/value cache for decoding with this layer: `capacity` positions of
+   * `batch` sequences (default 1). Pass it as forward's `cache` option.
+   */
+  createCache(options) {
+    const layer = this.#live('createCache');
+    const o = readOptions(options, ['batch', 'capacity'], 'createCache options');
+    const batch = o.batch === undefined ? 1 : checkInteger(o.batch, 'batch', { min: 1 });
+    const capacity = checkInteger(o.capacity, 'capacity', { min: 1 });
+    return this.#makeSource(KVCache, 'createCache', (core) => core.make(layer, batch, capacity));
+  }
+
+  /**
+   * An encoder output `[B, M, kdim]` (unbatched `[M, kdim]`) projected into
+   * keys and values once (Whisper's decoder, T5-style cross-attention): pass
+   * it as forward's `key` on every decoding step.
+   */
+  projectMemory(encoderOutput) {
+    const layer = this.#live('projectMemory');
+    const t = readTensor(encoderOutput, 'encoderOutput', ['Float32Array']);
+    if (t.dims.length !== 2 && t.dims.length !== 3)
+      throw typeError('encoderOutput', 'dims [B, M, kdim] or [M, kdim]', shapeString(t.dims));
+    const [B, M, width] = t.dims.length === 3 ? t.dims : [1, ...t.dims];
+    if (width !== this.#config.kdim) throw typeError('encoderOutput', `a last dim of kdim=${this.#config.kdim}`, shapeString(t.dims));
+    const m = this.#m, { slot } = codesOf(m);
+    run(m, layer, 'projectMemory: ', () => layer.reserve(slot.key, typedLength(t.data)));
+    callModule(m, () => layer.view(slot.key).set(t.data));
+    return this.#makeSource(EncoderMemory, 'projectMemory', (core) => core.make(layer, B, M),
+      (core) => layer.projectMemory(core, B, M));
+  }
+
+  // A cache or memory: its core object made (and filled) by the steps given.
+  #makeSource(Class, what, ...steps) {
+    const m = this.#m, layer = this.#layer;
+    const core = callModule(m, () => new m.core.CoreCache());
+    try {
+      for (const step of steps) run(m, step === steps[0] ? core : layer, `${what}: `, () => step(core));
+    } catch (err) {
+      if (m.broken == null) core.delete();
+      throw err;
+    }
+    return makeSource(Class, m, core, this);
+  }
+
+  /**
    * Runs the layer: `key` defaults to `query`, `value` to `key` (pass null to
-   * skip one). Returns fresh tensors the caller owns.
+   * skip one); `key` may be an EncoderMemory, and `options.cache` a KVCache
+   * of this layer. Returns fresh tensors the caller owns.
    */
   forward(query, key = null, value = null, options = undefined) {
     const layer = this.#live('forward');
     const m = this.#m, c = this.#config, codes = codesOf(m);
-    const plan = planForward(query, key, value, options, c, codes);
+    const o = readOptions(options, FORWARD_OPTIONS, 'forward options');
+    let source = null, core = null;
+    if (key instanceof EncoderMemory) {
+      core = key.coreFor(this, 'forward');
+      source = { kind: 'memory', batch: key.batch, frames: key.length };
+      key = null;
+    }
+    if (o.cache != null) {
+      if (!(o.cache instanceof KVCache)) throw typeError('cache', "a KVCache from this layer's createCache()", o.cache);
+      if (source) throw typeError('cache', 'absent when key is an EncoderMemory', o.cache);
+      core = o.cache.coreFor(this, 'forward');
+      source = { kind: 'cache', batch: o.cache.batch, past: o.cache.length };
+    }
+    const plan = planForward(query, key, value, o, c, codes, source);
     const { B, Lq, Lk, flags, writes } = plan;
 
-    // The whole call must fit the heap before anything is allocated.
-    run(m, layer, 'forward: ', () => layer.admit(B, Lq, Lk, flags));
-    // Size every input slot first: any growth detaches earlier views.
-    for (const [slot, src] of writes) run(m, layer, 'forward: ', () => layer.reserve(slot, typedLength(src)));
-    callModule(m, () => { for (const [slot, src] of writes) layer.view(slot).set(src); });
-    run(m, layer, 'forward: ', () => layer.forward(B, Lq, Lk, flags));
+    if (source) callModule(m, () => layer.attach(core, source.kind === 'cache' ? 1 : 2));
+    try {
+      // The whole call must fit the heap before anything is allocated.
+      run(m, layer, 'forward: ', () => layer.admit(B, Lq, Lk, flags));
+      // Size every input slot first: any growth detaches earlier views.
+      for (const [slot, src] of writes) run(m, layer, 'forward: ', () => layer.reserve(slot, typedLength(src)));
+      callModule(m, () => { for (const [slot, src] of writes) layer.view(slot).set(src); });
+      run(m, layer, 'forward: ', () => layer.forward(B, Lq, Lk, flags));
+    } finally {
+      if (source && m.broken == null) layer.detach();
+    }
 
     // Copy results out: views into wasm memory are never handed out.
     return callModule(m, () => {
@@ -318,7 +367,7 @@ export class MultiheadAttention {
       const lead = plan.batched ? [B] : [];
       const result = { output: new Tensor(take(slot.output), [...lead, Lq, c.embedDim]) };
       if (plan.needWeights !== 'none') {
-        const S = layer.sourceLen(Lk);
+        const S = plan.columns ?? layer.sourceLen(Lk);
         result.weights = new Tensor(take(slot.weights), plan.needWeights === 'average' ? [...lead, Lq, S] : [...lead, c.numHeads, Lq, S]);
       }
       if (plan.returnHeads) result.heads = new Tensor(take(slot.heads), [...lead, c.numHeads, Lq, c.headDim]);

@@ -236,3 +236,16 @@ export function callModule(module, fn) {
 export function brokenError(module) {
   return new Error(module.broken.message, { cause: module.broken.cause });
 }
+
+// The module's numbers (slot ids, flags, statuses), asked once per module.
+export const codesOf = (m) => (m.codes ??= m.core.codes());
+
+// Runs a method of a core object (a layer or a cache) that returns a status;
+// throws its error, with the core's message after `what`, if any.
+export function run(m, handle, what, fn) {
+  const status = callModule(m, fn);
+  const { status: s } = codesOf(m);
+  if (status === s.ok) return;
+  const message = `${what}${handle.error()}`;
+  throw status === s.typeError ? new TypeError(message) : new RangeError(message);
+}

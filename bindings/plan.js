@@ -2,12 +2,12 @@
 // (read once, own properties only) and turned into the slot writes and
 // flags the core runs on. `codes` are the module's own numbers (codes()).
 import {
-  readOptions, readTensor, expectDims, checkBoolean, checkEnum, checkInteger, typeError, rangeError,
+  readTensor, expectDims, checkBoolean, checkEnum, checkInteger, typeError, rangeError,
   shapeString, typedArrayKind, typedLength, product, readDims,
 } from './checks.js';
 
 export const FORWARD_OPTIONS = ['keyPaddingMask', 'attnMask', 'isCausal', 'causal', 'positions', 'validLens',
-  'needWeights', 'returnHeads', 'returnConcat', 'fullyMaskedRows'];
+  'needWeights', 'returnHeads', 'returnConcat', 'fullyMaskedRows', 'cache'];
 const CAUSAL = [true, false, 'top-left', 'bottom-right'];
 const NEED_WEIGHTS = ['none', 'average', 'per-head'];
 const FULLY_MASKED_ROWS = ['zero', 'nan'];
@@ -15,14 +15,29 @@ const FLOATS = ['Float32Array'];
 const MASKS = ['Uint8Array', 'boolean[]', 'Float32Array'];
 
 /**
- * `{ B, Lq, Lk, flags, writes: [[slot, data]], batched, needWeights,
- * returnHeads, returnConcat }` for one call; c is the layer's config.
+ * `{ B, Lq, Lk, columns, flags, writes: [[slot, data]], batched,
+ * needWeights, returnHeads, returnConcat }` for one call: c is the layer's
+ * config, `o` the options as readOptions(options, FORWARD_OPTIONS) read
+ * them, `source` null or the call's key/value source other than tensors:
+ * `{ kind: 'cache', batch, past }` (positions it holds since its reset) or
+ * `{ kind: 'memory', batch, frames }`. The weights and masks then have
+ * `columns`: every position since the cache's reset, this call's included,
+ * or the memory's frames.
  */
-export function planForward(query, key, value, options, c, codes) {
-  const o = readOptions(options, FORWARD_OPTIONS, 'forward options');
+export function planForward(query, key, value, o, c, codes, source) {
   const plan = planQuery(query, c, codes);
-  planKeyValue(plan, key, value, c, codes);
-  planOptions(plan, o, c, codes);
+  if (source) {
+    if (key != null && source.kind === 'cache') throw typeError('key', 'null with a cache (self-attention)', key);
+    if (value != null) throw typeError('value', `null with ${source.kind === 'cache' ? 'a cache' : 'a memory'}`, value);
+    if (source.batch !== plan.B)
+      throw rangeError(source.kind, `a ${source.kind} of the query's batch (${plan.B})`, `one of batch ${source.batch}`);
+    plan.Lk = source.kind === 'cache' ? plan.Lq : source.frames;
+    plan.columns = source.kind === 'cache' ? source.past + plan.Lq : source.frames;
+  } else {
+    planKeyValue(plan, key, value, c, codes);
+    plan.columns = null;
+  }
+  planOptions(plan, o, c, codes, source);
   return plan;
 }
 
@@ -131,8 +146,9 @@ function readValidLens(given, Lk) {
 }
 
 // The options: masks, weights, extra outputs, the fully-masked policy.
-function planOptions(plan, o, c, { slot, flag }) {
-  const { B, Lq, Lk, batched, writes } = plan;
+function planOptions(plan, o, c, { slot, flag }, source) {
+  const { B, Lq, batched, writes } = plan;
+  const Lk = plan.columns ?? plan.Lk;  // the masks' columns
   const H = c.numHeads;
   const lead = batched ? [B] : [];
   let flags = 0;
@@ -164,11 +180,16 @@ function planOptions(plan, o, c, { slot, flag }) {
   if (o.isCausal !== undefined && o.causal !== undefined)
     throw typeError('causal', 'given once (isCausal is its nn.MultiheadAttention spelling)', 'both causal and isCausal');
   const causal = o.causal !== undefined ? checkEnum(o.causal, 'causal', CAUSAL)
-    : o.isCausal !== undefined ? checkBoolean(o.isCausal, 'isCausal') : false;
+    : o.isCausal !== undefined ? checkBoolean(o.isCausal, 'isCausal') : source?.kind === 'cache';
+  if (source?.kind === 'cache' && causal === false)
+    throw rangeError('causal', 'true with a cache (a decoder\'s keys are its earlier tokens)', 'false');
+  if (source?.kind === 'memory' && causal !== false)
+    throw rangeError('causal', 'false over an encoder memory (every frame is visible)', String(causal));
   if (causal !== false) flags |= flag.isCausal;
   if (causal === 'bottom-right') flags |= flag.bottomRight;
+  if (o.validLens != null && source) throw typeError('validLens', `absent with a ${source.kind}`, o.validLens);
   if (o.positions != null) {
-    if (plan.flags & (flag.hasKey | flag.hasValue))
+    if (plan.flags & (flag.hasKey | flag.hasValue) || source?.kind === 'memory')
       throw typeError('positions', 'absent in cross-attention (positions are those of self-attention\'s tokens)', o.positions);
     const p = readIntegers(o.positions, 'positions', -(2 ** 31), 2 ** 31 - 1);
     expectDims(p.dims, [...lead, Lq], 'positions', batched ? '[B, Lq]' : '[Lq]');

@@ -20,6 +20,7 @@
 #include "buffers.hpp"
 #include "checks.hpp"
 #include "kernels.hpp"
+#include "kv_cache.hpp"
 #include "mha.hpp"
 #include "parallel_loops.hpp"
 #include "parameters.hpp"
@@ -153,11 +154,19 @@ namespace {
 struct Projected {
   float *q, *k, *v;
   std::size_t q_stride, k_stride, v_stride;
+  // Rows of batch b start b * *_batch floats in; 0 means L * stride.
+  std::size_t k_batch = 0, v_batch = 0;
 };
 
 Projected project(ThreadPool& pool, const Call& c, const ForwardInput& in, const Config& config, Parameters& p,
                   Workspace& ws) {
   const std::size_t E = c.E, qw = c.H * c.d, kvw = c.Hkv * c.d;
+  if (in.memory) {  // keys and values projected once, by project_memory
+    const KVCache::Storage& m = in.memory->storage();
+    parallel_linear(pool, in.query, c.B * c.Lq, E, p.packed_q(), p.b_q(), ws.q.data(), qw);
+    const std::size_t batch = std::size_t(m.capacity * m.width);
+    return {ws.q.data(), const_cast<float*>(m.k.data()), const_cast<float*>(m.v.data()), qw, kvw, kvw, batch, batch};
+  }
   if (c.fused) {
     const std::size_t w = qw + 2 * kvw;
     parallel_linear(pool, in.query, c.B * c.Lq, E, p.packed_qkv(), p.b_qkv(), ws.q.data(), w);
@@ -176,7 +185,8 @@ Projected project(ThreadPool& pool, const Call& c, const ForwardInput& in, const
 // Step 1b, QK-norm and the rotary embedding, in place, each row at its
 // position (self-attention: the keys are the queries' tokens).
 void transform(ThreadPool& pool, const Call& c, const Projected& x, const Config& config, const Parameters& p,
-               const std::vector<double>& inv_freq, const ForwardOptions& o, Workspace& ws) {
+               const std::vector<double>& inv_freq, const ForwardOptions& o, std::int64_t first_position,
+               Workspace& ws) {
   QueryKeyTransform t;
   t.heads = c.H;
   t.kv_heads = c.Hkv;
@@ -190,7 +200,9 @@ void transform(ThreadPool& pool, const Call& c, const Projected& x, const Config
   if (!t.active()) return;
   const std::size_t r = t.rope_dim;
   auto rows = [&](float* q, std::size_t q_stride, float* k, std::size_t k_stride, std::size_t n, std::size_t len) {
-    auto position = [&](std::size_t row) { return o.positions ? std::int64_t(o.positions[row]) : std::int64_t(row % len); };
+    auto position = [&](std::size_t row) {
+      return o.positions ? std::int64_t(o.positions[row]) : first_position + std::int64_t(row % len);
+    };
     run_tasks(pool, ceil_div(n, kTaskTransformRows), n * (c.H + c.Hkv) * c.d * 8, [&](std::size_t task, std::size_t worker) {
       const std::size_t r0 = task * kTaskTransformRows, r1 = std::min(n, r0 + kTaskTransformRows);
       transform_queries_keys(t, q, q_stride, k, k_stride, r0, r1, position, ws.angles.data() + worker * r);
@@ -200,12 +212,13 @@ void transform(ThreadPool& pool, const Call& c, const Projected& x, const Config
     rows(x.q, x.q_stride, x.k, x.k_stride, c.B * c.Lq, c.Lq);
   } else {  // cross-attention: QK-norm only (no positions), q and k rows apart
     rows(x.q, x.q_stride, nullptr, 0, c.B * c.Lq, c.Lq);
-    rows(nullptr, 0, x.k, x.k_stride, c.B * c.Lk, c.Lk);
+    if (x.k_batch == 0) rows(nullptr, 0, x.k, x.k_stride, c.B * c.Lk, c.Lk);  // a memory's keys are done
   }
 }
 
 // The score rules of this call, from its options (score_rules.hpp).
-ScoreRules rules_of(const Call& c, const Config& config, const std::vector<float>& alibi, const ForwardOptions& o) {
+ScoreRules rules_of(const Call& c, const Config& config, const std::vector<float>& alibi, const ForwardOptions& o,
+                    const KVCache::Storage* cache) {
   ScoreRules r;
   r.softcap = config.softcap > 0 ? float(config.softcap * double(kLog2e)) : 0.0f;
   r.alibi = alibi.empty() ? nullptr : alibi.data();
@@ -213,7 +226,19 @@ ScoreRules rules_of(const Call& c, const Config& config, const std::vector<float
   r.window = config.sliding_window;
   r.q_pos = o.positions;
   r.k_pos = o.positions;  // self-attention: the keys are the queries' tokens
+  r.k_pos_stride = std::int64_t(c.Lk);
   r.q_offset = o.bottom_right ? std::int64_t(c.Lk) - std::int64_t(c.Lq) : 0;
+  r.mask_row = std::int64_t(c.Lk);
+  if (cache != nullptr) {  // keys at their append indices first .. length-1; queries the last Lq
+    r.causal = true;
+    r.q_offset = cache->length - std::int64_t(c.Lq);
+    r.k_offset = cache->first;
+    r.q_pos = cache->implicit ? nullptr : o.positions;
+    r.k_pos = cache->implicit ? nullptr : cache->positions.data();
+    r.k_pos_stride = cache->capacity;
+    r.mask_row = cache->length;
+    r.mask_first = cache->first;
+  }
   r.key_padding = o.key_padding;
   r.attn = o.attn;
   r.attn_layout = o.attn_per_head    ? ScoreRules::AttnLayout::per_head
@@ -231,19 +256,25 @@ ScoreRules rules_of(const Call& c, const Config& config, const std::vector<float
 // query rows reads its q rows for the last time before writing its Z rows,
 // and no other block reads them. So concat [B*Lq, H*d] lives in q's buffer,
 // rows q_stride apart: one buffer of B*Lq*H*d floats fewer at large L.
+// Weights have `columns` per row (S, or with a cache every position since
+// its reset), the keys attended being the last S of them; the ones before
+// (dropped by a ring) get 0.
 void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& config, const Parameters& p,
-            const ScoreRules& rules, const ForwardOptions& o, const ForwardOutputs& out, Workspace& ws) {
+            const ScoreRules& rules, const ForwardOptions& o, const ForwardOutputs& out, std::size_t columns,
+            Workspace& ws) {
   const std::size_t B = c.B, Lq = c.Lq, Lk = c.Lk, S = c.S, H = c.H, Hkv = c.Hkv, d = c.d;
+  const std::size_t dropped = columns - S;
   float* concat = x.q;
   const std::size_t concat_stride = x.q_stride;
 
   // Query head h is columns h*d .. h*d+d-1 of q and concat (the [B, L, H, d]
   // view); its key/value head g = h / group, columns g*d .. of k and v.
+  const std::size_t k_batch = x.k_batch ? x.k_batch : Lk * x.k_stride, v_batch = x.v_batch ? x.v_batch : Lk * x.v_stride;
   auto head_input = [&](std::size_t b, std::size_t h) {
     const std::size_t g = h / c.group;
     return HeadInput{x.q + b * Lq * x.q_stride + h * d, x.q_stride,
-                     x.k + b * Lk * x.k_stride + g * d, x.k_stride,
-                     x.v + b * Lk * x.v_stride + g * d, x.v_stride,
+                     x.k + b * k_batch + g * d, x.k_stride,
+                     x.v + b * v_batch + g * d, x.v_stride,
                      config.add_bias_kv ? p.bias_k() + h * d : nullptr,
                      config.add_bias_kv ? p.bias_v() + h * d : nullptr,
                      config.add_zero_attn, Lq, Lk, d};
@@ -252,11 +283,11 @@ void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& c
     HeadOutput ho{concat + b * Lq * concat_stride + h * d, concat_stride, nullptr, 0, false, 1.0f,
                   o.fully_masked_rows == FullyMaskedRows::nan};
     if (o.need_weights == NeedWeights::per_head) {
-      ho.weights = out.weights + (b * H + h) * Lq * S;  // [B, H, Lq, S]
-      ho.weights_stride = S;
+      ho.weights = out.weights + (b * H + h) * Lq * columns + dropped;  // [B, H, Lq, columns]
+      ho.weights_stride = columns;
     } else if (o.need_weights == NeedWeights::average) {
-      ho.weights = out.weights + b * Lq * S;  // [B, Lq, S], summed over heads / H
-      ho.weights_stride = S;
+      ho.weights = out.weights + b * Lq * columns + dropped;  // [B, Lq, columns], summed over heads / H
+      ho.weights_stride = columns;
       ho.weights_add = true;
       ho.weights_scale = 1.0f / float(H);
     }
@@ -264,7 +295,9 @@ void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& c
   };
 
   const std::size_t per_head = std::size_t(c.per_head);
-  if (o.need_weights == NeedWeights::average) std::fill(out.weights, out.weights + B * Lq * S, 0.0f);
+  if (o.need_weights == NeedWeights::average) std::fill(out.weights, out.weights + B * Lq * columns, 0.0f);
+  if (o.need_weights == NeedWeights::per_head && dropped > 0)
+    for (std::size_t r = 0; r < B * H * Lq; ++r) std::fill(out.weights + r * columns, out.weights + r * columns + dropped, 0.0f);
   const std::size_t row_tasks = ceil_div(Lq, kTaskQueries), pack_tasks = ceil_div(S, kTaskKeys);
   auto attend_task = [&](const HeadInput& hi, std::size_t b, std::size_t h, std::size_t row_task,
                          const float* packed, std::size_t worker) {
@@ -318,6 +351,45 @@ void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& c
       attend_task(hi, b, h, rt, packed, worker);
     }
   });
+}
+
+// Before a cached call of Lq tokens: room for them. A windowed layer's cache
+// drops its oldest keys, those no later query can see (it keeps the last
+// W - 1); any other cache must have the room.
+void make_room(KVCache::Storage& cache, const Config& c, std::int64_t lq) {
+  if (cache.held() + lq <= cache.capacity) return;
+  const std::int64_t window = c.sliding_window;
+  if (window > 0) {
+    const std::int64_t keep = std::min(cache.held(), window - 1);
+    if (keep + lq > cache.capacity)
+      throw Error(Error::Kind::range, "cache: a call of " + std::to_string(lq) + " tokens under a sliding window of " +
+                                          std::to_string(window) + " needs capacity >= " + std::to_string(keep + lq) +
+                                          " (the window's " + std::to_string(keep) + " earlier keys and its own), got " +
+                                          std::to_string(cache.capacity));
+    cache.drop(cache.held() - keep);
+    return;
+  }
+  throw Error(Error::Kind::range, "cache: it holds " + std::to_string(cache.held()) + " positions of its capacity " +
+                                      std::to_string(cache.capacity) + " and this call appends " + std::to_string(lq) +
+                                      "; make it larger, or reset or truncate it");
+}
+
+// The call's keys (after QK-norm and RoPE) and values, and their positions,
+// appended to the cache's rows.
+void append(KVCache::Storage& cache, const Call& c, const Projected& x, const ForwardOptions& o,
+            std::int64_t first_position) {
+  const std::size_t w = std::size_t(cache.width);
+  const std::int64_t at = cache.held();
+  for (std::size_t b = 0; b < c.B; ++b)
+    for (std::size_t i = 0; i < c.Lq; ++i) {
+      const std::size_t row = b * c.Lq + i;
+      std::copy(x.k + row * x.k_stride, x.k + row * x.k_stride + w, cache.k_row(std::int64_t(b), at + std::int64_t(i)));
+      std::copy(x.v + row * x.v_stride, x.v + row * x.v_stride + w, cache.v_row(std::int64_t(b), at + std::int64_t(i)));
+      cache.positions[b * std::size_t(cache.capacity) + std::size_t(at) + i] =
+          o.positions ? o.positions[row] : std::int32_t(first_position + std::int64_t(i));
+    }
+  if (o.positions) cache.implicit = false;
+  cache.length += std::int64_t(c.Lq);
 }
 
 // Step 4, the copies out: concat [B, Lq, H*d] and the heads [B, Lq, H, d] ->
@@ -381,10 +453,20 @@ std::uint64_t MultiheadAttention::forward_growth_bytes(std::int64_t batch, std::
 void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o,
                                  const ForwardOutputs& out) {
   const Config& c = impl_->config;
+  check_sources(this, in);
   check_forward(c, in, o, out);
   if (in.batch == 0 || in.query_len == 0) return;  // every result is empty
 
-  const Call call = impl_->plan(in.batch, in.query_len, in.key_len, in.key == nullptr && in.value == nullptr,
+  KVCache::Storage* cache = in.cache ? &in.cache->storage() : nullptr;
+  const KVCache::Storage* memory = in.memory ? &in.memory->storage() : nullptr;
+  const std::int64_t first_position = cache ? cache->length : 0;
+  std::int64_t keys = in.key_len;  // the keys attended
+  if (cache) {
+    make_room(*cache, c, in.query_len);
+    keys = cache->held() + in.query_len;
+  }
+  if (memory) keys = memory->held();
+  const Call call = impl_->plan(in.batch, in.query_len, keys, in.key == nullptr && in.value == nullptr && !memory,
                                 o.need_weights);
   Growth grow = Growth::apply();
   impl_->fit(call, grow);
@@ -392,11 +474,41 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
   p.prepare(call.fused);
   ThreadPool& pool = thread_pool();
 
-  const Projected x = project(pool, call, in, c, p, impl_->ws);            // 1. q, k, v
-  transform(pool, call, x, c, p, impl_->inv_freq, o, impl_->ws);            //    QK-norm, RoPE
-  attend(pool, call, x, c, p, rules_of(call, c, impl_->alibi, o), o, out, impl_->ws);  // 2. Z_h into concat
+  Projected x = project(pool, call, in, c, p, impl_->ws);                     // 1. q, k, v
+  transform(pool, call, x, c, p, impl_->inv_freq, o, first_position, impl_->ws);  //    QK-norm, RoPE
+  std::size_t columns = call.S;
+  if (cache) {  // the call's keys and values join the cache; attention reads them there
+    append(*cache, call, x, o, first_position);
+    x.k = cache->k.data();
+    x.v = cache->v.data();
+    x.k_stride = x.v_stride = std::size_t(cache->width);
+    x.k_batch = x.v_batch = std::size_t(cache->capacity * cache->width);
+    columns = std::size_t(cache->length);
+  }
+  const ScoreRules rules = rules_of(call, c, impl_->alibi, o, cache);
+  attend(pool, call, x, c, p, rules, o, out, columns, impl_->ws);             // 2. Z_h into concat
   parallel_linear(pool, x.q, call.B * call.Lq, x.q_stride, p.packed_o(), p.b_o(), out.output, call.E);  // 3.
-  copy_out(call, x.q, x.q_stride, out);                                    // 4. concat, heads
+  copy_out(call, x.q, x.q_stride, out);                                       // 4. concat, heads
+}
+
+void MultiheadAttention::project_memory(const float* input, std::int64_t batch, std::int64_t length, KVCache& memory) {
+  const Config& c = impl_->config;
+  KVCache::Storage& m = memory.storage();
+  check_memory(c, this, m, input, batch, length);
+  Parameters& p = impl_->params;
+  p.prepare(false);
+  ThreadPool& pool = thread_pool();
+  const std::size_t rows = std::size_t(batch * length), kd = std::size_t(c.kdim), w = std::size_t(m.width);
+  // Straight into the memory's rows: [B, M, Hkv*d] is [B*M, Hkv*d] when M is the capacity.
+  parallel_linear(pool, input, rows, kd, p.packed_k(), p.b_k(), m.k.data(), w);
+  parallel_linear(pool, input, rows, kd, p.packed_v(), p.b_v(), m.v.data(), w);
+  if (const float* norm = p.k_norm())
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t g = 0; g < std::size_t(c.num_kv_heads); ++g)
+        simd::rms_norm(m.k.data() + r * w + g * std::size_t(c.head_dim), std::size_t(c.head_dim), norm,
+                       float(c.qk_norm_eps));
+  m.length = length;
+  m.first = 0;
 }
 
 }  // namespace mha

@@ -1,6 +1,7 @@
 #include "checks.hpp"
 
 #include "buffers.hpp"
+#include "kv_cache.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -124,6 +125,35 @@ void check_call_shape(const Config& c, std::int64_t batch, std::int64_t query_le
   checked_mul(checked_mul(batch, std::max(query_len, key_len), "projections"), widths, "projections");
 }
 
+void check_sources(const void* layer, const ForwardInput& in) {
+  if (in.cache != nullptr && in.memory != nullptr) type_error("input: a cache or a memory, not both");
+  for (const KVCache* kv : {static_cast<const KVCache*>(in.cache), in.memory}) {
+    if (kv == nullptr) continue;
+    const char* what = kv == in.cache ? "input.cache" : "input.memory";
+    const KVCache::Storage& s = kv->storage();
+    if (s.owner != layer) type_error(std::string(what) + " was made for another layer");
+    if (in.key != nullptr || in.value != nullptr) type_error(std::string(what) + " is given: key and value must be null");
+    if (s.batch != in.batch)
+      range_error(std::string(what) + " holds " + str(s.batch) + " sequences, the query " + str(in.batch));
+  }
+  if (in.cache != nullptr && in.key_len != in.query_len)
+    range_error("input.key_len must equal input.query_len with a cache, got " + str(in.key_len));
+  if (in.memory != nullptr) {
+    if (in.memory->storage().length == 0) range_error("input.memory holds nothing: project_memory fills it");
+    if (in.key_len != in.memory->storage().held())
+      range_error("input.key_len must be the memory's length (" + str(in.memory->storage().held()) + "), got " + str(in.key_len));
+  }
+}
+
+void check_memory(const Config& c, const void* layer, const KVCache::Storage& m, const float* input,
+                  std::int64_t batch, std::int64_t length) {
+  if (m.owner != layer) type_error("memory was made for another layer");
+  if (batch != m.batch || length != m.capacity)
+    range_error("memory: the encoder output must be [" + str(m.batch) + ", " + str(m.capacity) + ", kdim] as the memory was made, got [" +
+                str(batch) + ", " + str(length) + ", kdim]");
+  check_pointer(input, checked_mul(checked_mul(batch, length, "memory"), c.kdim, "memory"), "input");
+}
+
 void check_forward(const Config& c, const ForwardInput& in, const ForwardOptions& o,
                    const ForwardOutputs& out) {
   check_call_shape(c, in.batch, in.query_len, in.key_len);
@@ -133,7 +163,9 @@ void check_forward(const Config& c, const ForwardInput& in, const ForwardOptions
   const std::int64_t s = source_len(c, in.key_len);
 
   check_pointer(in.query, checked_mul(bq, e, "query"), "input.query");
-  if (in.key == nullptr) {
+  if (in.memory != nullptr) {
+    // Cross-attention over a projected memory: its keys and values stand in.
+  } else if (in.key == nullptr) {
     if (in.key_len != in.query_len)
       range_error("input.key_len must equal input.query_len (" + str(in.query_len) +
                   ") when key is null (self-attention), got " + str(in.key_len));
@@ -143,7 +175,9 @@ void check_forward(const Config& c, const ForwardInput& in, const ForwardOptions
   } else {
     check_pointer(in.key, checked_mul(bk, c.kdim, "key"), "input.key");
   }
-  if (in.value == nullptr) {
+  if (in.memory != nullptr) {
+    // the memory's values stand in
+  } else if (in.value == nullptr) {
     if (c.vdim != c.kdim)
       range_error("value is null (value = key) but vdim (" + str(c.vdim) + ") differs from kdim (" +
                   str(c.kdim) + ")");
@@ -159,7 +193,7 @@ void check_forward(const Config& c, const ForwardInput& in, const ForwardOptions
     type_error("options.attn_per_head is set but options.attn is empty");
   if (o.attn_per_head && o.attn_per_batch)
     type_error("options.attn_per_head and options.attn_per_batch are both set");
-  if (in.key != nullptr && (c.rope.dim > 0 || c.alibi || o.positions != nullptr))
+  if ((in.key != nullptr || in.memory != nullptr) && (c.rope.dim > 0 || c.alibi || o.positions != nullptr))
     range_error("rope, alibi and positions are for self-attention: cross-attention's keys have no positions of the queries' kind");
   if (o.valid_lens_per_query && o.valid_lens == nullptr)
     type_error("options.valid_lens_per_query is set but options.valid_lens is null");

@@ -107,13 +107,21 @@ enum class NeedWeights { none, average, per_head };
 // `zero` (the default) gives weights 0 and a head output of 0 instead.
 enum class FullyMaskedRows { zero, nan };
 
+class KVCache;
+class MultiheadAttention;
+
 struct ForwardInput {
   std::int64_t batch = 0;      // B
   std::int64_t query_len = 0;  // Lq
-  std::int64_t key_len = 0;    // Lk; must equal Lq when key is nullptr
+  std::int64_t key_len = 0;    // Lk; must equal Lq when key is nullptr (and with cache or memory)
   const float* query = nullptr;
   const float* key = nullptr;
   const float* value = nullptr;
+  // Self-attention with a key/value cache: the call's keys and values are
+  // appended, and the queries attend over every key the cache holds.
+  KVCache* cache = nullptr;
+  // Cross-attention over an encoder memory projected by project_memory.
+  const KVCache* memory = nullptr;
 };
 
 struct ForwardOptions {
@@ -148,6 +156,42 @@ struct ForwardOutputs {
 void set_num_threads(int threads);
 int num_threads();
 int max_threads();
+
+// Keys (after QK-norm and RoPE) and values of a layer's key/value heads, for
+// incremental decoding (shared/DECODER_ATTENTION.md): [B, capacity, Hkv*d]
+// each, with every held key's position. A layer with a sliding window of W
+// uses it as a ring: it drops keys no later query can see, so a call of Lq
+// tokens needs capacity >= W - 1 + Lq. Also holds an encoder memory's keys
+// and values (MultiheadAttention::project_memory).
+class KVCache {
+ public:
+  // For `layer` (its Hkv and d), `batch` sequences, up to `capacity` positions.
+  KVCache(const MultiheadAttention& layer, std::int64_t batch, std::int64_t capacity);
+  ~KVCache();
+  KVCache(KVCache&&) noexcept;
+  KVCache& operator=(KVCache&&) noexcept;
+
+  std::int64_t batch() const;
+  std::int64_t capacity() const;
+  // Positions appended since the last reset (P), and how many of the last
+  // of them are held (fewer once a ring has dropped some).
+  std::int64_t length() const;
+  std::int64_t held() const;
+  void reset();
+  // The state after the first `length` positions (rolling back rejected
+  // speculative tokens). Throws Error when a ring has already dropped keys
+  // that state holds.
+  void truncate(std::int64_t length);
+  // Bytes a cache of this shape holds.
+  static std::uint64_t bytes(const Config& config, std::int64_t batch, std::int64_t capacity);
+
+  // The core's view of the storage (src/kv_cache.hpp).
+  struct Storage;
+  Storage& storage() const { return *s_; }
+
+ private:
+  std::unique_ptr<Storage> s_;
+};
 
 class MultiheadAttention {
  public:
@@ -187,6 +231,11 @@ class MultiheadAttention {
   // its parameters and their packed copies. Throws Error for an impossible
   // configuration.
   static std::uint64_t layer_bytes(const Config& config);
+
+  // Projects an encoder output [B, M, kdim] into `memory` (made for this
+  // layer with batch B and capacity M): its keys and values, once, for
+  // every later cross-attention call over it (Whisper's decoder).
+  void project_memory(const float* input, std::int64_t batch, std::int64_t length, KVCache& memory);
 
   // Runs the layer. Checks every size and flag it can see and throws Error
   // before writing anything; buffer lengths are the caller's contract (table above).

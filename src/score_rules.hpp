@@ -6,9 +6,12 @@
 // units (kLog2e), so every value added here is too.
 //
 // Positions: query i of batch b is at q_pos[b*Lq + i], or at i + q_offset
-// when q_pos is null; key j at k_pos[b*Lk + j], or at j. Only the first Lk
-// keys have positions and masks: the bias_kv and zero-attention keys after
-// them never have either (PyTorch pads its masks with 0 there).
+// when q_pos is null; key j at k_pos[b*k_pos_stride + j], or at j +
+// k_offset. Only the first Lk keys have positions and masks: the bias_kv and
+// zero-attention keys after them never have either (PyTorch pads its masks
+// with 0 there). A mask's column for key j is mask_first + j, in rows of
+// mask_row (with a cache: one column per position since the reset, of which
+// the keys held are the last).
 #pragma once
 
 #include <algorithm>
@@ -30,6 +33,9 @@ struct ScoreRules {
   const std::int32_t* q_pos = nullptr;
   std::int64_t q_offset = 0;
   const std::int32_t* k_pos = nullptr;
+  std::int64_t k_pos_stride = 0;
+  std::int64_t k_offset = 0;
+  std::int64_t mask_row = 0, mask_first = 0;
   Mask key_padding;               // [B, Lk]
   Mask attn;                      // [Lq, Lk], [B*H, Lq, Lk] or [B, Lq, Lk]
   enum class AttnLayout { shared, per_head, per_batch } attn_layout = AttnLayout::shared;
@@ -48,7 +54,9 @@ struct HeadRules {
   std::int64_t q_position(std::int64_t i) const {
     return rules->q_pos ? rules->q_pos[b * rules->lq + i] : i + rules->q_offset;
   }
-  std::int64_t k_position(std::int64_t j) const { return rules->k_pos ? rules->k_pos[b * rules->lk + j] : j; }
+  std::int64_t k_position(std::int64_t j) const {
+    return rules->k_pos ? rules->k_pos[b * rules->k_pos_stride + j] : j + rules->k_offset;
+  }
 };
 
 // An additive mask value in the scores' base-2 units. A finite value stays
@@ -93,7 +101,7 @@ inline void apply_score_rules(float* tile, std::size_t ldt, const HeadRules& hr,
                                                                                     : 0;
     for (std::int64_t j = j0; j < j1; ++j)
       for (std::int64_t c = 0; c < cols; ++c) {
-        const std::int64_t at = (first + i0 + c) * lk + j;
+        const std::int64_t at = (first + i0 + c) * o.mask_row + o.mask_first + j;
         if (o.attn.blocked) {
           if (o.attn.blocked[at]) row(j)[c] += kNegInf;
         } else {
@@ -103,15 +111,16 @@ inline void apply_score_rules(float* tile, std::size_t ldt, const HeadRules& hr,
   }
   if (o.key_padding.present())  // [B, Lk]: one value for the whole row of queries
     for (std::int64_t j = j0; j < j1; ++j) {
-      const std::int64_t at = b * lk + j;
+      const std::int64_t at = b * o.mask_row + o.mask_first + j;
       const float add = o.key_padding.blocked ? (o.key_padding.blocked[at] ? kNegInf : 0.0f)
                                               : mask_in_base2(o.key_padding.additive[at]);
       if (add != 0.0f)
         for (std::int64_t c = 0; c < cols; ++c) row(j)[c] += add;
     }
-  if (o.causal && o.implicit_positions()) {  // torch.tril shifted by q_offset: key j blocked for i + offset < j
+  if (o.causal && o.implicit_positions()) {  // torch.tril shifted: key j blocked for i + q_offset < j + k_offset
+    const std::int64_t shift = o.q_offset - o.k_offset;
     for (std::int64_t j = j0; j < j1; ++j)
-      for (std::int64_t c = 0; c < std::min(cols, j - i0 - o.q_offset); ++c) row(j)[c] += kNegInf;
+      for (std::int64_t c = 0; c < std::min(cols, j - i0 - shift); ++c) row(j)[c] += kNegInf;
   } else if (o.causal) {
     for (std::int64_t j = j0; j < j1; ++j)
       for (std::int64_t c = 0; c < cols; ++c)
@@ -144,9 +153,11 @@ inline KeyRange live_keys(const HeadRules& hr, std::int64_t i0, std::int64_t i1)
   const ScoreRules& o = *hr.rules;
   KeyRange r{0, o.lk};
   if (o.implicit_positions()) {
-    // Row i1-1 sees keys <= i1-1+offset; row i0 none before i0+offset-W+1.
-    if (o.causal) r.end = std::min(r.end, std::max<std::int64_t>(i1 + o.q_offset, 0));
-    if (o.window > 0) r.first = std::clamp<std::int64_t>(i0 + o.q_offset - o.window + 1, 0, o.lk);
+    // In key indices, row i is at i + shift: row i1-1 sees keys <= i1-1+shift;
+    // row i0 none before i0+shift-W+1.
+    const std::int64_t shift = o.q_offset - o.k_offset;
+    if (o.causal) r.end = std::min(r.end, std::max<std::int64_t>(i1 + shift, 0));
+    if (o.window > 0) r.first = std::clamp<std::int64_t>(i0 + shift - o.window + 1, 0, o.lk);
   }
   if (o.valid_lens != nullptr) {
     std::int64_t len = 0;

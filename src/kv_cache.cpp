@@ -1,0 +1,69 @@
+#include <algorithm>
+#include <string>
+
+#include "checks.hpp"
+#include "kv_cache.hpp"
+
+namespace mha {
+
+KVCache::KVCache(const MultiheadAttention& layer, std::int64_t batch, std::int64_t capacity) {
+  const Config& c = layer.config();
+  if (batch < 1) throw Error(Error::Kind::range, "cache batch must be >= 1, got " + std::to_string(batch));
+  if (capacity < 1) throw Error(Error::Kind::range, "cache capacity must be >= 1, got " + std::to_string(capacity));
+  const std::int64_t width = c.num_kv_heads * c.head_dim;
+  const std::int64_t floats = checked_mul(checked_mul(batch, capacity, "cache"), width, "cache");
+  s_ = std::make_unique<Storage>();
+  s_->owner = &layer;
+  s_->batch = batch;
+  s_->capacity = capacity;
+  s_->width = width;
+  s_->k.assign(std::size_t(floats), 0.0f);
+  s_->v.assign(std::size_t(floats), 0.0f);
+  s_->positions.assign(std::size_t(batch * capacity), 0);
+}
+
+KVCache::~KVCache() = default;
+KVCache::KVCache(KVCache&&) noexcept = default;
+KVCache& KVCache::operator=(KVCache&&) noexcept = default;
+
+std::int64_t KVCache::batch() const { return s_->batch; }
+std::int64_t KVCache::capacity() const { return s_->capacity; }
+std::int64_t KVCache::length() const { return s_->length; }
+std::int64_t KVCache::held() const { return s_->held(); }
+
+void KVCache::reset() {
+  s_->length = s_->first = 0;
+  s_->implicit = true;
+}
+
+void KVCache::truncate(std::int64_t length) {
+  if (length < 0 || length > s_->length)
+    throw Error(Error::Kind::range, "truncate: length must be in [0, " + std::to_string(s_->length) +
+                                        "] (the positions the cache has seen), got " + std::to_string(length));
+  if (length < s_->first)
+    throw Error(Error::Kind::range, "truncate: the cache, a ring, has dropped positions before " +
+                                        std::to_string(s_->first) + ", so it cannot go back to " +
+                                        std::to_string(length) + "; reset it and run the sequence again");
+  s_->length = length;
+  if (length == 0) reset();
+}
+
+std::uint64_t KVCache::bytes(const Config& c, std::int64_t batch, std::int64_t capacity) {
+  const double rows = double(batch) * double(capacity);
+  const double bytes = rows * (2.0 * double(c.num_kv_heads * c.head_dim) + 1.0) * 4.0;
+  return bytes >= 1.8e19 ? ~std::uint64_t(0) : std::uint64_t(bytes);
+}
+
+void KVCache::Storage::drop(std::int64_t n) {
+  if (n <= 0) return;
+  const std::int64_t keep = held() - n;
+  for (std::int64_t b = 0; b < batch; ++b) {
+    std::copy(k_row(b, n), k_row(b, n) + keep * width, k_row(b, 0));
+    std::copy(v_row(b, n), v_row(b, n) + keep * width, v_row(b, 0));
+    std::int32_t* p = positions.data() + b * capacity;
+    std::copy(p + n, p + n + keep, p);
+  }
+  first += n;
+}
+
+}  // namespace mha
