@@ -37,20 +37,39 @@ function configNumber(config, name, { integer = false, optional = false } = {}) 
   return v;
 }
 
-// config.rope_scaling as the layer's rope.scaling; types we do not
-// implement are refused by name.
-function ropeScaling(config) {
-  const s = config.rope_scaling;
+// A rope_scaling (or transformers 5's rope_parameters) object as the
+// layer's rope.scaling; types we do not implement are refused by name.
+function ropeScaling(s, where) {
   if (s === undefined || s === null) return null;
-  if (typeof s !== 'object') throw typeError('config.rope_scaling', 'null or an object', s);
+  if (typeof s !== 'object') throw typeError(where, 'null or an object', s);
   const type = s.rope_type ?? s.type;
   if (type === 'default') return null;
   if (type === 'linear') return { type, factor: s.factor };
   if (type === 'llama3')
     return { type, factor: s.factor, lowFreqFactor: s.low_freq_factor, highFreqFactor: s.high_freq_factor,
       originalMaxPositionEmbeddings: s.original_max_position_embeddings };
-  throw rangeError('config.rope_scaling', "rope_type 'linear' or 'llama3' (the RoPE scalings mha-wasm implements)", String(type),
-    `config.rope_scaling has rope_type ${JSON.stringify(type)}, which mha-wasm does not implement (it implements 'linear' and 'llama3')`);
+  throw rangeError(where, "rope_type 'linear' or 'llama3' (the RoPE scalings mha-wasm implements)", String(type),
+    `${where} has rope_type ${JSON.stringify(type)}, which mha-wasm does not implement (it implements 'linear' and 'llama3')`);
+}
+
+// RoPE's base and scaling for a layer: transformers 5's rope_parameters
+// (one dict, or one per layer type), else rope_theta (GPT-NeoX:
+// rotary_emb_base) and rope_scaling; Gemma 3's sliding layers use
+// rope_local_base_freq without scaling.
+function ropeBaseAndScaling(config, family, sliding) {
+  const p = config.rope_parameters;
+  if (p !== undefined && p !== null) {
+    if (typeof p !== 'object') throw typeError('config.rope_parameters', 'an object', p);
+    const type = sliding ? 'sliding_attention' : 'full_attention';
+    const params = Object.hasOwn(p, type) ? p[type] : p;
+    const where = Object.hasOwn(p, type) ? `config.rope_parameters.${type}` : 'config.rope_parameters';
+    return { base: configNumber(params, 'rope_theta', { optional: true }) ?? 10000, scaling: ropeScaling(params, where) };
+  }
+  if (sliding && (family === 'gemma3' || family === 'gemma3_text'))
+    return { base: configNumber(config, 'rope_local_base_freq', { optional: true }) ?? 10000, scaling: null };
+  const base = configNumber(config, 'rope_theta', { optional: true }) ??
+    configNumber(config, 'rotary_emb_base', { optional: true }) ?? 10000;
+  return { base, scaling: ropeScaling(config.rope_scaling, 'config.rope_scaling') };
 }
 
 // Whether layer i attends through a sliding window, by the config's
@@ -65,7 +84,7 @@ function slidingWindow(config, family, layer) {
   }
   if (window === undefined || window === null) return null;
   switch (family) {
-    case 'mistral': return checkInteger(window, 'config.sliding_window', { min: 1 });
+    case 'mistral': case 'phi3': return checkInteger(window, 'config.sliding_window', { min: 1 });
     case 'gemma2': return layer % 2 === 0 ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
     case 'gemma3': case 'gemma3_text': {
       const pattern = config.sliding_window_pattern ?? 6;
@@ -85,29 +104,32 @@ function slidingWindow(config, family, layer) {
 export function optionsFromConfig(config, { layer, attention }) {
   if (config === null || typeof config !== 'object' || Array.isArray(config))
     throw typeError('config', "a model's config.json object", config);
+  // A multimodal model (Gemma 3) keeps its language model's fields in text_config.
+  if (config.model_type === 'gemma3' && config.text_config !== null && typeof config.text_config === 'object')
+    config = { model_type: 'gemma3_text', ...config.text_config };
   const family = config.model_type;
   if (!Object.hasOwn(FAMILIES, family))
     throw rangeError('config.model_type', `one of ${SUPPORTED}`, String(family),
       `config.model_type ${JSON.stringify(family)} is not a family mha-wasm knows (${SUPPORTED})`);
   const f = FAMILIES[family];
   const whisper = family === 'whisper';
-  const embedDim = configNumber(config, whisper ? 'd_model' : 'hidden_size', { integer: true });
+  // BLOOM's configs name these n_embed and n_head as often as not.
+  const embedDim = configNumber(config, whisper ? 'd_model' : family === 'bloom' && config.hidden_size === undefined ? 'n_embed' : 'hidden_size', { integer: true });
   const numHeads = configNumber(config, whisper ? (attention === 'encoder' ? 'encoder_attention_heads' : 'decoder_attention_heads')
-    : family === 'bloom' ? 'n_head' : 'num_attention_heads', { integer: true });
+    : family === 'bloom' && config.n_head !== undefined ? 'n_head' : 'num_attention_heads', { integer: true });
   const numKVHeads = configNumber(config, 'num_key_value_heads', { integer: true, optional: true }) ?? numHeads;
   const headDim = configNumber(config, 'head_dim', { integer: true, optional: true }) ?? embedDim / numHeads;
   if (!Number.isInteger(headDim)) throw rangeError('config.head_dim', `given, since hidden_size ${embedDim} is not a multiple of ${numHeads} heads`, 'absent');
   const options = { embedDim, numHeads, numKVHeads, headDim, weightNames: 'hf' };
+  const window = slidingWindow(config, family, layer);
   if (!whisper && !f.alibi) {
+    // GPT-NeoX rotates a quarter of each head unless rotary_pct says otherwise.
     const fraction = configNumber(config, 'partial_rotary_factor', { optional: true }) ??
-      configNumber(config, 'rotary_pct', { optional: true }) ?? 1;
+      configNumber(config, 'rotary_pct', { optional: true }) ?? (family === 'gpt_neox' ? 0.25 : 1);
     const dim = Math.round(headDim * fraction);
-    const base = configNumber(config, 'rope_theta', { optional: true }) ??
-      configNumber(config, 'rotary_emb_base', { optional: true }) ?? 10000;
-    options.rope = { dim: dim - (dim % 2), base, layout: 'half', scaling: ropeScaling(config) };
+    options.rope = { dim: dim - (dim % 2), layout: 'half', ...ropeBaseAndScaling(config, family, window !== null) };
   }
   if (f.alibi) options.alibi = true;
-  const window = slidingWindow(config, family, layer);
   if (window !== null) options.slidingWindow = window;
   const softcap = configNumber(config, 'attn_logit_softcapping', { optional: true });
   if (softcap !== undefined) options.softcap = softcap;
