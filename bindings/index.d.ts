@@ -115,6 +115,8 @@ export interface MemoryStats {
   heapBytes: number;
   /** Layers neither disposed nor yet reclaimed by the garbage collector. */
   liveLayers: number;
+  /** Caches and encoder memories neither disposed nor yet reclaimed. */
+  liveCaches: number;
   /** Live embind value handles (0 between calls when nothing leaks). */
   liveHandles: number;
 }
@@ -205,6 +207,13 @@ export interface ForwardOptions {
    * self-attention only. Default: 0 .. Lq-1.
    */
   positions?: number[] | Int32Array | TensorLike<number[] | Int32Array>;
+  /**
+   * A {@link KVCache} of this layer: the call's keys and values are appended
+   * and its queries attend over every position the cache holds, causally by
+   * position. Weights then have one column per position since the cache's
+   * reset (keys a ring dropped: 0); masks cover those columns too.
+   */
+  cache?: KVCache;
   /**
    * d2l.ai's valid_lens: key j is blocked when j >= the length. `[B]` (a plain
    * array works) or `[B, Lq]`; unbatched: a number or `[Lq]`.
@@ -310,6 +319,40 @@ export interface LoadStateDictOptions {
 /** A PyTorch state_dict: `in_proj_weight`, `in_proj_bias`, `out_proj.weight`, … */
 export type StateDict = Record<string, Float32Array | TensorLike<Float32Array>>;
 
+/** Resources a layer made for decoding; free with `dispose()` (or `using`), else the GC reclaims them. */
+declare class DecodingSource {
+  protected constructor();
+  /** The sequences it holds (B). */
+  readonly batch: number;
+  readonly disposed: boolean;
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+/**
+ * A layer's key/value cache (from {@link MultiheadAttention.createCache}):
+ * per key/value head the keys (after QK-norm and RoPE) and values of the
+ * tokens run with `{ cache }`. Under a sliding window W it is a ring that
+ * keeps what later queries can see (capacity >= W - 1 + the longest call).
+ */
+export declare class KVCache extends DecodingSource {
+  /** Positions appended since the last reset. */
+  readonly length: number;
+  /** Of those, the last ones held. */
+  readonly held: number;
+  readonly capacity: number;
+  /** Empties it. */
+  reset(): void;
+  /** Back to the state after the first `length` positions (rejected speculative tokens). */
+  truncate(length: number): void;
+}
+
+/** An encoder output's keys and values, projected once ({@link MultiheadAttention.projectMemory}). */
+export declare class EncoderMemory extends DecodingSource {
+  /** Its frames (M). */
+  readonly length: number;
+}
+
 /**
  * One `nn.MultiheadAttention` layer (inference). Holds WebAssembly memory:
  * call `dispose()` (or declare it with `using`) when done; a layer dropped
@@ -361,11 +404,15 @@ export declare class MultiheadAttention {
   loadStateDict(dict: StateDict, options?: LoadStateDictOptions): void;
   /** The current weights, as fresh tensors under PyTorch's names. */
   stateDict(): Record<string, Tensor>;
+  /** A key/value cache for decoding: `capacity` positions of `batch` sequences (default 1). */
+  createCache(options: { capacity: number; batch?: number }): KVCache;
+  /** An encoder output `[B, M, kdim]` (or `[M, kdim]`) projected once, for cross-attention: forward's `key`. */
+  projectMemory(encoderOutput: TensorLike<Float32Array>): EncoderMemory;
   /**
    * Runs the layer. `key` defaults to `query` and `value` to `key`; pass
    * `null` to use a default while giving later arguments.
    */
-  forward(query: TensorLike, key?: TensorLike | null, value?: TensorLike | null,
+  forward(query: TensorLike, key?: TensorLike | EncoderMemory | null, value?: TensorLike | null,
           options?: ForwardOptions): ForwardResult;
   /** Frees the WebAssembly memory. A second call does nothing; any other use afterwards throws. */
   dispose(): void;

@@ -56,8 +56,10 @@ const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
 const snippets = fencedBlocks(readme).filter((b) => RUNNABLE.has(b.lang));
 
 // Files a README reader has at hand, placed where the snippets open them: the
-// GPT-2 attention weights written by PyTorch (tests/fixtures/generate_safetensors.py).
-const READER_FILES = ['tests/fixtures/safetensors/gpt2_attention.safetensors'];
+// GPT-2 attention weights written by PyTorch (tests/fixtures/generate_safetensors.py)
+// and a tiny Qwen3 checkpoint as the Hub lays one out (tests/fixtures/generate_models.py).
+const READER_FILES = ['tests/fixtures/safetensors/gpt2_attention.safetensors',
+  'tests/fixtures/models/qwen3/config.json', 'tests/fixtures/models/qwen3/model.safetensors'];
 
 let consumer;
 before(async () => {
