@@ -18,6 +18,14 @@
  * @packageDocumentation
  */
 
+// Symbol.dispose for projects whose lib lacks esnext.disposable (target
+// es2022's defaults): the same declaration that lib makes, so the two merge.
+declare global {
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+  }
+}
+
 /** The package version. */
 export declare const version: string;
 

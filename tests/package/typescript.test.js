@@ -79,7 +79,19 @@ const BAD = [
   'export {};',
 ];
 
+// A project on target es2022's default libs, without esnext.disposable: the
+// .d.ts declares Symbol.dispose itself, so its dispose member still checks.
+const ES2022 = `import { MultiheadAttention } from 'mha-wasm';
+const mha = await MultiheadAttention.create({ embedDim: 4, numHeads: 2, numKVHeads: 1, rope: true });
+const cache = mha.createCache({ capacity: 8 });
+mha.forward({ data: new Float32Array(8), dims: [2, 4] }, null, null, { cache }).output.dims satisfies number[];
+cache[Symbol.dispose]();
+mha[Symbol.dispose]();
+export {};
+`;
+
 function writeSources() {
+  writeFileSync(join(consumer.dir, 'typed-es2022.ts'), ES2022);
   writeFileSync(join(consumer.dir, 'typed-consumer.ts'), GOOD);
   writeFileSync(join(consumer.dir, 'typed-misuse.ts'), BAD.map((l) => (Array.isArray(l) ? l[0] : l)).join('\n') + '\n');
 }
@@ -159,3 +171,15 @@ test('the shipped index.d.ts type-checks in a project with neither the DOM lib n
   const r = await tsc(project);
   assert.equal(r.code, 0, diagnostics('tsc (no DOM, no @types/node)', r));
 });
+
+// The current major and TypeScript 5.x (the repository's typescript5 alias).
+const TSC5 = join(repoRoot, 'node_modules', 'typescript5', 'bin', 'tsc');
+for (const [version, bin] of [['current', tscBin], ['5.x', TSC5]]) {
+  test(`the shipped index.d.ts type-checks with target es2022's default libs (no esnext.disposable), TypeScript ${version}`, {
+    timeout: 60_000,
+  }, async () => {
+    const project = tsconfig(`es2022-${version}`, { module: 'nodenext', moduleResolution: 'nodenext', lib: ['es2022'] }, ['typed-es2022.ts']);
+    const r = await run(process.execPath, [bin, '-p', project, '--pretty', 'false'], { cwd: consumer.dir, timeout: 60_000 });
+    assert.equal(r.code, 0, diagnostics(`tsc ${version} (es2022 libs)`, r));
+  });
+}
