@@ -11,7 +11,8 @@ mkdir -p "$out" tests/fuzz/corpus tests/fuzz/regressions
 # The core's sources as CMake lists them (written when build/native is
 # configured: scripts/build.sh runs first).
 [ -f build/native/core_sources.txt ] || { echo "fuzz.sh: run scripts/build.sh first" >&2; exit 1; }
-IFS=';' read -r -a core_sources < build/native/core_sources.txt
+# (The file has no final newline, which read would report as a failure.)
+IFS=';' read -r -a core_sources < build/native/core_sources.txt || [ ${#core_sources[@]} -gt 0 ]
 clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -Isrc -isystem .deps/xsimd/include \
   tests/fuzz/fuzz_forward.cpp "${core_sources[@]}" src/reference.cpp \
