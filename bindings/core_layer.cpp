@@ -32,11 +32,12 @@
 #include <vector>
 
 #include "checks.hpp"
+#include "core_cache.hpp"
+#include "glue.hpp"
 #include "mha.hpp"
 
-namespace {
+namespace mha_glue {
 
-enum Status : int { kOk = 0, kTypeError = 1, kRangeError = 2 };
 
 // Slot ids.
 enum Slot : int {
@@ -67,92 +68,8 @@ struct Flag {
 bool is_byte_slot(int slot) { return slot == kKeyPaddingBlocked || slot == kAttnBlocked; }
 bool is_int_slot(int slot) { return slot == kValidLens || slot == kPositions; }
 
-// A count JS passed as a double, as an integer. JS sends only checked
-// integers; anything else (NaN, infinities, fractions, past 2^53) is refused
-// here too rather than cast, which would be undefined behaviour.
-std::int64_t whole(double v, const char* name) {
-  if (!(v >= -9007199254740992.0 && v <= 9007199254740992.0) || v != std::floor(v))
-    throw mha::Error(mha::Error::Kind::range, std::string(name) + " must be an integer, got " + std::to_string(v));
-  return std::int64_t(v);
-}
-
-// Bytes the heap can still give: what it may grow by, plus what is free
-// inside it (an estimate: a fragmented heap may fail sooner, and then the
-// allocation's std::bad_alloc becomes the same RangeError).
-std::uint64_t available_bytes() {
-  const std::uint64_t size = emscripten_get_heap_size(), max = emscripten_get_heap_max();
-  return (max > size ? max - size : 0) + std::uint64_t(mallinfo().fordblks);
-}
-
-void admit_bytes(std::uint64_t bytes, const std::string& what) {
-  if (bytes <= available_bytes()) return;
-  throw mha::Error(mha::Error::Kind::range,
-                   what + " needs " + mha::gib(bytes) + " more WebAssembly memory, and only " +
-                       mha::gib(available_bytes()) + " is left of wasm32's 4 GiB (the heap holds " +
-                       mha::gib(emscripten_get_heap_size()) + " now); nothing was allocated");
-}
-
 // CoreLayer objects alive now: the leak tests' count.
 int live_layers = 0;
-
-// Runs body; a C++ exception becomes a Status and a message for error().
-template <typename F>
-int guard(std::string& error, F&& body) {
-  error.clear();
-  try {
-    body();
-    return kOk;
-  } catch (const mha::Error& e) {
-    error = e.what();
-    return e.kind() == mha::Error::Kind::type ? kTypeError : kRangeError;
-  } catch (const std::bad_alloc&) {
-    error = "out of memory: the WebAssembly heap could not grow to hold this call's buffers (wasm32 addresses 4 GiB)";
-    return kRangeError;
-  } catch (const std::length_error&) {
-    error = "out of memory: a buffer of this call would exceed what wasm32 can address (4 GiB)";
-    return kRangeError;
-  } catch (const std::exception& e) {
-    error = std::string("internal error: ") + e.what();
-    return kRangeError;
-  } catch (...) {
-    error = "internal error: an unknown C++ exception";
-    return kRangeError;
-  }
-}
-
-int live_caches = 0;
-
-class CoreLayer;
-
-// A key/value cache (or an encoder memory) of one layer, owned by JS.
-class CoreCache {
- public:
-  CoreCache() { ++live_caches; }
-  ~CoreCache() { --live_caches; }
-  CoreCache(const CoreCache&) = delete;
-  CoreCache& operator=(const CoreCache&) = delete;
-
-  int make(CoreLayer& layer, double batch, double capacity);
-  std::string error() const { return error_; }
-  double length() const { return cache_ ? double(cache_->length()) : 0; }
-  double held() const { return cache_ ? double(cache_->held()) : 0; }
-  double capacity() const { return cache_ ? double(cache_->capacity()) : 0; }
-  double batch() const { return cache_ ? double(cache_->batch()) : 0; }
-  int reset() {
-    return guard(error_, [&] { get().reset(); });
-  }
-  int truncate(double length) {
-    return guard(error_, [&] { get().truncate(whole(length, "length")); });
-  }
-  mha::KVCache& get() const {
-    if (!cache_) throw mha::Error(mha::Error::Kind::type, "the cache is not made");
-    return *cache_;
-  }
-
- private:
-  std::unique_ptr<mha::KVCache> cache_;
-  std::string error_;
-};
 
 class CoreLayer {
  public:
@@ -302,15 +219,15 @@ class CoreLayer {
       in.memory = memory_ ? &memory_->get() : nullptr;
 
       mha::ForwardOptions o;
-      if (flags & Flag::keyPaddingBlocked) o.key_padding.blocked = slots_u8_[kKeyPaddingBlocked].data();
-      if (flags & Flag::keyPaddingAdditive) o.key_padding.additive = slots_f32_[kKeyPaddingAdditive].data();
-      if (flags & Flag::attnBlocked) o.attn.blocked = slots_u8_[kAttnBlocked].data();
-      if (flags & Flag::attnAdditive) o.attn.additive = slots_f32_[kAttnAdditive].data();
+      if (flags & Flag::keyPaddingBlocked) o.key_padding.blocked = data(slots_u8_[kKeyPaddingBlocked]);
+      if (flags & Flag::keyPaddingAdditive) o.key_padding.additive = data(slots_f32_[kKeyPaddingAdditive]);
+      if (flags & Flag::attnBlocked) o.attn.blocked = data(slots_u8_[kAttnBlocked]);
+      if (flags & Flag::attnAdditive) o.attn.additive = data(slots_f32_[kAttnAdditive]);
       o.attn_per_head = (flags & Flag::attnPerHead) != 0;
       o.is_causal = (flags & Flag::isCausal) != 0;
-      if (flags & (Flag::validLensPerBatch | Flag::validLensPerQuery)) o.valid_lens = ints_[kValidLens].data();
+      if (flags & (Flag::validLensPerBatch | Flag::validLensPerQuery)) o.valid_lens = data(ints_[kValidLens]);
       o.valid_lens_per_query = (flags & Flag::validLensPerQuery) != 0;
-      if (flags & Flag::hasPositions) o.positions = ints_[kPositions].data();
+      if (flags & Flag::hasPositions) o.positions = data(ints_[kPositions]);
       o.bottom_right = (flags & Flag::bottomRight) != 0;
       o.attn_per_batch = (flags & Flag::attnPerBatch) != 0;
       o.need_weights = need_weights_of(flags);
@@ -433,6 +350,14 @@ class CoreLayer {
   }
   static std::uint64_t element_bytes(int slot) { return is_byte_slot(slot) ? 1 : 4; }
 
+  // A slot's data; never null, even when empty (a call with B = 0 or L = 0
+  // writes nothing), because null means "not given" to the core.
+  template <typename T>
+  static const T* data(const std::vector<T>& slot) {
+    static const T kEmpty{};
+    return slot.empty() ? &kEmpty : slot.data();
+  }
+
   // An input slot's data; never null, even when empty, because a null key or
   // value means "use the query" to the core.
   const float* input(int slot) const {
@@ -501,7 +426,9 @@ int setThreads(int threads) {
 // traps is retired and replaced (loader.js), since no real input traps.
 void trapForTesting() { __builtin_trap(); }
 
-}  // namespace
+}  // namespace mha_glue
+
+using namespace mha_glue;
 
 EMSCRIPTEN_BINDINGS(mha_core) {
   emscripten::class_<CoreLayer>("CoreLayer")

@@ -353,45 +353,6 @@ void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& c
   });
 }
 
-// Before a cached call of Lq tokens: room for them. A windowed layer's cache
-// drops its oldest keys, those no later query can see (it keeps the last
-// W - 1); any other cache must have the room.
-void make_room(KVCache::Storage& cache, const Config& c, std::int64_t lq) {
-  if (cache.held() + lq <= cache.capacity) return;
-  const std::int64_t window = c.sliding_window;
-  if (window > 0) {
-    const std::int64_t keep = std::min(cache.held(), window - 1);
-    if (keep + lq > cache.capacity)
-      throw Error(Error::Kind::range, "cache: a call of " + std::to_string(lq) + " tokens under a sliding window of " +
-                                          std::to_string(window) + " needs capacity >= " + std::to_string(keep + lq) +
-                                          " (the window's " + std::to_string(keep) + " earlier keys and its own), got " +
-                                          std::to_string(cache.capacity));
-    cache.drop(cache.held() - keep);
-    return;
-  }
-  throw Error(Error::Kind::range, "cache: it holds " + std::to_string(cache.held()) + " positions of its capacity " +
-                                      std::to_string(cache.capacity) + " and this call appends " + std::to_string(lq) +
-                                      "; make it larger, or reset or truncate it");
-}
-
-// The call's keys (after QK-norm and RoPE) and values, and their positions,
-// appended to the cache's rows.
-void append(KVCache::Storage& cache, const Call& c, const Projected& x, const ForwardOptions& o,
-            std::int64_t first_position) {
-  const std::size_t w = std::size_t(cache.width);
-  const std::int64_t at = cache.held();
-  for (std::size_t b = 0; b < c.B; ++b)
-    for (std::size_t i = 0; i < c.Lq; ++i) {
-      const std::size_t row = b * c.Lq + i;
-      std::copy(x.k + row * x.k_stride, x.k + row * x.k_stride + w, cache.k_row(std::int64_t(b), at + std::int64_t(i)));
-      std::copy(x.v + row * x.v_stride, x.v + row * x.v_stride + w, cache.v_row(std::int64_t(b), at + std::int64_t(i)));
-      cache.positions[b * std::size_t(cache.capacity) + std::size_t(at) + i] =
-          o.positions ? o.positions[row] : std::int32_t(first_position + std::int64_t(i));
-    }
-  if (o.positions) cache.implicit = false;
-  cache.length += std::int64_t(c.Lq);
-}
-
 // Step 4, the copies out: concat [B, Lq, H*d] and the heads [B, Lq, H, d] ->
 // [B, H, Lq, d], both from concat's rows in q's buffer.
 void copy_out(const Call& c, const float* concat, std::size_t concat_stride, const ForwardOutputs& out) {
@@ -462,7 +423,7 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
   const std::int64_t first_position = cache ? cache->length : 0;
   std::int64_t keys = in.key_len;  // the keys attended
   if (cache) {
-    make_room(*cache, c, in.query_len);
+    cache->make_room(c.sliding_window, in.query_len);
     keys = cache->held() + in.query_len;
   }
   if (memory) keys = memory->held();
@@ -478,7 +439,7 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
   transform(pool, call, x, c, p, impl_->inv_freq, o, first_position, impl_->ws);  //    QK-norm, RoPE
   std::size_t columns = call.S;
   if (cache) {  // the call's keys and values join the cache; attention reads them there
-    append(*cache, call, x, o, first_position);
+    cache->append(call.B, call.Lq, x.k, x.k_stride, x.v, x.v_stride, o.positions, first_position);
     x.k = cache->k.data();
     x.v = cache->v.data();
     x.k_stride = x.v_stride = std::size_t(cache->width);

@@ -54,6 +54,40 @@ std::uint64_t KVCache::bytes(const Config& c, std::int64_t batch, std::int64_t c
   return bytes >= 1.8e19 ? ~std::uint64_t(0) : std::uint64_t(bytes);
 }
 
+void KVCache::Storage::make_room(std::int64_t window, std::int64_t lq) {
+  if (held() + lq <= capacity) return;
+  if (window > 0) {
+    const std::int64_t keep = std::min(held(), window - 1);
+    if (keep + lq > capacity)
+      throw Error(Error::Kind::range, "cache: a call of " + std::to_string(lq) + " tokens under a sliding window of " +
+                                          std::to_string(window) + " needs capacity >= " + std::to_string(keep + lq) +
+                                          " (the window's " + std::to_string(keep) + " earlier keys and its own), got " +
+                                          std::to_string(capacity));
+    drop(held() - keep);
+    return;
+  }
+  throw Error(Error::Kind::range, "cache: it holds " + std::to_string(held()) + " positions of its capacity " +
+                                      std::to_string(capacity) + " and this call appends " + std::to_string(lq) +
+                                      "; make it larger, or reset or truncate it");
+}
+
+void KVCache::Storage::append(std::size_t batch_count, std::size_t lq, const float* k_rows, std::size_t k_stride,
+                              const float* v_rows, std::size_t v_stride, const std::int32_t* given_positions,
+                              std::int64_t first_position) {
+  const std::size_t w = std::size_t(width);
+  const std::int64_t at = held();
+  for (std::size_t b = 0; b < batch_count; ++b)
+    for (std::size_t i = 0; i < lq; ++i) {
+      const std::size_t row = b * lq + i;
+      std::copy(k_rows + row * k_stride, k_rows + row * k_stride + w, k_row(std::int64_t(b), at + std::int64_t(i)));
+      std::copy(v_rows + row * v_stride, v_rows + row * v_stride + w, v_row(std::int64_t(b), at + std::int64_t(i)));
+      positions[b * std::size_t(capacity) + std::size_t(at) + i] =
+          given_positions ? given_positions[row] : std::int32_t(first_position + std::int64_t(i));
+    }
+  if (given_positions) implicit = false;
+  length += std::int64_t(lq);
+}
+
 void KVCache::Storage::drop(std::int64_t n) {
   if (n <= 0) return;
   const std::int64_t keep = held() - n;

@@ -25,6 +25,15 @@ struct KVCache::Storage {
   float* v_row(std::int64_t b, std::int64_t r) { return v.data() + (b * capacity + r) * width; }
   // Drops the oldest `n` held rows of every sequence.
   void drop(std::int64_t n);
+  // Before a call of lq tokens: room for them. Under a sliding window the
+  // oldest keys go, those no later query can see (the last window - 1
+  // stay); any other cache must have the room, or Error.
+  void make_room(std::int64_t window, std::int64_t lq);
+  // A call's keys (after QK-norm and RoPE) and values, rows of width floats
+  // *_stride apart, lq per sequence, appended with their positions (given,
+  // or first_position + i).
+  void append(std::size_t batch, std::size_t lq, const float* k, std::size_t k_stride, const float* v,
+              std::size_t v_stride, const std::int32_t* given_positions, std::int64_t first_position);
 };
 
 }  // namespace mha
