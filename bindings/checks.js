@@ -122,9 +122,12 @@ export function product(dims) {
 
 // A boolean[] mask, read once into bytes (1 = blocked), or null if `data`
 // is not an array of booleans.
-function booleanBytes(data) {
+function booleanBytes(data, need) {
   if (!Array.isArray(data)) return null;
   const n = data.length;
+  // An array-like of the wrong length is refused before its elements are
+  // read (a Proxy may claim 2^32 - 1 of them).
+  if (n !== need) return { length: n };
   const bytes = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     const b = data[i];
@@ -147,12 +150,16 @@ export function readTensor(t, name, kinds) {
   const dims = readDims(rawDims, name);
   let data = rawData;
   let kind = typedArrayKind(rawData);
+  const need = product(dims);
   if (kind === undefined && kinds.includes('boolean[]')) {
-    const bytes = booleanBytes(rawData);
+    const bytes = booleanBytes(rawData, need);
+    if (bytes !== null && !(bytes instanceof Uint8Array))
+      throw rangeError(`${name}.data`, `${need} values`, `${bytes.length} values`,
+        `${name}.data has ${bytes.length} values but dims ${shapeString(dims)} need ${need}`);
     if (bytes !== null) { data = bytes; kind = 'boolean[]'; }
   }
   if (!kinds.includes(kind)) throw typeError(`${name}.data`, `a ${kinds.join(' or ')}`, rawData);
-  const length = typedLength(data), need = product(dims);
+  const length = typedLength(data);
   if (length !== need)
     throw rangeError(`${name}.data`, `${need} values`, `${length} values`,
       `${name}.data has ${length} values but dims ${shapeString(dims)} need ${need}${length === 0 && need > 0 && data.buffer.byteLength === 0 ? ' (is its buffer detached?)' : ''}`);

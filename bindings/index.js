@@ -100,6 +100,15 @@ const registry = typeof FinalizationRegistry === 'function'
 
 const CONSTRUCT = Symbol('MultiheadAttention.create');
 
+// An array read earlier, checked again now that no caller's code can run
+// before it is copied in: a getter may have detached or resized it since.
+function unchanged(src, length, name) {
+  if (typedLength(src) !== length)
+    throw Object.assign(new RangeError(`${name}: its array was detached or resized during the call (by a getter?): it had ${length} values, now ${typedLength(src)}`),
+      { argument: name, expected: `${length} values`, actual: `${typedLength(src)} values` });
+}
+const slotName = (codes, slot) => Object.keys(codes.slot).find((k) => codes.slot[k] === slot);
+
 /**
  * One nn.MultiheadAttention layer. Create with `await MultiheadAttention.create(...)`;
  * free with `dispose()` (or `using`); a dropped layer is also reclaimed by the GC.
@@ -262,11 +271,15 @@ export class MultiheadAttention {
       throw Object.assign(new kind(`loadStateDict: ${problems.join('; ')}. This layer's keys: ${[...shapes].map(([n, s]) => `${n} ${shapeString(s)}`).join(', ')}`),
         { argument: 'stateDict', expected: [...shapes.keys()].join(', '), actual: given.join(', ') });
     }
+    // Every value is read; the caller's getters may have disposed this
+    // layer or detached an array read earlier.
+    this.#live('loadStateDict');
     const { slot } = codesOf(this.#m);
+    for (const [name, data] of values) unchanged(data, product(shapes.get(name)), `loadStateDict: '${name}'`);
     for (const [name, data] of values) {
       const n = typedLength(data);
       run(this.#m, layer, 'loadStateDict: ', () => layer.reserve(slot.parameter, n));
-      callModule(this.#m, () => layer.view(slot.parameter).set(data));
+      if (n > 0) callModule(this.#m, () => layer.view(slot.parameter)).set(data);
       run(this.#m, layer, 'loadStateDict: ', () => layer.setParameter(name, n));
     }
   }
@@ -333,8 +346,9 @@ export class MultiheadAttention {
     const layer = this.#live('forward');
     const m = this.#m, c = this.#config, codes = codesOf(m);
     const o = readOptions(options, FORWARD_OPTIONS, 'forward options');
-    let source = null, core = null;
+    let source = null, core = null, handle = null;
     if (key instanceof EncoderMemory) {
+      handle = key;
       core = key.coreFor(this, 'forward');
       source = { kind: 'memory', batch: key.batch, frames: key.length };
       key = null;
@@ -342,19 +356,27 @@ export class MultiheadAttention {
     if (o.cache != null) {
       if (!(o.cache instanceof KVCache)) throw typeError('cache', "a KVCache from this layer's createCache()", o.cache);
       if (source) throw typeError('cache', 'absent when key is an EncoderMemory', o.cache);
+      handle = o.cache;
       core = o.cache.coreFor(this, 'forward');
       source = { kind: 'cache', batch: o.cache.batch, past: o.cache.length };
     }
     const plan = planForward(query, key, value, o, c, codes, source);
-    const { B, Lq, Lk, flags, writes } = plan;
+    const { B, Lq, Lk, flags } = plan;
+    // Everything is read: no caller's code runs from here on. What it did
+    // meanwhile (a getter that disposed this layer, or detached or resized
+    // an array already read) is refused here, before the module is used.
+    this.#live('forward');
+    handle?.coreFor(this, 'forward');
+    for (const [slot, src, length] of plan.writes) unchanged(src, length, slotName(codes, slot));
+    const writes = plan.writes;
 
     if (source) callModule(m, () => layer.attach(core, source.kind === 'cache' ? 1 : 2));
     try {
       // The whole call must fit the heap before anything is allocated.
       run(m, layer, 'forward: ', () => layer.admit(B, Lq, Lk, flags));
       // Size every input slot first: any growth detaches earlier views.
-      for (const [slot, src] of writes) run(m, layer, 'forward: ', () => layer.reserve(slot, typedLength(src)));
-      callModule(m, () => { for (const [slot, src] of writes) layer.view(slot).set(src); });
+      for (const [slot, , length] of writes) run(m, layer, 'forward: ', () => layer.reserve(slot, length));
+      for (const [slot, src, length] of writes) if (length > 0) callModule(m, () => layer.view(slot)).set(src);
       run(m, layer, 'forward: ', () => layer.forward(B, Lq, Lk, flags));
     } finally {
       if (source && m.broken == null) layer.detach();

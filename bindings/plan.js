@@ -52,7 +52,7 @@ function planQuery(query, c, { slot }) {
   if (E !== c.embedDim)
     throw rangeError('query', `last dim embedDim=${c.embedDim}`, shapeString(q.dims),
       `query's last dim must be embedDim=${c.embedDim}, got ${shapeString(q.dims)}`);
-  return { B, Lq, Lk: Lq, flags: 0, writes: [[slot.query, q.data]], batched, needWeights: 'none',
+  return { B, Lq, Lk: Lq, flags: 0, writes: [[slot.query, q.data, typedLength(q.data)]], batched, needWeights: 'none',
     returnHeads: false, returnConcat: false };
 }
 
@@ -73,7 +73,7 @@ function planKeyValue(plan, key, value, c, { slot, flag }) {
   if (key != null) {
     const k = readTensor(key, 'key', FLOATS);
     plan.Lk = seq('key', k, c.kdim);
-    plan.writes.push([slot.key, k.data]);
+    plan.writes.push([slot.key, k.data, typedLength(k.data)]);
     plan.flags |= flag.hasKey;
   } else if (c.kdim !== c.embedDim) {
     throw typeError('key', 'a tensor', key,
@@ -84,7 +84,7 @@ function planKeyValue(plan, key, value, c, { slot, flag }) {
     const Lv = seq('value', v, c.vdim);
     if (Lv !== plan.Lk)
       throw rangeError('value', `length ${plan.Lk}`, shapeString(v.dims), `value's length must equal key's (${plan.Lk}), got ${shapeString(v.dims)}`);
-    plan.writes.push([slot.value, v.data]);
+    plan.writes.push([slot.value, v.data, typedLength(v.data)]);
     plan.flags |= flag.hasValue;
   } else if (c.vdim !== (key != null ? c.kdim : c.embedDim)) {
     throw typeError('value', 'a tensor', value, `value is required: vdim=${c.vdim} differs from the key's width`);
@@ -93,7 +93,7 @@ function planKeyValue(plan, key, value, c, { slot, flag }) {
 
 // An integer tensor (Int32Array or number[] data, or a bare one of those as
 // [n]) read once into a fresh Int32Array, each value in [min, max].
-function readIntegers(given, name, min, max) {
+function readIntegers(given, name, min, max, maxCount) {
   let data, dims;
   if (Array.isArray(given) || typedArrayKind(given) !== undefined) {
     data = given;
@@ -107,6 +107,7 @@ function readIntegers(given, name, min, max) {
   const kind = typedArrayKind(data);
   if (!Array.isArray(data) && kind !== 'Int32Array') throw typeError(`${name}.data`, 'an Int32Array or an array of integers', data);
   const n = kind !== undefined ? typedLength(data) : data.length;
+  if (!(n <= maxCount)) throw rangeError(name, `at most ${maxCount} values (the call's queries)`, `${n} values`);
   const values = new Int32Array(n);
   for (let i = 0; i < n; i++) values[i] = checkInteger(data[i], `${name}[${i}]`, { min, max });
   if (dims === null) dims = [n];
@@ -118,7 +119,7 @@ function readIntegers(given, name, min, max) {
 // validLens as a number, an integer array, an Int32Array or a tensor, read
 // once into an Int32Array. Lengths past Lk mean "every key": they are
 // written as Lk, so that no length wraps around in 32 bits.
-function readValidLens(given, Lk) {
+function readValidLens(given, Lk, maxCount) {
   let data, dims;
   if (typeof given === 'number') {
     data = [given];
@@ -136,6 +137,7 @@ function readValidLens(given, Lk) {
   if (!Array.isArray(data) && kind !== 'Int32Array')
     throw typeError('validLens.data', 'an Int32Array or an array of integers', data);
   const n = kind !== undefined ? typedLength(data) : data.length;
+  if (!(n <= maxCount)) throw rangeError('validLens', `at most ${maxCount} values (one per query)`, `${n} values`);
   const lens = new Int32Array(n);
   for (let i = 0; i < n; i++) lens[i] = Math.min(checkInteger(data[i], `validLens[${i}]`, { max: Number.MAX_SAFE_INTEGER }), Lk);
   if (dims === null) dims = [n];
@@ -156,7 +158,7 @@ function planOptions(plan, o, c, { slot, flag }, source) {
     const m = readTensor(o.keyPaddingMask, 'keyPaddingMask', MASKS);
     expectDims(m.dims, [...lead, Lk], 'keyPaddingMask', batched ? '[B, Lk]' : '[Lk]');
     const additive = m.kind === 'Float32Array';
-    writes.push([additive ? slot.keyPaddingAdditive : slot.keyPaddingBlocked, m.data]);
+    writes.push([additive ? slot.keyPaddingAdditive : slot.keyPaddingBlocked, m.data, typedLength(m.data)]);
     flags |= additive ? flag.keyPaddingAdditive : flag.keyPaddingBlocked;
   }
   if (o.attnMask != null) {
@@ -172,7 +174,7 @@ function planOptions(plan, o, c, { slot, flag }, source) {
       expectDims(m.dims, [Lq, Lk], 'attnMask', shapes);
     }
     const additive = m.kind === 'Float32Array';
-    writes.push([additive ? slot.attnAdditive : slot.attnBlocked, m.data]);
+    writes.push([additive ? slot.attnAdditive : slot.attnBlocked, m.data, typedLength(m.data)]);
     flags |= additive ? flag.attnAdditive : flag.attnBlocked;
   }
   // causal: true (top-left, as torch.tril) or 'bottom-right' (the last
@@ -191,13 +193,13 @@ function planOptions(plan, o, c, { slot, flag }, source) {
   if (o.positions != null) {
     if (plan.flags & (flag.hasKey | flag.hasValue) || source?.kind === 'memory')
       throw typeError('positions', 'absent in cross-attention (positions are those of self-attention\'s tokens)', o.positions);
-    const p = readIntegers(o.positions, 'positions', -(2 ** 31), 2 ** 31 - 1);
+    const p = readIntegers(o.positions, 'positions', -(2 ** 31), 2 ** 31 - 1, B * Lq);
     expectDims(p.dims, [...lead, Lq], 'positions', batched ? '[B, Lq]' : '[Lq]');
-    writes.push([slot.positions, p.data]);
+    writes.push([slot.positions, p.data, typedLength(p.data)]);
     flags |= flag.hasPositions;
   }
   if (o.validLens != null) {
-    const t = readValidLens(o.validLens, Lk);
+    const t = readValidLens(o.validLens, Lk, Math.max(B * Lq, B, 1));
     const dims = t.dims;
     const perBatch = batched ? dims.length === 1 && dims[0] === B : dims.length === 0;
     const perQuery = batched ? dims.length === 2 && dims[0] === B && dims[1] === Lq : dims.length === 1 && dims[0] === Lq;
@@ -205,7 +207,7 @@ function planOptions(plan, o, c, { slot, flag }, source) {
       const want = batched ? `[${B}] (per sequence) or [${B}, ${Lq}] (per query)` : `[] (one length) or [${Lq}] (per query)`;
       throw rangeError('validLens', `dims ${want}`, shapeString(dims), `validLens must have dims ${want}, got ${shapeString(dims)}`);
     }
-    writes.push([slot.validLens, t.data]);
+    writes.push([slot.validLens, t.data, typedLength(t.data)]);
     flags |= perQuery ? flag.validLensPerQuery : flag.validLensPerBatch;
   }
   const needWeights = o.needWeights === undefined ? 'none' : checkEnum(o.needWeights, 'needWeights', NEED_WEIGHTS);
