@@ -11,7 +11,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <algorithm>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "mha.hpp"
@@ -53,10 +55,8 @@ bool close(float got, float want) {
   return std::abs(got - want) <= 1e-3f + 1e-3f * std::abs(want);
 }
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  Bytes in(data, size);
+// nn.MultiheadAttention's configurations and options.
+void fuzz_torch_layer(Bytes& in) {
   mha::Config c;
   c.num_heads = 1 + in.small(4);
   c.embed_dim = c.num_heads * (1 + in.small(9));
@@ -71,7 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     layer = std::make_unique<mha::MultiheadAttention>(c, in.byte());
   } catch (const mha::Error&) {
-    return 0;
+    return;
   }
   const auto& rc = layer->config();
   bool exotic = false;
@@ -122,9 +122,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     layer->forward(fi, o, fo);
   } catch (const mha::Error&) {
-    return 0;  // refused cleanly: invalid lengths, self-attention with kdim != E, ...
+    return;  // refused cleanly: invalid lengths, self-attention with kdim != E, ...
   }
-  if (exotic) return 0;  // non-finite and overflowing values: no crash is the property
+  if (exotic) return;  // non-finite and overflowing values: no crash is the property
 
   std::vector<float> r_out(out.size()), r_weights(weights.size()), r_heads(heads.size()), r_concat(concat.size());
   mha::reference::forward(*layer, fi, o, {r_out.data(), r_weights.data(), r_heads.data(), r_concat.data()});
@@ -134,5 +134,108 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!close(out[i], r_out[i]) || !close(heads[i], r_heads[i]) || !close(concat[i], r_concat[i])) __builtin_trap();
   for (std::size_t i = 0; i < nw; ++i)
     if (!close(weights[i], r_weights[i])) __builtin_trap();
+}
+
+// Today's decoder attention: grouped heads, head widths, RoPE, QK-norm,
+// scale, softcap, ALiBi, windows, positions, then the same tokens through a
+// key/value cache in two pieces, which must give the whole call's rows.
+void fuzz_decoder_layer(Bytes& in) {
+  mha::Config c;
+  c.names = mha::WeightNames::hf;
+  c.num_kv_heads = 1 + in.small(3);
+  c.num_heads = c.num_kv_heads * (1 + in.small(3));
+  if (in.small(8) == 0) c.num_heads += 1;  // sometimes not a multiple: must be refused
+  c.head_dim = 1 + in.small(10);
+  c.embed_dim = 1 + in.small(12);
+  c.hf_bias = {in.flag(), in.flag(), in.flag(), in.flag()};
+  if (in.flag()) {
+    c.rope.dim = 2 * in.small(6);  // sometimes past head_dim: must be refused
+    c.rope.layout = in.flag() ? mha::Rope::Layout::interleaved : mha::Rope::Layout::half;
+    c.rope.scaling = static_cast<mha::Rope::Scaling>(in.small(3));
+    c.rope.factor = 1 + in.small(8);
+  }
+  if (in.flag()) c.scale = 0.05 * (1 + in.small(20));
+  if (in.flag()) c.softcap = 0.5 * in.small(10);
+  c.alibi = in.small(4) == 0;
+  if (in.flag()) c.sliding_window = in.small(6);
+  if (in.flag()) c.qk_norm_eps = 1e-6;
+  std::unique_ptr<mha::MultiheadAttention> layer;
+  try {
+    layer = std::make_unique<mha::MultiheadAttention>(c, in.byte());
+  } catch (const mha::Error&) {
+    return;
+  }
+  const auto& rc = layer->config();
+  bool exotic = false;
+  for (const auto& name : layer->parameter_names()) {
+    if (!in.flag()) continue;
+    auto v = in.values(layer->parameter(name).size(), &exotic);
+    layer->set_parameter(name, v.data(), v.size());
+  }
+  const std::int64_t B = 1 + in.small(2), L = 1 + in.small(9), E = rc.embed_dim, H = rc.num_heads;
+  auto x = in.values(std::size_t(B * L * E), &exotic);
+  // Explicit positions increase along each sequence (with gaps), as a
+  // decoder's do: only then do pieces through a cache equal the whole call.
+  std::vector<std::int32_t> positions(std::size_t(B * L));
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t i = 0; i < L; ++i)
+      positions[std::size_t(b * L + i)] = i == 0 ? in.small(3) : positions[std::size_t(b * L + i - 1)] + 1 + in.small(3);
+  mha::ForwardOptions o;
+  o.is_causal = true;
+  if (in.flag()) o.positions = positions.data();
+  o.need_weights = mha::NeedWeights::per_head;
+  const std::size_t rows = std::size_t(B * L), width = std::size_t(H * rc.head_dim);
+  std::vector<float> out(rows * E), weights(rows * L * H), heads(rows * width), concat(rows * width);
+  mha::ForwardInput fi{B, L, L, x.data()};
+  try {
+    layer->forward(fi, o, {out.data(), weights.data(), heads.data(), concat.data()});
+  } catch (const mha::Error&) {
+    return;
+  }
+  if (exotic) return;
+  std::vector<float> r_out(out.size()), r_weights(weights.size()), r_heads(heads.size()), r_concat(concat.size());
+  mha::reference::forward(*layer, fi, o, {r_out.data(), r_weights.data(), r_heads.data(), r_concat.data()});
+  for (std::size_t i = 0; i < out.size(); ++i)
+    if (!close(out[i], r_out[i])) __builtin_trap();
+  for (std::size_t i = 0; i < weights.size(); ++i)
+    if (!close(weights[i], r_weights[i])) __builtin_trap();
+
+  // The same tokens through a cache, in two pieces (explicit positions are
+  // the whole call's; the cache's capacity leaves a window's ring room).
+  const std::int64_t first = 1 + in.small(int(L)) - 1, second = L - first;
+  const std::int64_t window = rc.sliding_window;
+  const std::int64_t capacity = window > 0 ? std::min<std::int64_t>(L, window - 1 + std::max(first, second)) : L;
+  if (first == 0 || capacity < 1) return;
+  mha::KVCache cache(*layer, B, capacity);
+  std::int64_t start = 0;
+  for (std::int64_t n : {first, second}) {
+    std::vector<float> piece;
+    std::vector<std::int32_t> piece_positions;
+    for (std::int64_t b = 0; b < B; ++b) {
+      piece.insert(piece.end(), x.begin() + (b * L + start) * E, x.begin() + (b * L + start + n) * E);
+      piece_positions.insert(piece_positions.end(), positions.begin() + b * L + start, positions.begin() + b * L + start + n);
+    }
+    mha::ForwardOptions po;
+    po.positions = o.positions ? piece_positions.data() : nullptr;
+    std::vector<float> part(std::size_t(B * n * E));
+    mha::ForwardInput pi{B, n, n, piece.data(), nullptr, nullptr, &cache, nullptr};
+    try {
+      layer->forward(pi, po, {part.data(), nullptr, nullptr, nullptr});
+    } catch (const mha::Error&) {
+      return;  // a ring too small for the piece: refused, as documented
+    }
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t i = 0; i < n * E; ++i)
+        if (!close(part[std::size_t(b * n * E + i)], out[std::size_t((b * L + start) * E + i)])) __builtin_trap();
+    start += n;
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  Bytes in(data, size);
+  fuzz_torch_layer(in);
+  fuzz_decoder_layer(in);
   return 0;
 }
