@@ -153,9 +153,9 @@ export function nodeOfMajor(major) {
 // Results travel as base64 of the Float32Array bytes, so "equal" means equal
 // bit for bit (-0, NaN payloads and all), not merely equal after JSON.
 
-export async function probe(api, { threads } = {}) {
+export async function probe(api, { threads, simd } = {}) {
   const { init, capabilities, MultiheadAttention, Tensor } = api;
-  if (threads !== undefined) await init({ threads });
+  if (threads !== undefined || simd !== undefined) await init({ threads, simd });
   const base64 = (f32) => {
     const bytes = new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
     let s = '';
@@ -184,11 +184,12 @@ export async function probe(api, { threads } = {}) {
  * that fails to load (dist/ half rebuilt) can leave pthread workers that
  * would keep the test process alive forever.
  */
-let reference;
-export function referenceProbe() {
-  reference ??= (async () => {
+const references = new Map();
+export function referenceProbe(options = {}) {
+  const key = JSON.stringify(options);
+  if (!references.has(key)) references.set(key, (async () => {
     const entry = pathToFileURL(join(repoRoot, 'dist', 'index.js')).href;
-    const source = `const probe = ${probe};\nconsole.log(JSON.stringify(await probe(await import(${JSON.stringify(entry)}))));`;
+    const source = `const probe = ${probe};\nconsole.log(JSON.stringify(await probe(await import(${JSON.stringify(entry)}), ${JSON.stringify(options)})));`;
     // A file, not --input-type=module -e: Node's pthread workers inherit
     // the parent's flags, and --input-type refuses their file entry.
     const dir = mkdtempSync(join(tmpdir(), 'mha-reference-'));
@@ -198,8 +199,8 @@ export function referenceProbe() {
     rmSync(dir, { recursive: true, force: true });
     assert.equal(r.code, 0, describeRun('the reference forward pass (dist/index.js in Node)', r));
     return JSON.parse(r.stdout.trim().split('\n').at(-1));
-  })();
-  return reference;
+  })());
+  return references.get(key);
 }
 
 const fromBase64 = (s) => {

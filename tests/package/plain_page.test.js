@@ -98,3 +98,22 @@ test('when the worker script cannot be fetched, the threaded load fails over or 
     await server.close();
   }
 });
+
+// Every build runs in Chromium and computes, bit for bit, what the same
+// build computes in Node: SIMD128 and relaxed SIMD, one thread and two.
+for (const simd of ['strict', 'relaxed'])
+  for (const threads of [1, 2]) {
+    test(`the ${simd === 'strict' ? 'SIMD128' : 'relaxed-SIMD'} build with ${threads} thread${threads > 1 ? 's' : ''} in Chromium computes what it computes in Node`, { timeout: 90_000 }, async () => {
+      const server = await serveStatic(consumer.dir, { isolated: true });
+      try {
+        const { value, error, log } = await probePage(browser, `${server.origin}/plain.html`, { threads, simd });
+        const diagnostics = describeLog(log, server.requests);
+        assert.ifError(error ? new Error(`${error.message}\n${diagnostics}`) : null);
+        const build = `${simd === 'strict' ? 'simd' : 'relaxed'}${threads > 1 ? '-threads' : ''}`;
+        assert.equal(value.capabilities.build, build, value.capabilities.reason);
+        assertSameResults(value.results, (await referenceProbe({ simd, threads: 1 })).results, `Chromium ${build} vs Node`);
+      } finally {
+        await server.close();
+      }
+    });
+  }
