@@ -11,10 +11,12 @@
 // reference output, warm every cell up and check its output against the
 // reference, then timed rounds: each round runs every unfinished cell once,
 // starting one cell later than the previous round, so drifts in machine load
-// spread evenly over the peers. Rows of more than one thread also time
-// mha-wasm at one thread (its own library instance, bench/peers/mha_wasm.js)
-// as one more cell: the thread-scaling targets divide by that time, measured
-// in the same rounds as the multi-thread calls.
+// spread evenly over the peers. mha-wasm is two peers, its default build
+// (relaxed SIMD where the engine has it) and its SIMD128 build, each its own
+// library instance (bench/peers/mha_wasm.js), interleaved like the others.
+// Rows of more than one thread also time mha-wasm's default build at one
+// thread (one more instance) as one more cell: the thread-scaling targets
+// divide by that time, measured in the same rounds as the multi-thread calls.
 //
 // With more than one thread, each timed call comes after a pause and an
 // untimed call of the same peer. Why: thread pools differ in how long their
@@ -103,6 +105,7 @@ async function main() {
       try {
         const [, memories] = await track(() => peer.load(threads));
         for (const m of memories) lib.memories.add(m);
+        lib.name = peer.name;  // mha-wasm's default peer is named for the build it chose
         if (peer.describe) lib.build = peer.describe();
         lib.version = peer.version;
       } catch (e) {

@@ -1,18 +1,27 @@
 // The machine's f32x4 multiply-add peak under this Node's WebAssembly engine,
 // measured by the bench itself so "percent of peak" is about this run's
-// machine and not a datasheet.
+// machine and not a datasheet. Two instruction mixes, one peak each:
+//
+//   'mul-add'       f32x4.mul then f32x4.add (SIMD128: what the 'simd' builds,
+//                   onnxruntime-web and tfjs-wasm run)
+//   'relaxed-madd'  f32x4.relaxed_madd (relaxed SIMD: what the 'relaxed'
+//                   builds' GEMM micro-kernel runs; V8 emits one fused
+//                   vfmadd where the CPU has FMA, else a multiply and an add)
 //
 // The kernel is a tiny WebAssembly module written here byte by byte (no
 // toolchain in the loop): 12 independent f32x4 accumulators, each doing
 // acc = acc * m + a per step. Twelve chains hide the mul and add latencies
-// (3 + 3 cycles on Zen) behind the two FP multiply and two FP add pipes, and
-// 12 + 2 v128 locals fit V8's 15 allocatable xmm registers, so the loop runs
-// out of registers with no loads or stores. One mul + one add on f32x4 = 8 FLOP.
-// m < 1 keeps every value near 1 (no overflow, no denormals).
+// (3 + 3 cycles on Zen; an FMA's 4-5) behind the two FP multiply (or FMA)
+// and two FP add pipes, and 12 + 2 v128 locals fit V8's 15 allocatable xmm
+// registers, so the loop runs out of registers with no loads or stores. One
+// mul + one add, or one madd, on f32x4 = 8 FLOP. m < 1 keeps every value
+// near 1 (no overflow, no denormals).
 //
 // With threads > 1 the same kernel runs in that many worker_threads at once and
 // the rates add up: that is the ceiling for the 2-thread rows (and shows whether
 // the two vCPUs share one core's FP pipes).
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 
 const ACCUMULATORS = 12;
@@ -27,12 +36,18 @@ const op = {
   localGet: (i) => [0x20, ...uleb(i)], localSet: (i) => [0x21, ...uleb(i)], localTee: (i) => [0x22, ...uleb(i)],
   f32Const: (x) => [0x43, ...f32(x)], i32Const1: [0x41, 0x01], i32Sub: [0x6b], f32Add: [0x92],
   splat: [SIMD, ...uleb(0x13)], extractLane: (l) => [SIMD, ...uleb(0x1f), l],
-  mul: [SIMD, ...uleb(0xe6)], add: [SIMD, ...uleb(0xe4)],
+  mul: [SIMD, ...uleb(0xe6)], add: [SIMD, ...uleb(0xe4)], relaxedMadd: [SIMD, ...uleb(0x105)],
   loop: [0x03, 0x40], brIf: (depth) => [0x0d, depth], end: [0x0b],
 };
 
-/** The module's bytes: export "run"(iterations: i32) -> f32 (the sum, so nothing is dead code). */
-export function peakModuleBytes() {
+export const MIXES = ['mul-add', 'relaxed-madd'];
+
+/**
+ * The module's bytes: export "run"(iterations: i32) -> f32 (the sum, so
+ * nothing is dead code). `mix`: 'mul-add' or 'relaxed-madd' (see the header).
+ */
+export function peakModuleBytes(mix = 'mul-add') {
+  if (!MIXES.includes(mix)) throw new Error(`unknown instruction mix '${mix}'; known: ${MIXES.join(', ')}`);
   const n = 0;                                  // param: iterations left
   const acc = (i) => 1 + i;                     // locals 1..12
   const m = 1 + ACCUMULATORS, a = m + 1;        // locals 13, 14
@@ -43,7 +58,9 @@ export function peakModuleBytes() {
   body.push(...op.loop);
   for (let u = 0; u < UNROLL; u++)
     for (let i = 0; i < ACCUMULATORS; i++)
-      body.push(...op.localGet(acc(i)), ...op.localGet(m), ...op.mul, ...op.localGet(a), ...op.add, ...op.localSet(acc(i)));
+      body.push(...(mix === 'relaxed-madd'
+        ? [...op.localGet(acc(i)), ...op.localGet(m), ...op.localGet(a), ...op.relaxedMadd]  // acc * m + a
+        : [...op.localGet(acc(i)), ...op.localGet(m), ...op.mul, ...op.localGet(a), ...op.add]), ...op.localSet(acc(i)));
   body.push(...op.localGet(n), ...op.i32Const1, ...op.i32Sub, ...op.localTee(n), ...op.brIf(0), ...op.end);
   body.push(...op.localGet(acc(0)));
   for (let i = 1; i < ACCUMULATORS; i++) body.push(...op.localGet(acc(i)), ...op.add);
@@ -59,15 +76,18 @@ export function peakModuleBytes() {
   ]);
 }
 
-function instantiate() {
-  return new WebAssembly.Instance(new WebAssembly.Module(peakModuleBytes())).exports.run;
+/** Whether this engine runs the mix (relaxed SIMD: Node 22+). */
+export const mixAvailable = (mix) => WebAssembly.validate(peakModuleBytes(mix));
+
+function instantiate(mix) {
+  return new WebAssembly.Instance(new WebAssembly.Module(peakModuleBytes(mix))).exports.run;
 }
 
 // Runs the kernel until V8's optimising tier has taken over (dynamic tiering
 // starts every wasm function in the baseline compiler), then times `reps`
 // calls of about `seconds` each. Returns GFLOP/s per call.
-function timeKernel(reps, seconds) {
-  const run = instantiate();
+function timeKernel(reps, seconds, mix) {
+  const run = instantiate(mix);
   let iterations = 20000;
   const until = performance.now() + 300;
   while (performance.now() < until) run(iterations);
@@ -87,17 +107,19 @@ function timeKernel(reps, seconds) {
 const median = (xs) => { const s = [...xs].sort((p, q) => p - q); const h = s.length >> 1; return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2; };
 
 /**
- * Measures the f32x4 mul+add peak on `threads` threads. Returns
- * { threads, gflops (best of reps, the ceiling), median, samples }. For
+ * Measures the f32x4 peak of instruction mix `mix` on `threads` threads.
+ * Returns { threads, mix, gflops (best of reps, the ceiling), median, samples },
+ * or null when this engine lacks the mix (relaxed SIMD before Node 22). For
  * threads > 1 each sample is the sum over the concurrently running threads.
  */
-export async function measurePeak({ threads = 1, reps = 7, seconds = 0.15 } = {}) {
+export async function measurePeak({ threads = 1, reps = 7, seconds = 0.15, mix = 'mul-add' } = {}) {
+  if (!mixAvailable(mix)) return null;
   let samples;
   if (threads === 1) {
-    samples = timeKernel(reps, seconds);
+    samples = timeKernel(reps, seconds, mix);
   } else {
     // All workers warm up, then start their timed reps together on a shared signal.
-    const workers = Array.from({ length: threads }, () => new Worker(new URL(import.meta.url), { workerData: { reps, seconds } }));
+    const workers = Array.from({ length: threads }, () => new Worker(new URL(import.meta.url), { workerData: { reps, seconds, mix } }));
     const results = await Promise.all(workers.map((w) => new Promise((resolve, reject) => {
       w.once('message', resolve);
       w.once('error', reject);
@@ -105,9 +127,19 @@ export async function measurePeak({ threads = 1, reps = 7, seconds = 0.15 } = {}
     await Promise.all(workers.map((w) => w.terminate()));
     samples = results[0].map((_, r) => results.reduce((sum, rates) => sum + rates[r], 0));
   }
-  return { threads, gflops: Math.max(...samples), median: median(samples), samples };
+  return { threads, mix, gflops: Math.max(...samples), median: median(samples), samples };
 }
 
 if (!isMainThread && workerData && workerData.reps) {
-  parentPort.postMessage(timeKernel(workerData.reps, workerData.seconds));
+  parentPort.postMessage(timeKernel(workerData.reps, workerData.seconds, workerData.mix));
+}
+
+// `node bench/peak.js [threads]`: both mixes, alternating, three times.
+if (isMainThread && process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const threads = Number(process.argv[2] ?? 1);
+  for (let round = 0; round < 3; round++)
+    for (const mix of MIXES) {
+      const p = await measurePeak({ threads, mix });
+      console.log(p ? `${mix.padEnd(12)} ${threads} thread${threads > 1 ? 's' : ''}: best ${p.gflops.toFixed(1)} GFLOP/s, median ${p.median.toFixed(1)}` : `${mix}: not available in this engine`);
+    }
 }

@@ -5,7 +5,7 @@ import { SWEEP, byId } from './shapes.js';
 import { indexCells } from './targets.js';
 
 const COLORS = {
-  'mha-wasm': '#d62728', 'ort-attention': '#1f77b4', 'ort-mha': '#17becf', 'ort-basic': '#9467bd',
+  'mha-wasm': '#d62728', 'mha-wasm-simd128': '#e377c2', 'ort-attention': '#1f77b4', 'ort-mha': '#17becf', 'ort-basic': '#9467bd',
   tfjs: '#ff7f0e', 'plain-js': '#7f7f7f', native: '#2ca02c',
 };
 const W = 760, H = 460;

@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SHAPES, byId, flops } from './shapes.js';
-import { PEER_IDS, ONE_THREAD_REFERENCE } from './peers/index.js';
-import { evaluateTargets, fastestOrt, fmt, indexCells, ORT_IDS } from './targets.js';
+import { PEER_IDS, ONE_THREAD_REFERENCE, MHA_RELAXED, MHA_SIMD128 } from './peers/index.js';
+import { evaluateTargets, fastestOrt, fmt, indexCells, peakFor, ORT_IDS } from './targets.js';
 import { plotSvg } from './plot.js';
 import { PROFILES } from './profiles.js';
 import { NATIVE_VARIANTS } from './native.js';
@@ -23,12 +23,17 @@ export function writeReport(results, { mdPath, svgPath }) {
   fs.writeFileSync(mdPath, markdown(results, relSvg));
 }
 
-// Which mha-wasm build ran at each thread count, as capabilities() said.
+// Which mha-wasm builds ran at each thread count, as capabilities() said.
 function mhaBuilds(r) {
   const seen = new Map();
   for (const p of r.runs) {
-    const b = p.libraries?.['mha-wasm']?.build;
-    if (b && !seen.has(p.threads)) seen.set(p.threads, `${p.threads}-thread rows: build '${b.build}' with ${b.threads} thread${b.threads > 1 ? 's' : ''} in use`);
+    if (seen.has(p.threads)) continue;
+    const builds = [MHA_RELAXED, MHA_SIMD128].map((id) => {
+      const b = p.libraries?.[id]?.build;
+      return b ? `${id === MHA_RELAXED ? `init({ simd: '${b.simd ?? 'auto'}' })` : `init({ simd: '${b.simd ?? 'strict'}' })`} → '${b.build}'` +
+        ` with ${b.threads} thread${b.threads > 1 ? 's' : ''} in use` : null;
+    }).filter(Boolean);
+    if (builds.length) seen.set(p.threads, `${p.threads}-thread rows: ${builds.join(', ')}`);
   }
   return [...seen.values()].join('; ');
 }
@@ -54,19 +59,24 @@ function nativeVariants(r, cellAt, shapes, threadsMeasured) {
   const pk = r.native.peak;
   if (pk)
     L.push(`Native register-only f32x4 peak (\`bench/native/peak_fma.cpp\`, 12 independent chains, 8 FLOP a step, best of three): multiply + add ${pk.mulAdd.toFixed(1)} GFLOP/s,` +
-      ` FMA ${pk.fma.toFixed(1)} GFLOP/s (the WebAssembly peak above: ${r.peak[1]?.gflops.toFixed(1) ?? '?'}). Where the two are equal, as on AMD's Zen (two FMA pipes against two multiply and two add pipes),` +
+      ` FMA ${pk.fma.toFixed(1)} GFLOP/s (the WebAssembly peaks above: mul + add ${r.peak[1]?.gflops.toFixed(1) ?? '?'}, relaxed_madd ${r.peakRelaxed?.[1]?.gflops.toFixed(1) ?? '?'}). Where the two are equal, as on AMD's Zen (two FMA pipes against two multiply and two add pipes),` +
       ' FMA does not raise the peak the "% of peak" figures divide by; it removes instructions.', '');
   for (const t of threadsMeasured) {
     const rows = shapes.filter((s) => present.some((v) => ms(v.id, t, s.id) != null)).map((s) => {
       const avx = ms('avx', t, s.id), fma = ms('avx-fma', t, s.id);
-      const wasm = cellAt(t, s.id, 'mha-wasm');
+      // Each WebAssembly build against the native build of its instruction
+      // mix: SIMD128 against AVX's encoding, relaxed (fused) against AVX + FMA.
+      const strict = cellAt(t, s.id, MHA_SIMD128);
+      const relaxed = cellAt(t, s.id, MHA_RELAXED);
+      const over = (c, n) => (c?.status === 'ok' && n != null ? x(c.medianMs / n) : 'n/a');
       return [s.label, ...present.map((v) => fmt(ms(v.id, t, s.id))),
         avx != null && fma != null ? x(avx / fma) : 'n/a',
-        wasm?.status === 'ok' && avx != null ? x(wasm.medianMs / avx) : 'n/a'];
+        over(strict ?? (relaxed?.build?.startsWith('relaxed') ? null : relaxed), avx),
+        over(relaxed?.build?.startsWith('relaxed') ? relaxed : null, fma)];
     });
     if (!rows.length) continue;
     L.push(`${t} thread${t > 1 ? 's' : ''}:`, '');
-    L.push(table(['shape', ...present.map((v) => v.label), 'FMA speed-up (AVX ÷ AVX + FMA)', 'mha-wasm ÷ AVX encoding'], rows));
+    L.push(table(['shape', ...present.map((v) => v.label), 'FMA speed-up (AVX ÷ AVX + FMA)', 'mha-wasm SIMD128 ÷ AVX encoding', 'mha-wasm relaxed ÷ AVX + FMA'], rows));
     L.push('');
   }
   return L;
@@ -82,6 +92,7 @@ function markdown(r, svgRef) {
   const peers = PEER_IDS.filter((id) => names[id]);
   const notes = new Map();  // n/a reason -> footnote number
   const noteFor = (reason) => { if (!notes.has(reason)) notes.set(reason, notes.size + 1); return `n/a<sup>${notes.get(reason)}</sup>`; };
+  const peaks = { peak: r.peak, peakRelaxed: r.peakRelaxed };
   const peakOf = (t) => r.peak[t]?.gflops;
   const nat = (t, id) => (r.native.ok ? r.native.results[t]?.[id] : undefined);
   const hasNative = (t) => r.native.ok && Object.keys(r.native.results[t] ?? {}).length > 0;
@@ -91,7 +102,8 @@ function markdown(r, svgRef) {
     if (!c) return '–';
     if (c.status !== 'ok') return c.status === 'n/a' ? noteFor(c.reason) : `**${c.status}**<sup>${noteFor(c.reason).match(/\d+/)[0]}</sup>`;
     const g = gf(shape, c.medianMs);
-    return `${fmt(c.medianMs)}<br>${g.toFixed(g < 10 ? 2 : 1)} GF/s · ${(100 * g / peakOf(t)).toFixed(0)}%`;
+    const pk = peakFor(peaks, t, c);  // the peak of the instruction mix the cell's code runs
+    return `${fmt(c.medianMs)}<br>${g.toFixed(g < 10 ? 2 : 1)} GF/s` + (pk ? ` · ${(100 * g / pk.gflops).toFixed(0)}%` : '');
   };
 
   const L = [];
@@ -111,7 +123,7 @@ function markdown(r, svgRef) {
     ['OS', m.os],
     ['Node', `${m.node} (V8 ${m.v8})`],
     ['mha-wasm', `${m.versions['mha-wasm']} (dist/ as of ${r.dist?.builtAt?.slice(0, 16).replace('T', ' ') ?? '?'} UTC, content hash ${r.dist?.hash ?? '?'}; Emscripten ${(m.versions.emscripten ?? '').match(/\d+\.\d+\.\d+/)?.[0] ?? '?'}); ${mhaBuilds(r) || 'build unknown'}`],
-    ['onnxruntime-web', `${m.versions['onnxruntime-web']} (WebAssembly backend, SIMD; \`env.wasm.numThreads\` per row)`],
+    ['onnxruntime-web', `${m.versions['onnxruntime-web']} (WebAssembly backend, SIMD128; \`env.wasm.numThreads\` per row; no relaxed-SIMD binary in the package, see "What limits it")`],
     ['TensorFlow.js', `@tensorflow/tfjs-core ${m.versions['@tensorflow/tfjs-core']} + @tensorflow/tfjs-backend-wasm ${m.versions['@tensorflow/tfjs-backend-wasm']} (SIMD build)`],
     ['native', r.native.ok ? `g++ ${(m.versions['g++'] ?? '').match(/\d+\.\d+\.\d+/)?.[0] ?? '?'}, Release (-O3), 4-wide kernels like wasm's f32x4; ${nativeLabel(r.native.variant)} in the "native C++" columns${r.native.variants ? ' (all three under "Native instruction sets")' : ''}; Google Benchmark (Debian's libbenchmark-dev)` : `not measured: ${r.native.reason}`],
     ['load average', `${m.loadavg[0].toFixed(2)} at the start, ${m.loadavgEnd?.[0]?.toFixed(2) ?? '?'} at the end (1-minute; with ${m.logicalCpus} vCPUs, more than the bench's own threads means other work was competing for the cores)`],
@@ -122,7 +134,7 @@ function markdown(r, svgRef) {
   L.push('```');
   L.push('npm run bench                     # setup --bench, build, then node bench/run.js (~13 min)');
   L.push('node bench/run.js --quick         # fewer shapes and runs; report goes to build/bench/');
-  L.push('node bench/run.js --shapes L512,decode --peers mha-wasm,ort-basic --threads 1');
+  L.push('node bench/run.js --shapes L512,decode --peers mha-wasm,mha-wasm-simd128,ort-basic --threads 1');
   L.push('```');
   L.push('');
   L.push('Raw numbers (every sample, output differences, heaps): `build/bench/results.json`.');
@@ -131,13 +143,20 @@ function markdown(r, svgRef) {
   L.push('## Peak');
   L.push('');
   L.push('The bench measures its own ceiling: a hand-written WebAssembly module (`bench/peak.js`) with 12 independent f32x4');
-  L.push('accumulators doing `acc = acc * m + a` in registers (8 FLOP per mul + add pair), run before and after the peers; the better');
-  L.push('of the two is used. For 2 threads it runs in two worker threads at once.');
+  L.push('accumulators doing `acc = acc * m + a` in registers (8 FLOP per step), run before and after the peers; the better');
+  L.push('of the two is used. For 2 threads it runs in two worker threads at once. One peak per instruction mix: SIMD128\'s');
+  L.push('`f32x4.mul` then `f32x4.add` (what mha-wasm\'s SIMD128 build, onnxruntime-web and tfjs-wasm run), and relaxed SIMD\'s');
+  L.push('`f32x4.relaxed_madd` (what mha-wasm\'s relaxed build runs; V8 makes it one fused `vfmadd` on a CPU with FMA).');
   L.push('');
-  L.push(table(['threads', 'peak GFLOP/s (used)', 'before', 'after'],
-    Object.entries(r.peak).map(([t, p]) => [t, p.gflops.toFixed(1), p.before.toFixed(1), p.after.toFixed(1)])));
+  const peakRows = [];
+  for (const [mix, set] of [['mul + add', r.peak], ['relaxed_madd', r.peakRelaxed]])
+    for (const [t, p] of Object.entries(set ?? {})) peakRows.push([t, mix, p.gflops.toFixed(1), p.before.toFixed(1), p.after.toFixed(1)]);
+  if (!r.peakRelaxed) peakRows.push(['', 'relaxed_madd', 'not measured', '', '']);
+  else if (!Object.keys(r.peakRelaxed).length) peakRows.push(['', 'relaxed_madd', 'n/a: no relaxed SIMD in this engine', '', '']);
+  L.push(table(['threads', 'instruction mix', 'peak GFLOP/s (used)', 'before', 'after'], peakRows));
   L.push('');
-  L.push('The issue quotes about 52 GFLOP/s for this machine kind; this machine measures what is above. "% of peak" below is against these measured numbers.');
+  L.push('The issue quotes about 52 GFLOP/s for this machine kind; this machine measures what is above. "% of peak" below is against these measured numbers:' +
+    ' the relaxed_madd peak for mha-wasm\'s relaxed build, the mul + add peak for every other cell.');
   L.push('');
 
   const busy = r.runs.filter((p) => p.threads > 1 && (p.contention?.others ?? 0) > 0.15);
@@ -148,7 +167,7 @@ function markdown(r, svgRef) {
       ' so those numbers understate what two free cores give.', '');
   L.push('## Targets');
   L.push('');
-  const targets = evaluateTargets(r.runs, r.peak);
+  const targets = evaluateTargets(r.runs, r.peak, r.peakRelaxed);
   const mark = { met: '✅ met', missed: '❌ missed', 'not measured': '– not measured' };
   L.push(table(['target', 'measured', 'status', 'by how much'], targets.map((t) => [t.target, t.measured, mark[t.status], t.by]), 'llll'));
   L.push('');
@@ -164,7 +183,9 @@ function markdown(r, svgRef) {
     if (!shapes.length) continue;
     L.push(`## ${t} thread${t > 1 ? 's' : ''}`);
     L.push('');
-    L.push(`Median time per forward pass; GFLOP/s with the FLOP count of the shape; % of the ${t}-thread peak (${peakOf(t)?.toFixed(1)} GFLOP/s).`);
+    const relaxedPeak = r.peakRelaxed?.[t]?.gflops;
+    L.push(`Median time per forward pass; GFLOP/s with the FLOP count of the shape; % of the ${t}-thread peak of the cell's instruction mix` +
+      ` (mul + add ${peakOf(t)?.toFixed(1)} GFLOP/s${relaxedPeak ? `; relaxed_madd ${relaxedPeak.toFixed(1)} GFLOP/s, for mha-wasm's relaxed build` : ''}).`);
     L.push('');
     const head = ['shape (B, L, E, H)', 'GFLOP', ...peers.map((id) => names[id])];
     if (hasNative(t)) head.push('native C++');
@@ -177,20 +198,27 @@ function markdown(r, svgRef) {
       return row;
     })));
     L.push('');
-    // Ratios: how many times faster mha-wasm is than each peer (peer time / mha-wasm time).
-    const others = peers.filter((id) => id !== 'mha-wasm');
-    const anyMha = shapes.some((s) => cellAt(t, s.id, 'mha-wasm')?.status === 'ok');
+    // Ratios: how many times faster mha-wasm (its default build: relaxed SIMD
+    // where the engine has it) is than each peer (peer time / mha-wasm time);
+    // the SIMD128 build's column is the relaxed build's speed-up over it.
+    const others = peers.filter((id) => id !== MHA_RELAXED);
+    const anyMha = shapes.some((s) => cellAt(t, s.id, MHA_RELAXED)?.status === 'ok');
+    const withStrict = peers.includes(MHA_SIMD128);
     if (anyMha) {
-      L.push(`mha-wasm's speed-up over each peer (peer time ÷ mha-wasm time; above 1 = mha-wasm faster)${hasNative(t) ? ', and the WebAssembly-to-native gap (mha-wasm time ÷ native time)' : ''}:`);
+      L.push(`${names[MHA_RELAXED] ?? 'mha-wasm'}'s speed-up over each peer (peer time ÷ its time; above 1 = it is faster)` +
+        `${withStrict ? `; also the SIMD128 build's over the fastest onnxruntime-web graph` : ''}` +
+        `${hasNative(t) ? ', and the WebAssembly-to-native gap (mha-wasm time ÷ native time)' : ''}:`);
       L.push('');
-      const rhead = ['shape', 'fastest ORT', ...others.map((id) => names[id])];
+      const rhead = ['shape', 'fastest ORT', ...(withStrict ? ['fastest ORT, SIMD128 build'] : []), ...others.map((id) => names[id])];
       if (hasNative(t)) rhead.push('wasm ÷ native');
       L.push(table(rhead, shapes.map((s) => {
-        const mha = cellAt(t, s.id, 'mha-wasm');
+        const mha = cellAt(t, s.id, MHA_RELAXED);
         const mms = mha?.status === 'ok' ? mha.medianMs : null;
         const best = fastestOrt(cellAt, t, s.id);
         const ratio = (ms) => (mms == null || ms == null ? 'n/a' : x(ms / mms));
-        const row = [s.label, best && mms != null ? `${ratio(best.ms)} (${names[best.id]})` : 'n/a',
+        const strict = cellAt(t, s.id, MHA_SIMD128);
+        const strictVsOrt = strict?.status === 'ok' && best ? x(best.ms / strict.medianMs) : 'n/a';
+        const row = [s.label, best && mms != null ? `${ratio(best.ms)} (${names[best.id]})` : 'n/a', ...(withStrict ? [strictVsOrt] : []),
           ...others.map((id) => { const c = cellAt(t, s.id, id); return ratio(c?.status === 'ok' ? c.medianMs : null); })];
         if (hasNative(t)) { const n = nat(t, s.id); row.push(mms != null && n ? x(mms / n.medianMs) : 'n/a'); }
         return row;
@@ -255,7 +283,7 @@ function markdown(r, svgRef) {
   L.push('memories. The three onnxruntime-web graphs share one module, so their column is one heap holding all three sessions.');
   L.push('');
   const ortId = ORT_IDS.find((id) => names[id]);
-  const heapPeers = ['mha-wasm', ortId, 'tfjs'].filter((id) => id && names[id]);
+  const heapPeers = [MHA_RELAXED, MHA_SIMD128, ortId, 'tfjs'].filter((id) => id && names[id]);
   const heapName = (id) => (ORT_IDS.includes(id) ? 'onnxruntime-web (all its sessions)' : names[id]);
   for (const t of threadsMeasured) {
     const rows = [];
@@ -291,9 +319,12 @@ function markdown(r, svgRef) {
     ' then timed round-robin, one call per cell per round, each round starting one cell later.' +
     ` A cell stops after ${pr.budgetMs / 1000} s of timed calls or ${pr.maxReps} runs, with at least ${pr.minReps} (${pr.slow.minReps} when a call takes over ${pr.slow.callMs / 1000} s;` +
     ` the teaching shape: ${pr.tiny.minReps}–${pr.tiny.maxReps} runs). Medians are reported. L = 512 and its causal twin share a process.`);
+  L.push('- **mha-wasm, two builds**: two instances of the library in each process, each with its own copy of `dist/` (the loaded build is module state):');
+  L.push('  *' + (names[MHA_RELAXED] ?? 'mha-wasm relaxed') + '* is `init({ simd: \'auto\' })`, the package\'s default, which picks the relaxed-SIMD build (`f32x4.relaxed_madd` in the GEMM micro-kernel,');
+  L.push('  the softmax polynomial and axpy) where the engine has relaxed SIMD; its output is the reference. *mha-wasm SIMD128* is `init({ simd: \'strict\' })`. Both are cells like any peer, interleaved with the others.');
   L.push('- **Threads**: each library initialises with the row\'s thread count (onnxruntime-web `env.wasm.numThreads`; tfjs-wasm `setThreadsCount`).');
   L.push('  mha-wasm is loaded with `init({ threads })` for the row and its cells count only if `capabilities().threads` reports that many in use (n/a otherwise).');
-  L.push('  The 2-thread rows also time a second instance of mha-wasm loaded with `init({ threads: 1 })` (the single-threaded build, as in the 1-thread rows),');
+  L.push('  The 2-thread rows also time one more instance of mha-wasm\'s default build loaded with `init({ threads: 1 })` (the single-threaded build, as in the 1-thread rows),');
   L.push('  interleaved with the other cells under the same pause and untimed call: the scaling targets divide its median by the 2-thread median, two samples of the same minutes.');
   L.push('- **onnxruntime-web graphs** (`bench/make_onnx.py`, Debian\'s python3-onnx; weights passed as external data at session creation):');
   L.push('  *ORT Attention* = `com.microsoft.Attention` (packed QKV projection + attention; self-attention only, `unidirectional` for causal) + output MatMul/Add;');

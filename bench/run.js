@@ -3,7 +3,7 @@
 //
 //   node bench/run.js                  full run (~13 min), writes BENCHMARKS.md + bench/plot.svg
 //   node bench/run.js --quick          fewer shapes and runs, for development
-//   node bench/run.js --shapes L128,decode --peers mha-wasm,ort-basic --threads 1
+//   node bench/run.js --shapes L128,decode --peers mha-wasm,mha-wasm-simd128,ort-basic --threads 1
 //   node bench/run.js --no-native      skip the native Google Benchmark build and run
 //
 // Any run other than a full, unfiltered one writes its report to build/bench/
@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { SHAPES, QUICK_SHAPES, GROUPS, byId } from './shapes.js';
 import { PEER_IDS } from './peers/index.js';
 import { PROFILES } from './profiles.js';
-import { measurePeak } from './peak.js';
+import { measurePeak, MIXES } from './peak.js';
 import { ensureGraphs } from './graphs.js';
 import { describeMachine } from './machine.js';
 import { runNative } from './native.js';
@@ -128,10 +128,16 @@ async function main() {
   const machine = describeMachine(root);
   console.log(`[bench] ${machine.cpu.model}, ${machine.logicalCpus} logical CPUs, Node ${machine.node}, load ${machine.loadavg.map((x) => x.toFixed(2)).join(' ')}`);
 
-  // The peak, before and after (the machine is shared: keep the better one).
-  const peaks = { before: {}, after: {} };
-  for (const t of threadCounts) peaks.before[t] = await measurePeak({ threads: t });
-  console.log(`[bench] f32x4 mul+add peak: ${threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} ${peaks.before[t].gflops.toFixed(1)} GFLOP/s`).join(', ')}`);
+  // The peak of each instruction mix (bench/peak.js: SIMD128's mul + add,
+  // relaxed SIMD's relaxed_madd), before and after the peers (the machine is
+  // shared: keep the better one).
+  const peaks = Object.fromEntries(MIXES.map((mix) => [mix, { before: {}, after: {} }]));
+  const measurePeaks = async (when) => {
+    for (const t of threadCounts) for (const mix of MIXES) peaks[mix][when][t] = await measurePeak({ threads: t, mix });
+  };
+  await measurePeaks('before');
+  for (const mix of MIXES)
+    console.log(`[bench] f32x4 ${mix} peak: ${threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} ${peaks[mix].before[t]?.gflops.toFixed(1) ?? 'n/a (not in this engine)'}${peaks[mix].before[t] ? ' GFLOP/s' : ''}`).join(', ')}`);
 
   const runs = [];
   const state = { retries: 0, cpus: machine.logicalCpus };
@@ -151,11 +157,15 @@ async function main() {
     if (!native.ok) console.log(`[bench] native benchmark unavailable: ${native.reason}`);
   }
 
-  for (const t of threadCounts) peaks.after[t] = await measurePeak({ threads: t });
-  const peak = Object.fromEntries(threadCounts.map((t) => {
-    const best = [peaks.before[t], peaks.after[t]].reduce((a, b) => (b.gflops > a.gflops ? b : a));
-    return [t, { gflops: best.gflops, before: peaks.before[t].gflops, after: peaks.after[t].gflops, median: best.median }];
+  await measurePeaks('after');
+  // { [threads]: { gflops, before, after, median } } per mix; `peak` (SIMD128's
+  // mul + add) keeps the name earlier results.json files have.
+  const peakOf = (mix) => Object.fromEntries(threadCounts.filter((t) => peaks[mix].before[t]).map((t) => {
+    const best = [peaks[mix].before[t], peaks[mix].after[t]].reduce((a, b) => (b.gflops > a.gflops ? b : a));
+    return [t, { gflops: best.gflops, before: peaks[mix].before[t].gflops, after: peaks[mix].after[t].gflops, median: best.median }];
   }));
+  const peak = peakOf('mul-add');
+  const peakRelaxed = peakOf('relaxed-madd');
 
   machine.loadavgEnd = (await import('node:os')).loadavg();
   const results = {
@@ -167,6 +177,7 @@ async function main() {
     machine,
     dist: { hash: dist.hash, builtAt: dist.builtAt },
     peak,
+    peakRelaxed,
     runs,
     native,
   };

@@ -11,8 +11,8 @@ import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 
 const CHECK = `
-const m = await import(process.argv[1]);
-const threads = Number(process.argv[2]);
+const m = await import(process.argv[2]);
+const threads = Number(process.argv[3]);
 try { await m.init({ threads }); } catch (e) { if (!(e instanceof TypeError)) throw e; await m.init(); }  // a build without threads
 const caps = m.capabilities();
 if (threads > 1 && caps.threadsAvailable && caps.threads !== threads) throw new Error(caps.reason);
@@ -43,12 +43,20 @@ export async function snapshotDist(dist, dest, { attempts = 6, waitMs = 10000 } 
     fs.rmSync(dest, { recursive: true, force: true });
     fs.cpSync(dist, dest, { recursive: true });
     const indexUrl = pathToFileURL(path.resolve(dest, 'index.js')).href;
+    // The check is a file, not `-e` with --input-type=module: worker threads
+    // inherit the process's execArgv, and Node 24 refuses --input-type in a
+    // worker started from a file (ERR_INPUT_TYPE_NOT_ALLOWED), which failed
+    // every 2-thread check.
+    const checkFile = path.join(path.dirname(path.resolve(dest)), 'snapshot-check.mjs');
+    fs.writeFileSync(checkFile, CHECK);
     const failures = [1, 2].map((threads) => {
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', CHECK, indexUrl, String(threads)], { encoding: 'utf8', timeout: 60000 });
-      return r.status === 0 ? null : `threads ${threads}: ${(r.stderr || r.stdout || `status ${r.status}`).trim().split('\n').slice(-1)[0]}`;
+      const r = spawnSync(process.execPath, [checkFile, indexUrl, String(threads)], { encoding: 'utf8', timeout: 60000 });
+      if (r.status === 0) return null;
+      const lines = (r.stderr || r.stdout || `status ${r.status}`).trim().split('\n');
+      return `threads ${threads}: ${lines.find((l) => /Error/.test(l)) ?? lines.slice(-1)[0]}`;
     }).filter(Boolean);
     if (failures.length === 0) {
-      const wasm = ['mha-core.wasm', 'mha-core-mt.wasm'].map((f) => path.join(dist, f)).filter((f) => fs.existsSync(f));
+      const wasm = ['mha-core.wasm', 'mha-core-mt.wasm', 'mha-core-relaxed.wasm', 'mha-core-relaxed-mt.wasm'].map((f) => path.join(dist, f)).filter((f) => fs.existsSync(f));
       const builtAt = wasm.length ? new Date(Math.max(...wasm.map((f) => fs.statSync(f).mtimeMs))).toISOString() : null;
       return { dir: dest, hash: hashDir(dest), builtAt };
     }

@@ -1,14 +1,23 @@
 // Every peer of the benchmark, in report column order. mha-wasm comes first:
-// its output is the reference the others are checked against.
+// its output is the reference the others are checked against. It is two
+// peers, each its own instance of the library (see mha_wasm.js):
+//   'mha-wasm'          init({ simd: 'auto' }), the package's default: the
+//                       relaxed-SIMD build wherever the engine has relaxed SIMD
+//   'mha-wasm-simd128'  init({ simd: 'strict' }): the SIMD128 build
 import { createPeer as mhaWasm } from './mha_wasm.js';
 import { createPeers as ortPeers } from './ort.js';
 import { createPeer as tfjs } from './tfjs.js';
 import { createPeer as plainJs } from './plain_js.js';
 
-export const PEER_IDS = ['mha-wasm', 'ort-attention', 'ort-mha', 'ort-basic', 'tfjs', 'plain-js'];
+export const PEER_IDS = ['mha-wasm', 'mha-wasm-simd128', 'ort-attention', 'ort-mha', 'ort-basic', 'tfjs', 'plain-js'];
 
-// In rows of more than one thread, mha-wasm at one thread in the same process
-// (see mha_wasm.js): the 1-thread side of the scaling target, not a peer.
+/** mha-wasm's default (relaxed where available) peer and its SIMD128 one. */
+export const MHA_RELAXED = 'mha-wasm';
+export const MHA_SIMD128 = 'mha-wasm-simd128';
+
+// In rows of more than one thread, mha-wasm ('mha-wasm', the default build) at
+// one thread in the same process (see mha_wasm.js): the 1-thread side of the
+// scaling target, not a peer.
 export const ONE_THREAD_REFERENCE = 'mha-wasm-1t';
 
 /**
@@ -17,5 +26,5 @@ export const ONE_THREAD_REFERENCE = 'mha-wasm-1t';
  */
 export function createPeers({ graphDir, distDir, threads }) {
   const reference = threads > 1 ? [mhaWasm({ distDir, pinnedThreads: 1 })] : [];
-  return [mhaWasm({ distDir }), ...reference, ...ortPeers(graphDir), tfjs(), plainJs()];
+  return [mhaWasm({ distDir }), mhaWasm({ distDir, simd: 'strict' }), ...reference, ...ortPeers(graphDir), tfjs(), plainJs()];
 }

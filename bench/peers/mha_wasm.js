@@ -2,24 +2,38 @@
 // forward() copies the input in and returns a fresh output array. Loaded from
 // `distDir` (bench/run.js passes its frozen copy of dist/; default: dist/).
 //
+// Two peers, one per instruction mix, each its own instance of the library:
+//   'mha-wasm'          init({ simd: 'auto' }): the package's default, which
+//                       picks the relaxed build ('relaxed' / 'relaxed-threads',
+//                       f32x4.relaxed_madd) wherever the engine has relaxed
+//                       SIMD, as Node 24 does. Its output is the reference
+//                       every other peer is checked against, so it must load
+//                       in any engine; describe() says which build ran, and
+//                       the relaxed targets count only when it was a relaxed one.
+//   'mha-wasm-simd128'  init({ simd: 'strict' }): the SIMD128 build ('simd' /
+//                       'simd-threads'), multiply then add.
+//
 // Threads: the library's default is 'auto' (every hardware thread), so the
 // bench always asks for the row's count with init({ threads }) before anything
 // else loads the module, then believes only capabilities().threads (the count
 // actually in use). A build that cannot run that count makes the cell n/a with
 // the library's own reason, never a number measured at another thread count.
 // Builds from before threads existed reject the option and report
-// `threads: false`; they count as single-threaded.
+// `threads: false`; they count as single-threaded; builds from before the
+// simd option reject it, and then the SIMD128 peer is n/a.
 //
 // `pinnedThreads` makes the in-process 1-thread reference of the multi-thread
 // rows: its own instance of the library, initialised with that count
-// whatever the row's. Its own copy of the package's files, so that every
-// module of it (index.js, loader.js, which holds the loaded module, and the
-// glue) is another URL and so another module instance.
-// Why: the 2-thread scaling target divides a 1-thread time by a 2-thread one,
-// and taken from two processes minutes apart the quotient mixed in how busy
-// the shared machine was at each moment (1.64x in one run, 1.5-2.1x in
-// one-process alternations the same day). Interleaved call by call in one
-// process, both times see the same moments.
+// whatever the row's. Why: the 2-thread scaling target divides a 1-thread
+// time by a 2-thread one, and taken from two processes minutes apart the
+// quotient mixed in how busy the shared machine was at each moment (1.64x in
+// one run, 1.5-2.1x in one-process alternations the same day). Interleaved
+// call by call in one process, both times see the same moments.
+//
+// Every instance but the row's default one ('mha-wasm') loads its own copy
+// of the package's files, so that every module of it (index.js, loader.js,
+// which holds the loaded module and the build it chose, and the glue) is
+// another URL and so another module instance.
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -31,9 +45,9 @@ const DEFAULT_DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 
 // fixes its build when it loads.
 const libraries = new Map();
 
-function load(distDir, threads, instance) {
+function load(distDir, threads, simd, instance) {
   if (!libraries.has(instance)) {
-    const state = { lib: null, noThreadOption: null, loaded: null };
+    const state = { lib: null, noThreadOption: null, noSimdOption: null, loaded: null };
     state.loaded = (async () => {
       let dir = path.resolve(distDir);
       if (instance) {
@@ -43,12 +57,24 @@ function load(distDir, threads, instance) {
         dir = copy;
       }
       state.lib = await import(pathToFileURL(path.join(dir, 'index.js')).href);
+      // Builds from before the simd option: the row's default peer runs what
+      // they have; asking one for a mix it cannot choose is an n/a.
+      const options = { threads, simd };
       try {
-        await state.lib.init({ threads });
+        await state.lib.init(options);
       } catch (e) {
-        if (!(e instanceof TypeError) || !/threads/.test(e.message)) throw e;
-        state.noThreadOption = 'threads not implemented in this build (init has no threads option)';
-        await state.lib.init();
+        if (!(e instanceof TypeError) || !/simd|threads/.test(e.message)) throw e;
+        if (/simd/.test(e.message)) {
+          state.noSimdOption = 'this build of mha-wasm has no simd option in init()';
+          delete options.simd;
+        }
+        try {
+          await state.lib.init(options);
+        } catch (e2) {
+          if (!(e2 instanceof TypeError) || !/threads/.test(e2.message)) throw e2;
+          state.noThreadOption = 'threads not implemented in this build (init has no threads option)';
+          await state.lib.init();
+        }
       }
     })();
     libraries.set(instance, state);
@@ -56,8 +82,16 @@ function load(distDir, threads, instance) {
   return libraries.get(instance);
 }
 
-export function createPeer({ distDir = DEFAULT_DIST, pinnedThreads = null } = {}) {
-  const instance = pinnedThreads ? `${pinnedThreads}-thread` : '';
+// The peers' ids and names per init({ simd }) mode.
+const MIX = {
+  auto: { id: 'mha-wasm', name: 'mha-wasm relaxed' },
+  strict: { id: 'mha-wasm-simd128', name: 'mha-wasm SIMD128' },
+};
+
+export function createPeer({ distDir = DEFAULT_DIST, pinnedThreads = null, simd = 'auto' } = {}) {
+  if (!MIX[simd]) throw new Error(`mha-wasm peer: simd '${simd}' has no peer (known: ${Object.keys(MIX).join(', ')})`);
+  // '' is the row's default instance; every other one gets its own copy of dist/.
+  const instance = [simd === 'auto' ? '' : simd, pinnedThreads ? `${pinnedThreads}-thread` : ''].filter(Boolean).join('-');
   let state = null;
   let layer = null;
   let args = null;
@@ -70,16 +104,23 @@ export function createPeer({ distDir = DEFAULT_DIST, pinnedThreads = null } = {}
   };
 
   return {
-    id: pinnedThreads ? `mha-wasm-${pinnedThreads}t` : 'mha-wasm',
-    name: pinnedThreads ? `mha-wasm, ${pinnedThreads} thread${pinnedThreads > 1 ? 's' : ''}` : 'mha-wasm',
+    id: pinnedThreads ? `${MIX[simd].id}-${pinnedThreads}t` : MIX[simd].id,
+    // The default peer is named for the build 'auto' chose, once loaded.
+    get name() {
+      const build = state?.lib?.capabilities().build;
+      const base = simd === 'auto' && build && !build.startsWith('relaxed') ? `mha-wasm (${build}: no relaxed SIMD here)` : MIX[simd].name;
+      return pinnedThreads ? `${base}, ${pinnedThreads} thread${pinnedThreads > 1 ? 's' : ''}` : base;
+    },
+    simd,
     get version() { return state?.lib?.version ?? null; },
     load(threads) {
-      state = load(distDir, pinnedThreads ?? threads, instance);
+      state = load(distDir, pinnedThreads ?? threads, simd, instance);
       return state.loaded;
     },
 
     unsupported(shape, rowThreads) {
       const threads = pinnedThreads ?? rowThreads;
+      if (simd !== 'auto' && state.noSimdOption) return state.noSimdOption;
       const inUse = threadsInUse();
       if (inUse === threads) return null;
       const caps = lib().capabilities();
@@ -105,7 +146,7 @@ export function createPeer({ distDir = DEFAULT_DIST, pinnedThreads = null } = {}
     /** The build and thread count in use, for the report. */
     describe() {
       const c = lib().capabilities();
-      return { build: c.build ?? 'simd', threads: threadsInUse(), reason: c.reason ?? state.noThreadOption };
+      return { build: c.build ?? 'simd', simd, threads: threadsInUse(), reason: c.reason ?? state.noThreadOption };
     },
   };
 }

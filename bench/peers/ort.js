@@ -7,6 +7,12 @@
 //
 // Threads: env.wasm.numThreads is read once, when the module initialises, so
 // each bench process runs at one thread count (bench/run.js starts one per count).
+//
+// Relaxed SIMD: no variant, because in onnxruntime-web 1.30 there is none to
+// measure. env.wasm.simd = 'relaxed' only makes initialisation check that the
+// engine has relaxed SIMD; the same ort-wasm-simd-threaded.wasm loads either
+// way, and none of the package's .wasm files holds a relaxed-SIMD instruction
+// (bench/limits.md, "Relaxed SIMD", says how that was checked).
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-web';
