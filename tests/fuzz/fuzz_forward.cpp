@@ -50,6 +50,15 @@ class Bytes {
   const std::uint8_t* end_;
 };
 
+// Some of the layer's parameters from the bytes, the rest as initialised.
+void set_some_parameters(mha::MultiheadAttention& layer, Bytes& in, bool* exotic) {
+  for (const auto& name : layer.parameter_names()) {
+    if (!in.flag()) continue;
+    auto v = in.values(layer.parameter(name).size(), exotic);
+    layer.set_parameter(name, v.data(), v.size());
+  }
+}
+
 bool close(float got, float want) {
   if (std::isnan(want)) return std::isnan(got);
   return std::abs(got - want) <= 1e-3f + 1e-3f * std::abs(want);
@@ -75,11 +84,7 @@ void fuzz_torch_layer(Bytes& in) {
   }
   const auto& rc = layer->config();
   bool exotic = false;
-  for (const auto& name : layer->parameter_names()) {
-    if (!in.flag()) continue;  // keep PyTorch's initial values for some
-    auto v = in.values(layer->parameter(name).size(), &exotic);
-    layer->set_parameter(name, v.data(), v.size());
-  }
+  set_some_parameters(*layer, in, &exotic);
 
   const std::int64_t B = in.small(3), Lq = in.small(10);
   const bool cross = in.flag();
@@ -167,11 +172,7 @@ void fuzz_decoder_layer(Bytes& in) {
   }
   const auto& rc = layer->config();
   bool exotic = false;
-  for (const auto& name : layer->parameter_names()) {
-    if (!in.flag()) continue;
-    auto v = in.values(layer->parameter(name).size(), &exotic);
-    layer->set_parameter(name, v.data(), v.size());
-  }
+  set_some_parameters(*layer, in, &exotic);
   const std::int64_t B = 1 + in.small(2), L = 1 + in.small(9), E = rc.embed_dim, H = rc.num_heads;
   auto x = in.values(std::size_t(B * L * E), &exotic);
   // Explicit positions increase along each sequence (with gaps), as a

@@ -1,10 +1,12 @@
 // Run by every_build.test.js in a process of its own (a build is chosen once
 // per process): loads the package with the given simd mode and thread count,
-// runs every PyTorch fixture (nn.MultiheadAttention's and the decoder
-// attention's) through it, and reports the build, the worst errors and the
+// runs every PyTorch fixture (nn.MultiheadAttention's, the decoder
+// attention's, and the cached sequences') through it, and reports the build, the worst errors and the
 // digest of the standard run at each thread count it can use.
-import { MultiheadAttention, capabilities, init, setThreads } from '../../dist/index.js';
-import { loadFixtures, assertClose, runFixtureCase, toleranceOf, loadDecoderFixtures, checkDecoderCase } from './helpers.js';
+import { MultiheadAttention, KVCache, EncoderMemory, capabilities, init, setThreads } from '../../dist/index.js';
+import {
+  loadFixtures, assertClose, runFixtureCase, toleranceOf, loadDecoderFixtures, checkDecoderCase, checkDecoderSequence,
+} from './helpers.js';
 import { digestOfStandardRun } from './standard_run.js';
 
 const [simd, threads] = [process.argv[2], Number(process.argv[3])];
@@ -21,7 +23,15 @@ for (const c of loadFixtures()) {
     }
   }
 }
-for (const c of loadDecoderFixtures().single) {
+const decoder = loadDecoderFixtures();
+for (const c of decoder.sequences) {
+  try {
+    await checkDecoderSequence({ MultiheadAttention, KVCache, EncoderMemory }, c);
+  } catch (err) {
+    failures.push(err.message);
+  }
+}
+for (const c of decoder.single) {
   try {
     for (const [part, e] of Object.entries(await checkDecoderCase({ MultiheadAttention }, c))) worst[part] = Math.max(worst[part] ?? 0, e);
   } catch (err) {

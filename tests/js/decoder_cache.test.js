@@ -8,21 +8,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  MultiheadAttention, KVCache, EncoderMemory, memoryStats, loadDecoderFixtures, decoderCreateOptions,
-  assertCloseExceptRows, toleranceOf,
+  MultiheadAttention, KVCache, EncoderMemory, memoryStats, loadDecoderFixtures, checkDecoderSequence,
 } from './helpers.js';
 
 const { sequences } = loadDecoderFixtures();
-const ROW_AXES = { output: [0, 1], weights: [0, 2], heads: [0, 2], concat: [0, 1] };
-
-// Rows [start, start + n) of x [B, T, E], as [B, n, E].
-function slice(x, start, n) {
-  const [B, T, E] = x.dims;
-  const data = new Float32Array(B * n * E);
-  for (let b = 0; b < B; b++) data.set(x.data.subarray((b * T + start) * E, (b * T + start + n) * E), b * n * E);
-  return { data, dims: [B, n, E] };
-}
-
 test('the sequence fixtures cover what the contract names', () => {
   const names = sequences.map((c) => c.name).join(' ');
   for (const fragment of ['prompt', 'chunks', 'ring', 'truncate', 'leftpad', 'reset', 'memory', 'qknorm', 'alibi'])
@@ -30,31 +19,7 @@ test('the sequence fixtures cover what the contract names', () => {
 });
 
 for (const c of sequences) {
-  test(`step by step as the whole sequence: ${c.name}`, async () => {
-    const mha = await MultiheadAttention.create(decoderCreateOptions(c));
-    mha.loadStateDict(c.stateDict);
-    const B = c.x.dims[0];
-    const source = c.memory ? mha.projectMemory(c.memory) : mha.createCache({ batch: B, capacity: c.capacity });
-    assert.ok(source instanceof (c.memory ? EncoderMemory : KVCache));
-    try {
-      for (const [n, step] of c.steps.entries()) {
-        if (step.op === 'reset') { source.reset(); assert.equal(source.length, 0); continue; }
-        if (step.op === 'truncate') { source.truncate(step.length); assert.equal(source.length, step.length); continue; }
-        const x = slice(c.x, step.start, step.length);
-        const options = { needWeights: 'per-head', returnHeads: true, returnConcat: true };
-        if (step.positions) options.positions = step.positions;
-        if (step.keyPaddingMask) options.keyPaddingMask = step.keyPaddingMask;
-        const r = c.memory ? mha.forward(x, source, null, options) : mha.forward(x, null, null, { ...options, cache: source });
-        for (const part of ['output', 'weights', 'heads', 'concat'])
-          assertCloseExceptRows(r[part], step.expected[part], step.ignoreRows, ROW_AXES[part],
-            { ...toleranceOf(c, part), what: `step ${n} ${part}` });
-        if (!c.memory) assert.equal(source.length, step.past + step.length);
-      }
-    } finally {
-      source.dispose();
-      mha.dispose();
-    }
-  });
+  test(`step by step as the whole sequence: ${c.name}`, () => checkDecoderSequence({ MultiheadAttention, KVCache, EncoderMemory }, c));
 }
 
 test('a cache refuses a full call, another layer, a batch it does not hold, and use after dispose', async () => {

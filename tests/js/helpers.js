@@ -139,3 +139,38 @@ export async function checkDecoderCase({ MultiheadAttention }, c) {
       { ...toleranceOf(c, part), what: `${c.name} ${part}` });
   return worst;
 }
+
+// Rows [start, start + n) of x [B, T, E], as [B, n, E].
+function sliceRows(x, start, n) {
+  const [B, T, E] = x.dims;
+  const data = new Float32Array(B * n * E);
+  for (let b = 0; b < B; b++) data.set(x.data.subarray((b * T + start) * E, (b * T + start + n) * E), b * n * E);
+  return { data, dims: [B, n, E] };
+}
+
+// One decoder fixture sequence (a cache's or an encoder memory's steps)
+// through the public API of `api`, every step held to its expected rows.
+export async function checkDecoderSequence({ MultiheadAttention, KVCache, EncoderMemory }, c) {
+  const mha = await MultiheadAttention.create(decoderCreateOptions(c));
+  mha.loadStateDict(c.stateDict);
+  const source = c.memory ? mha.projectMemory(c.memory) : mha.createCache({ batch: c.x.dims[0], capacity: c.capacity });
+  assert.ok(source instanceof (c.memory ? EncoderMemory : KVCache));
+  try {
+    for (const [n, step] of c.steps.entries()) {
+      if (step.op === 'reset') { source.reset(); assert.equal(source.length, 0); continue; }
+      if (step.op === 'truncate') { source.truncate(step.length); assert.equal(source.length, step.length); continue; }
+      const x = sliceRows(c.x, step.start, step.length);
+      const options = { needWeights: 'per-head', returnHeads: true, returnConcat: true };
+      if (step.positions) options.positions = step.positions;
+      if (step.keyPaddingMask) options.keyPaddingMask = step.keyPaddingMask;
+      const r = c.memory ? mha.forward(x, source, null, options) : mha.forward(x, null, null, { ...options, cache: source });
+      for (const part of ['output', 'weights', 'heads', 'concat'])
+        assertCloseExceptRows(r[part], step.expected[part], step.ignoreRows, ROW_AXES[part],
+          { ...toleranceOf(c, part), what: `${c.name} step ${n} ${part}` });
+      if (!c.memory) assert.equal(source.length, step.past + step.length);
+    }
+  } finally {
+    source.dispose();
+    mha.dispose();
+  }
+}
