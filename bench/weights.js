@@ -3,16 +3,16 @@
 // Deterministic (a seeded PRNG), in PyTorch's nn.MultiheadAttention layout
 // (state_dict names, row-major). Unlike PyTorch's initialisation the biases are
 // NOT zero: a peer that drops or misplaces a bias must fail the output check.
-import { mulberry32 } from '../web/embeddings.js';
+import { mulberry32 } from '../common/prng.js';
 
 // The project's one seeded PRNG (the demo's token embeddings use it too),
 // stretched to uniform in [-1, 1).
-function prng(seed) {
+export function prng(seed) {
   const next = mulberry32(seed);
   return () => next() * 2 - 1;
 }
 
-function uniform(n, scale, rand) {
+export function uniform(n, scale, rand) {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = rand() * scale;
   return a;

@@ -9,7 +9,10 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 // URL prefix -> folder. Anything else is 404: the server exposes nothing but these.
-const MOUNTS = [['/dist/', 'dist'], ['/', 'web']];
+// /common/ is the one folder of code the page shares with the tests and the
+// benchmark (the seeded PRNG); web/ reaches it as '../common/…', which
+// resolves to /common/… in the page and to the folder itself in Node.
+const MOUNTS = [['/dist/', 'dist'], ['/common/', 'common'], ['/', 'web']];
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
   '.mjs': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',

@@ -7,7 +7,7 @@
 //
 // Why these choices:
 // - A token's vector depends only on the token (lower-cased) and E: a hash of
-//   the string seeds a small PRNG (mulberry32). The same word gets the same
+//   the string seeds the project's PRNG (mulberry32, common/prng.js). The same word gets the same
 //   vector wherever it appears, so repeated words differ only by their
 //   positional encoding, which is what a learner should see.
 // - Values are uniform in [-√3, √3) (unit variance) and drawn with integer
@@ -17,6 +17,7 @@
 // - Every stored value is float32 (what the package takes); X = fround(emb + PE).
 // - Padding positions (a shorter line in a batch) are all-zero rows; the page
 //   also masks them as keys with keyPaddingMask, so no query attends to them.
+import { mulberry32 } from '../common/prng.js';
 
 /** Largest sequence length the page accepts (heatmaps are L × S; weights grow as L²). */
 export const MAX_L = 256;
@@ -49,18 +50,6 @@ export function hashString(s) {
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
-}
-
-/** mulberry32: a tiny PRNG, uniform in [0, 1), from a 32-bit seed. */
-export function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const SQRT3 = Math.sqrt(3);

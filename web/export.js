@@ -7,19 +7,24 @@ const tensor = (data, dims) => (data == null ? null : { dims, data: Array.from(d
 
 /** Builds the export document from the page's last good run. */
 export function buildExport(run, caps, version) {
-  const { p, input, result, average, timings } = run;
+  const { p, input, result, average, timings, layer, options } = run;
   const { B, L, Lk, S, E } = input;
-  const h = p.h, d = E / h;
+  const h = p.h, d = layer.headDim;
+  const weights = p.weights === 'file' ? { source: 'state_dict', file: p.stateDictName }
+    : p.weights === 'checkpoint' ? { source: 'checkpoint' } : { source: 'seeded', seed: p.seed };
   return {
     generator: `mha-wasm ${version} demo page`,
     package: { version, capabilities: caps },
     config: {
       embedDim: E, numHeads: h, headDim: d, bias: p.bias, addBiasKV: p.addBiasKV, addZeroAttn: p.addZeroAttn,
-      weights: p.weights === 'file' ? { source: 'state_dict', file: p.stateDictName } : { source: 'seeded', seed: p.seed },
+      weights,
+      // The decoder options as the layer reports them (numKVHeads, rope, …).
+      layer,
     },
     forwardOptions: {
       isCausal: p.causal, fullyMaskedRows: p.fullyMaskedRows,
       keyPaddingMask: tensor(input.mask, [B, Lk]),
+      positions: options.positions ? tensor(options.positions.data, options.positions.dims) : null,
     },
     input: {
       mode: p.mode,

@@ -169,3 +169,10 @@ export function attentionPrefix(names) {
       if (name.endsWith(tail)) return name.slice(0, name.length - tail.length);
   throw new InputError('No attention layer found in this safetensors file: none of its names ends in out_proj.weight (nn.MultiheadAttention), self.query.weight (BERT) or c_attn.weight (GPT-2).');
 }
+
+/** Reads a finite decimal number from a text field. */
+export function parseNumber(text, { name }) {
+  const s = String(text).trim();
+  if (s === '') throw new InputError(`${name} is empty: type a number.`);
+  return toNumber(s, `(${name})`);
+}

@@ -1,8 +1,7 @@
 // End to end through the demo page, as a person uses it: type a sentence,
 // change the head count, turn causal on, mask a token by clicking it; then the
 // page must show h per-head maps and the [L, h·d] concatenation, and every
-// number it shows (hover and keyboard readouts, the exposed arrays, the
-// exported JSON) must equal what the package computes in Node for the same
+// number it shows (hover and keyboard readouts and the exported JSON) must equal what the package computes in Node for the same
 // input and options. Screenshots at desktop and phone width go to tests/artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -101,7 +100,9 @@ test('type, set h and causal, mask a token: h maps, the concat [L, h·d], and th
   await settle(page);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
   const exported = JSON.parse(readFileSync(await download.path(), 'utf8'));
-  assert.deepEqual(exported.config, { embedDim: E, numHeads: h, headDim: d, bias: true, addBiasKV: false, addZeroAttn: false, weights: { source: 'seeded', seed: 0 } });
+  const { layer, ...config } = exported.config;
+  assert.deepEqual(config, { embedDim: E, numHeads: h, headDim: d, bias: true, addBiasKV: false, addZeroAttn: false, weights: { source: 'seeded', seed: 0 } });
+  assert.equal(layer.numKVHeads, h);
   assert.equal(exported.forwardOptions.isCausal, true);
   assert.deepEqual(exported.forwardOptions.keyPaddingMask.data, mask);
   assert.deepEqual(exported.input.tokens, [sentence.split(' ')]);

@@ -1,6 +1,8 @@
 // Helpers of the demo-page tests: open the page, wait for it to settle, read
 // the values it shows, and compute the same thing in Node with the package, so
 // the page is always checked against an independent run (never against itself).
+import { readFileSync } from 'node:fs';
+
 import { MultiheadAttention, Tensor } from '../../dist/index.js';
 
 /** Opens the demo page at the given viewport and waits for its first result. */
@@ -11,20 +13,43 @@ export async function openDemo(browser, { width = 1280, height = 900 } = {}) {
   page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
   await page.setViewportSize({ width, height });
   await page.goto(browser.url);
-  await page.waitForFunction(() => window.__mhaDemo && document.getElementById('app').dataset.state !== 'loading',
-    null, { timeout: 15000 });
+  await page.waitForFunction(() => document.getElementById('app').dataset.state !== 'loading', null, { timeout: 15000 });
   await settle(page);
   return { page, errors };
 }
 
-/** Waits until every scheduled update of the page has run. */
+/**
+ * Waits until every scheduled update of the page has run: the page holds
+ * aria-busy="true" on its results container while an update is due, running
+ * or waiting for a file.
+ */
 export function settle(page) {
-  return page.evaluate(() => window.__mhaDemo.whenSettled());
+  return page.waitForFunction(() => document.getElementById('app').getAttribute('aria-busy') === 'false', null, { timeout: 15000 });
 }
 
-/** The page's last good run, as plain arrays. */
-export function lastRun(page) {
-  return page.evaluate(() => window.__mhaDemo.last());
+/** What the page's "Export JSON" button downloads: the last good run, whole. */
+export async function exportRun(page) {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
+  return JSON.parse(readFileSync(await download.path(), 'utf8'));
+}
+
+/** The page's last good run, as plain arrays, read from its export. */
+export async function lastRun(page) {
+  const doc = await exportRun(page);
+  const { config, forwardOptions: o, input, output } = doc;
+  return {
+    config: { ...config, weights: { seeded: 'seeded', state_dict: 'file', checkpoint: 'checkpoint' }[config.weights.source] },
+    layer: config.layer, positions: o.positions?.data ?? null,
+    input: { X: input.query.data, dims: input.query.dims, key: input.key?.data ?? null, keyDims: input.key?.dims ?? null },
+    options: { keyPaddingMask: o.keyPaddingMask.data, maskDims: o.keyPaddingMask.dims, isCausal: o.isCausal, fullyMaskedRows: o.fullyMaskedRows },
+    result: {
+      output: output.output.data, outputDims: output.output.dims,
+      weights: output.weightsPerHead.data, weightsDims: output.weightsPerHead.dims,
+      average: output.weightsAverage.data, averageDims: output.weightsAverage.dims,
+      heads: output.heads.data, headsDims: output.heads.dims,
+      concat: output.concat.data, concatDims: output.concat.dims,
+    },
+  };
 }
 
 /**
@@ -32,13 +57,16 @@ export function lastRun(page) {
  * page runs (per-head with heads and concat; averaged), returns plain arrays.
  */
 export async function nodeRun({ E, h, seed = 0, bias = true, addBiasKV = false, addZeroAttn = false, stateDict = null,
+  decoder = {}, layer = null, positions = null,
   X, dims, key = null, keyDims = null, mask = null, maskDims = null, isCausal = false, fullyMaskedRows = 'zero' }) {
-  const mha = await MultiheadAttention.create({ embedDim: E, numHeads: h, seed, bias, addBiasKV, addZeroAttn });
+  // `layer`: a layer made by the caller (a checkpoint's), used as it is and not disposed.
+  const mha = layer ?? await MultiheadAttention.create({ embedDim: E, numHeads: h, seed, bias, addBiasKV, addZeroAttn, ...decoder });
   try {
     if (stateDict) mha.loadStateDict(stateDict);
     const q = new Tensor(Float32Array.from(X), dims);
     const kv = key ? new Tensor(Float32Array.from(key), keyDims) : null;
     const options = { isCausal, fullyMaskedRows };
+    if (positions) options.positions = { data: Int32Array.from(positions), dims: [dims[0], dims[1]] };
     if (mask) options.keyPaddingMask = { data: Uint8Array.from(mask), dims: maskDims };
     const r = mha.forward(q, kv, kv, { ...options, needWeights: 'per-head', returnHeads: true, returnConcat: true });
     const avg = mha.forward(q, kv, kv, { ...options, needWeights: 'average' });
@@ -51,7 +79,7 @@ export async function nodeRun({ E, h, seed = 0, bias = true, addBiasKV = false, 
       average: arr(avg.weights), averageDims: avg.weights.dims,
     };
   } finally {
-    mha.dispose();
+    if (!layer) mha.dispose();
   }
 }
 

@@ -3,6 +3,8 @@
 import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 
+import { randomFloats } from '../../common/prng.js';
+
 export * from '../../dist/index.js';
 
 const fixturesDir = new URL('../fixtures/', import.meta.url);
@@ -66,16 +68,10 @@ export function assertClose(got, want, { atol = 1e-4, rtol = 1e-4, what = 'tenso
   return worst;
 }
 
-// Deterministic inputs for tests that need no reference values.
+// Deterministic inputs for tests that need no reference values: uniform in
+// [-scale, scale), from the project's one seeded PRNG.
 export function randomTensor(dims, seed = 1, scale = 1) {
-  let s = seed >>> 0;
-  const n = dims.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = ((s / 2 ** 32) * 2 - 1) * scale;
-  }
-  return { data, dims };
+  return { data: randomFloats(dims.reduce((a, b) => a * b, 1), seed, scale), dims };
 }
 
 // tests/fixtures/decoder_cases.{json,bin}, written by

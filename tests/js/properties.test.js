@@ -68,6 +68,8 @@ import assert from 'node:assert/strict';
 import vm from 'node:vm';
 import fc from 'fast-check';
 
+import { mulberry32, randomFloats } from '../../common/prng.js';
+
 import {
   MultiheadAttention, Tensor, memoryStats, setThreads, init, capabilities,
   parseSafetensors, safetensorsToStateDict,
@@ -124,17 +126,6 @@ const show = (v) => {
   } catch { return Object.prototype.toString.call(v); }
 };
 
-// Deterministic values from a seed.
-function lcg(seed) {
-  let s = (seed >>> 0) ^ 0x9e3779b9;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
-}
-function randomFloats(n, seed, scale = 1) {
-  const r = lcg(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (r() * 2 - 1) * scale;
-  return out;
-}
 
 // Outcome counts, printed with MHA_PROPERTY_STATS=1 (to see what the generators reach).
 const STATS = new Map();
@@ -805,7 +796,7 @@ function plainFloatTensor(recipe, dims, seed) {
 function plainMask(r, dims, seed) {
   const d = mutateDims(dims, r.dims);
   const n = Math.max(0, lengthFor(d) + r.lengthDelta);
-  const rand = lcg(seed);
+  const rand = mulberry32(seed);
   const blockedAt = (i) => {
     switch (r.fill) {
       case 'none': return false;
@@ -832,7 +823,7 @@ function plainMask(r, dims, seed) {
 
 function plainPositions(r, { batched, B, Lq }) {
   const n = Math.max(0, (batched ? B * Lq : Lq) + r.lengthDelta);
-  const rand = lcg(r.seed);
+  const rand = mulberry32(r.seed);
   const pad = Math.floor(rand() * 3);
   const values = Array.from({ length: n }, (_, i) => {
     const t = i % Math.max(Lq, 1);
@@ -856,7 +847,7 @@ function plainValidLens(r, { batched, B, Lq, Lk }) {
   const perQuery = r.perQuery;
   const count = perQuery ? (batched ? B * Lq : Lq) : batched ? B : 1;
   const n = Math.max(0, count + r.lengthDelta);
-  const rand = lcg(r.seed);
+  const rand = mulberry32(r.seed);
   const values = Array.from({ length: n }, () => {
     if (r.values === 'huge') return [2 ** 31, 2 ** 32, 2 ** 40, Number.MAX_SAFE_INTEGER, Lk, 0][Math.floor(rand() * 6)];
     return Math.floor(rand() * (Lk + 2));
@@ -1696,7 +1687,7 @@ function halfValue(bits) {
 /** A file of one layer's weights in `layout`; returns { bytes, stateDict (torch names, as stored values), names }. */
 function buildFile(r, c) {
   const E = c.embedDim;
-  const rand = lcg(r.order + 17);
+  const rand = mulberry32(r.order + 17);
   const tensors = {};  // name -> { dims, values (float64 as intended) }
   const mk = (dims) => Array.from({ length: product(dims) }, () => Math.fround((rand() * 2 - 1) * 0.5));
   const torchSd = {};
@@ -1748,7 +1739,7 @@ function buildFile(r, c) {
   if (r.extraTensor) tensors[r.extraTensor] = { dims: [E], values: mk([E]) };
   // Header and data, in a shuffled order.
   const names = Object.keys(tensors);
-  const orderRand = lcg(r.order);
+  const orderRand = mulberry32(r.order);
   for (let i = names.length - 1; i > 0; i--) { const j = Math.floor(orderRand() * (i + 1)); [names[i], names[j]] = [names[j], names[i]]; }
   const header = {};
   if (r.metadata) header.__metadata__ = { ...r.metadata };

@@ -18,15 +18,16 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
+import { mulberry32 } from '../../common/prng.js';
+
 import { parseSafetensors, safetensorsToStateDict, MultiheadAttention } from '../../dist/index.js';
 
 const dir = new URL('../fixtures/safetensors/', import.meta.url);
 const manifest = JSON.parse(readFileSync(new URL('expected.json', dir), 'utf8'));
 
-// A seeded LCG (as randomTensor in helpers.js): the same inputs every run.
+// The project's seeded PRNG: the same inputs every run.
 function generator(seed) {
-  let s = seed >>> 0;
-  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  const next = mulberry32(seed);
   return { next, int: (n) => Math.floor(next() * n) };
 }
 
