@@ -128,23 +128,29 @@ class CoreLayer {
     });
   }
 
-  // A view of the named parameter's values; the caller copies it at once.
-  int parameterView(const std::string& name) {
+  // The named parameter's values (a reduced weight's dequantized), as a
+  // Float32Array of JS's own: the copy the core makes lives only here.
+  int parameterValues(const std::string& name) {
     return guard(error_, [&] {
-      const auto& v = layer().parameter(name);
-      result_ = emscripten::val(emscripten::typed_memory_view(v.size(), v.data()));
+      const std::vector<float> v = layer().parameter(name);
+      result_ = emscripten::val::global("Float32Array").new_(emscripten::typed_memory_view(v.size(), v.data()));
     });
   }
+
+  // Bytes the layer's weights hold, in their stored formats.
+  double weightBytes() { return layer_ ? double(layer_->weight_bytes()) : 0.0; }
 
   // The value the last successful parameterNames/Shape/View produced.
   emscripten::val result() { return std::exchange(result_, emscripten::val::undefined()); }
 
-  // Copies `count` floats from the parameter slot into the named parameter.
-  int setParameter(const std::string& name, double count) {
+  // Copies `count` floats from the parameter slot into the named parameter
+  // (store), or only checks that they may be (!store).
+  int setParameter(const std::string& name, double count, bool store) {
     return guard(error_, [&] {
       if (!(count >= 0 && count <= double(slots_f32_[kParameter].size())))
         throw mha::Error(mha::Error::Kind::range, "parameter slot holds fewer than " + std::to_string(count) + " values");
-      layer().set_parameter(name, slots_f32_[kParameter].data(), std::size_t(count));
+      if (store) layer().set_parameter(name, slots_f32_[kParameter].data(), std::size_t(count));
+      else layer().check_parameter(name, slots_f32_[kParameter].data(), std::size_t(count));
     });
   }
 
@@ -263,6 +269,14 @@ class CoreLayer {
     return v.as<std::string>();
   }
 
+  static mha::WeightFormat weight_format(const std::string& dtype) {
+    if (dtype == "f32") return mha::WeightFormat::f32;
+    if (dtype == "f16") return mha::WeightFormat::f16;
+    if (dtype == "bf16") return mha::WeightFormat::bf16;
+    if (dtype == "int8") return mha::WeightFormat::int8;
+    throw mha::Error(mha::Error::Kind::range, "weightDtype must be 'f32', 'f16', 'bf16' or 'int8', got '" + dtype + "'");
+  }
+
   // index.js's checked configuration (create options, defaults applied).
   static mha::Config config_of(const emscripten::val& o) {
     mha::Config c;
@@ -298,6 +312,7 @@ class CoreLayer {
     c.scale = number(o, "scale");
     c.softcap = number(o, "softcap");
     c.alibi = flag(o, "alibi");
+    c.weights = weight_format(text(o, "weightDtype"));
     c.sliding_window = whole(number(o, "slidingWindow"), "slidingWindow");
     c.qk_norm_eps = number(o, "qkNormEps");
     return c;
@@ -437,7 +452,8 @@ EMSCRIPTEN_BINDINGS(mha_core) {
       .function("error", &CoreLayer::error)
       .function("parameterNames", &CoreLayer::parameterNames)
       .function("parameterShape", &CoreLayer::parameterShape)
-      .function("parameterView", &CoreLayer::parameterView)
+      .function("parameterValues", &CoreLayer::parameterValues)
+      .function("weightBytes", &CoreLayer::weightBytes)
       .function("result", &CoreLayer::result)
       .function("setParameter", &CoreLayer::setParameter)
       .function("sourceLen", &CoreLayer::sourceLen)

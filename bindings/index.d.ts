@@ -183,6 +183,14 @@ export interface CreateOptions {
   slidingWindow?: number | null;
   /** RMSNorm of q and k per head with q_norm/k_norm (Qwen3, Gemma 3); `true`: eps 1e-6. */
   qkNorm?: { eps?: number } | boolean | null;
+  /**
+   * How the projection weights are stored: float32 (default), IEEE half,
+   * bfloat16, or int8 quantized on load (symmetric, per output row in blocks
+   * of 32 inputs: scale = max|w| / 127, q = round-half-away(w / scale)). The
+   * GEMM reads them as stored and dequantizes in registers; `stateDict()`
+   * returns the dequantized values. Biases, norms and activations stay float32.
+   */
+  weightDtype?: WeightDtype;
   /** Learned bias_k / bias_v appended as one more key and value. Default: false. */
   addBiasKV?: boolean;
   /** An all-zero key and value appended per head. Default: false. */
@@ -299,7 +307,12 @@ export interface FromSafetensorsOptions {
   layout?: 'auto' | 'torch' | 'bert' | 'gpt2';
   /** As in {@link CreateOptions}; the file cannot tell it. */
   addZeroAttn?: boolean;
+  /** As in {@link CreateOptions}. Default: what the file stores (F16 as 'f16', BF16 as 'bf16', else 'f32'). */
+  weightDtype?: WeightDtype;
 }
+
+/** How a layer stores its projection weights. */
+export type WeightDtype = 'f32' | 'f16' | 'bf16' | 'int8';
 
 /** A Hugging Face model's config.json, as parsed JSON (its fields are the model's). */
 export type HuggingFaceConfig = Record<string, unknown> & { model_type: string };
@@ -316,6 +329,8 @@ export interface FromHuggingFaceOptions {
   layer: number;
   /** Whisper: the decoder's 'self' (default) or 'cross' attention, or the 'encoder''s. */
   attention?: 'self' | 'cross' | 'encoder';
+  /** As in {@link CreateOptions}. Default: what the file stores (F16 as 'f16', BF16 as 'bf16', else 'f32'). */
+  weightDtype?: WeightDtype;
 }
 
 /** Options of {@link MultiheadAttention.loadStateDict}. */
@@ -399,6 +414,10 @@ export declare class MultiheadAttention {
   readonly alibi: boolean;
   readonly slidingWindow: number | null;
   readonly qkNorm: { eps: number } | null;
+  /** How the projection weights are stored. */
+  readonly weightDtype: WeightDtype;
+  /** Bytes the layer's weights hold in WebAssembly memory, in their stored format. */
+  readonly weightBytes: number;
   /** True after `dispose()`. */
   readonly disposed: boolean;
 

@@ -20,7 +20,7 @@ import {
   typedArrayKind, typedLength, product,
 } from './checks.js';
 import { planForward, FORWARD_OPTIONS } from './plan.js';
-import { layerConfig } from './layer_config.js';
+import { layerConfig, storedWeightDtype, WEIGHT_DTYPES } from './layer_config.js';
 import { optionsFromConfig, stateDictFromModel, HF_ATTENTION } from './hf_models.js';
 
 export { parseSafetensors, init, KVCache, EncoderMemory };
@@ -36,11 +36,15 @@ export const version = '0.1.0';
  */
 export function safetensorsToStateDict(bytes, options) {
   const o = readOptions(options, ['prefix', 'layout'], 'safetensorsToStateDict options');
+  return toStateDict(parseSafetensors(bytes).tensors, prefixAndLayout(o));
+}
+
+function prefixAndLayout(o) {
   const prefix = o.prefix ?? '';
   if (typeof prefix !== 'string') throw typeError('prefix', 'a string', prefix);
   const layout = o.layout ?? 'auto';
   if (layout !== 'auto') checkEnum(layout, 'layout', LAYOUTS);
-  return toStateDict(parseSafetensors(bytes).tensors, { prefix, layout });
+  return { prefix, layout };
 }
 
 /** What the loaded build can do and why it was chosen (null fields before loading). */
@@ -152,9 +156,10 @@ export class MultiheadAttention {
    */
   static async fromSafetensors(bytes, options) {
     if (options === undefined) throw typeError('fromSafetensors options', 'an object with numHeads, or with config and layer', options);
-    const o = readOptions(options, ['numHeads', 'prefix', 'layout', 'addZeroAttn', 'config', 'layer', 'attention'],
+    const o = readOptions(options, ['numHeads', 'prefix', 'layout', 'addZeroAttn', 'config', 'layer', 'attention', 'weightDtype'],
       'fromSafetensors options');
-    let stateDict, createOptions;
+    if (o.weightDtype !== undefined) checkEnum(o.weightDtype, 'weightDtype', WEIGHT_DTYPES);
+    let stateDict, createOptions, tensors, prefix;
     if (o.config !== undefined) {
       // One layer of a Hugging Face checkpoint, described by its config.json.
       for (const name of ['numHeads', 'prefix', 'layout', 'addZeroAttn'])
@@ -162,16 +167,23 @@ export class MultiheadAttention {
       const layer = checkInteger(o.layer, 'layer', { min: 0 });
       const attention = o.attention === undefined ? 'self' : checkEnum(o.attention, 'attention', HF_ATTENTION);
       const model = optionsFromConfig(o.config, { layer, attention });
-      ({ stateDict, options: createOptions } = stateDictFromModel(parseSafetensors(bytes).tensors, model, { layer, attention }));
+      tensors = parseSafetensors(bytes).tensors;
+      ({ prefix, stateDict, options: createOptions } = stateDictFromModel(tensors, model, { layer, attention }));
     } else {
       for (const name of ['layer', 'attention'])
         if (o[name] !== undefined) throw typeError(name, 'given with config (a Hugging Face config.json object)', o[name]);
-      const found = safetensorsToStateDict(bytes,
-        { ...(o.prefix === undefined ? {} : { prefix: o.prefix }), ...(o.layout === undefined ? {} : { layout: o.layout }) });
+      const where = prefixAndLayout(o);
+      tensors = parseSafetensors(bytes).tensors;
+      prefix = where.prefix;
+      const found = toStateDict(tensors, where);
       stateDict = found.stateDict;
       createOptions = { ...found.options, numHeads: o.numHeads, ...(o.addZeroAttn === undefined ? {} : { addZeroAttn: o.addZeroAttn }) };
     }
-    const mha = await MultiheadAttention.create(createOptions);
+    // Unless told otherwise, the weights stay as the file stores them: the
+    // layer's projection weights are its only 2-D tensors.
+    const stored = Object.keys(tensors).filter((name) => name.startsWith(prefix) && tensors[name].dims.length === 2);
+    const weightDtype = o.weightDtype ?? storedWeightDtype(stored.map((name) => tensors[name].dtype));
+    const mha = await MultiheadAttention.create({ ...createOptions, weightDtype });
     try {
       mha.loadStateDict(stateDict);
     } catch (err) {
@@ -203,6 +215,13 @@ export class MultiheadAttention {
   get alibi() { return this.#config.alibi; }
   get slidingWindow() { return this.#config.slidingWindow || null; }
   get qkNorm() { return this.#config.qkNormEps ? { eps: this.#config.qkNormEps } : null; }
+  /** How the projection weights are stored: 'f32', 'f16', 'bf16' or 'int8'. */
+  get weightDtype() { return this.#config.weightDtype; }
+  /** Bytes this layer's weights hold in WebAssembly memory, in their stored format. */
+  get weightBytes() {
+    const layer = this.#live('weightBytes');
+    return callModule(this.#m, () => layer.weightBytes());
+  }
   /** Whether dispose() has run. */
   get disposed() { return this.#layer == null; }
 
@@ -276,12 +295,16 @@ export class MultiheadAttention {
     this.#live('loadStateDict');
     const { slot } = codesOf(this.#m);
     for (const [name, data] of values) unchanged(data, product(shapes.get(name)), `loadStateDict: '${name}'`);
-    for (const [name, data] of values) {
+    const send = (name, data, store) => {
       const n = typedLength(data);
       run(this.#m, layer, 'loadStateDict: ', () => layer.reserve(slot.parameter, n));
       if (n > 0) callModule(this.#m, () => layer.view(slot.parameter)).set(data);
-      run(this.#m, layer, 'loadStateDict: ', () => layer.setParameter(name, n));
-    }
+      run(this.#m, layer, 'loadStateDict: ', () => layer.setParameter(name, n, store));
+    };
+    // A reduced weightDtype may refuse a value (f16's range, int8's finite
+    // scales): every weight is checked before any is stored.
+    if (this.#config.weightDtype !== 'f32') for (const [name, data] of values) send(name, data, false);
+    for (const [name, data] of values) send(name, data, true);
   }
 
   /** The weights under PyTorch's state_dict names, as fresh tensors. */
@@ -289,7 +312,7 @@ export class MultiheadAttention {
     const layer = this.#live('stateDict');
     const dict = {};
     for (const [name, shape] of Object.entries(this.parameterShapes()))
-      dict[name] = new Tensor(new Float32Array(this.#ask(layer, 'stateDict: ', () => layer.parameterView(name))), shape);
+      dict[name] = new Tensor(this.#ask(layer, 'stateDict: ', () => layer.parameterValues(name)), shape);
     return dict;
   }
 

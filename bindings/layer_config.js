@@ -6,7 +6,22 @@ import {
 } from './checks.js';
 
 export const CREATE_OPTIONS = ['embedDim', 'numHeads', 'numKVHeads', 'headDim', 'kdim', 'vdim', 'bias', 'addBiasKV',
-  'addZeroAttn', 'seed', 'weightNames', 'rope', 'scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm'];
+  'addZeroAttn', 'seed', 'weightNames', 'rope', 'scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm', 'weightDtype'];
+// How the projection weights are stored (src/weight_formats.hpp): int8 is
+// symmetric, per output row in blocks of 32 along the input.
+export const WEIGHT_DTYPES = ['f32', 'f16', 'bf16', 'int8'];
+// A safetensors dtype the layer keeps as it is when fromSafetensors is not
+// told a weightDtype; any other is loaded as float32.
+const KEPT_DTYPES = { F16: 'f16', BF16: 'bf16' };
+
+/**
+ * The weightDtype that keeps what a file stores: 'f16' or 'bf16' when every
+ * given projection weight is stored so, else 'f32'.
+ */
+export function storedWeightDtype(fileDtypes) {
+  const kept = fileDtypes.map((d) => KEPT_DTYPES[d] ?? 'f32');
+  return kept.length > 0 && kept.every((d) => d === kept[0]) ? kept[0] : 'f32';
+}
 // The options nn.MultiheadAttention's names cannot hold, or that come from
 // today's decoders: any of them makes Hugging Face's names the default.
 const DECODER_OPTIONS = ['numKVHeads', 'headDim', 'rope', 'scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm'];
@@ -126,6 +141,7 @@ export function layerConfig(options) {
     alibi,
     slidingWindow,
     qkNormEps,
+    weightDtype: o.weightDtype === undefined ? 'f32' : checkEnum(o.weightDtype, 'weightDtype', WEIGHT_DTYPES),
   };
   return Object.freeze(config);
 }

@@ -71,8 +71,10 @@ int max_threads() { return int(ThreadPool::max_threads()); }
 struct Call {
   std::size_t B, Lq, Lk, S, E, H, Hkv, d;
   std::size_t group;  // query heads per key/value head
+  bool self;          // self-attention: the keys and values are the queries' tokens
   bool fused;         // self-attention through one [H*d + 2*Hkv*d, E] projection
   NeedWeights need_weights;
+  bool in_place;           // heads attend keys and values where they are (attends_in_place)
   std::uint64_t per_head;  // floats of one key/value head's packed keys and values
   // Every (batch, key/value head) packed at once, or one at a time (long
   // sequences: memory grows with L, not L x heads). Averaged weights sum
@@ -110,8 +112,10 @@ Call MultiheadAttention::Impl::plan(std::int64_t batch, std::int64_t query_len, 
   call.Hkv = std::size_t(c.num_kv_heads);
   call.d = std::size_t(c.head_dim);
   call.group = call.H / call.Hkv;
+  call.self = self_attention;
   call.fused = self_attention && params.fuses_qkv();
   call.need_weights = need_weights;
+  call.in_place = attends_in_place(call.Lq, call.d, c.add_bias_kv || c.add_zero_attn);
   call.per_head = packed_head_size(call.S, call.d);
   const std::uint64_t all_heads = std::uint64_t(call.B) * call.Hkv * call.per_head;
   call.one_head_at_a_time = need_weights != NeedWeights::average && all_heads * sizeof(float) > kAllHeadsBytes;
@@ -124,11 +128,12 @@ void MultiheadAttention::Impl::fit(const Call& c, Growth& grow) {
   if (c.fused) {
     grow(ws.q, B * Lq * (qw + 2 * kvw));  // [B*L, H*d + 2*Hkv*d]: q | k | v
   } else {
+    const std::uint64_t kv_rows = c.self ? B * Lq : B * Lk;  // with a cache, Lk counts the cached keys too
     grow(ws.q, B * Lq * qw);
-    grow(ws.k, B * Lk * kvw);
-    grow(ws.v, B * Lk * kvw);
+    grow(ws.k, kv_rows * kvw);
+    grow(ws.v, kv_rows * kvw);
   }
-  grow(ws.packed, c.one_head_at_a_time ? c.per_head : B * c.Hkv * c.per_head);
+  if (!c.in_place) grow(ws.packed, c.one_head_at_a_time ? c.per_head : B * c.Hkv * c.per_head);
   // One scratch per thread; a count for threads without one yet counts
   // what a new one would take.
   const std::size_t threads = thread_pool().size();
@@ -161,9 +166,14 @@ struct Projected {
 Projected project(ThreadPool& pool, const Call& c, const ForwardInput& in, const Config& config, Parameters& p,
                   Workspace& ws) {
   const std::size_t E = c.E, qw = c.H * c.d, kvw = c.Hkv * c.d;
+  // The score scale, where it is not folded into Wq (Parameters::q_post_scale).
+  auto scale_q = [&] {
+    if (const float s = p.q_post_scale(); s != 1.0f) simd::scale(s, ws.q.data(), c.B * c.Lq * qw);
+  };
   if (in.memory) {  // keys and values projected once, by project_memory
     const KVCache::Storage& m = in.memory->storage();
     parallel_linear(pool, in.query, c.B * c.Lq, E, p.packed_q(), p.b_q(), ws.q.data(), qw);
+    scale_q();
     const std::size_t batch = std::size_t(m.capacity * m.width);
     return {ws.q.data(), const_cast<float*>(m.k.data()), const_cast<float*>(m.v.data()), qw, kvw, kvw, batch, batch};
   }
@@ -176,9 +186,11 @@ Projected project(ThreadPool& pool, const Call& c, const ForwardInput& in, const
   const float* key = in.key ? in.key : in.query;
   const float* value = in.value ? in.value : key;
   const std::size_t kdim = std::size_t(config.kdim), vdim = in.value ? std::size_t(config.vdim) : kdim;
+  const std::size_t kv_rows = c.self ? c.B * c.Lq : c.B * c.Lk;  // with a cache, Lk counts the cached keys too
   parallel_linear(pool, in.query, c.B * c.Lq, E, p.packed_q(), p.b_q(), ws.q.data(), qw);
-  parallel_linear(pool, key, c.B * c.Lk, kdim, p.packed_k(), p.b_k(), ws.k.data(), kvw);
-  parallel_linear(pool, value, c.B * c.Lk, vdim, p.packed_v(), p.b_v(), ws.v.data(), kvw);
+  scale_q();
+  parallel_linear(pool, key, kv_rows, kdim, p.packed_k(), p.b_k(), ws.k.data(), kvw);
+  parallel_linear(pool, value, kv_rows, vdim, p.packed_v(), p.b_v(), ws.v.data(), kvw);
   return {ws.q.data(), ws.k.data(), ws.v.data(), qw, kvw, kvw};
 }
 
@@ -208,7 +220,7 @@ void transform(ThreadPool& pool, const Call& c, const Projected& x, const Config
       transform_queries_keys(t, q, q_stride, k, k_stride, r0, r1, position, ws.angles.data() + worker * r);
     });
   };
-  if (c.fused) {
+  if (c.self) {  // q and k rows of the same tokens, at the same positions
     rows(x.q, x.q_stride, x.k, x.k_stride, c.B * c.Lq, c.Lq);
   } else {  // cross-attention: QK-norm only (no positions), q and k rows apart
     rows(x.q, x.q_stride, nullptr, 0, c.B * c.Lq, c.Lq);
@@ -310,6 +322,22 @@ void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& c
   auto pack = [&](std::size_t b, std::size_t g, std::size_t pack_task, float* packed) {
     pack_head(head_input(b, g * c.group), packed, pack_task * kTaskKeys, std::min(S, (pack_task + 1) * kTaskKeys));
   };
+  // Averaged weights sum over heads into one row, so there a task takes
+  // every head of its rows, in order: the sum is the same for any thread
+  // count.
+  const bool heads_per_task = o.need_weights != NeedWeights::average;
+  const std::size_t groups = B * (heads_per_task ? H : 1);  // (batch, head) or batch
+
+  if (c.in_place) {  // a few queries (decoding): no packing, one task per head
+    run_tasks(pool, groups, B * H * Lq * S * d, [&](std::size_t t, std::size_t worker) {
+      const std::size_t b = heads_per_task ? t / H : t;
+      const std::size_t h0 = heads_per_task ? t % H : 0, h1 = heads_per_task ? h0 + 1 : H;
+      for (std::size_t h = h0; h < h1; ++h)
+        attend_in_place(head_input(b, h), 0, Lq, HeadRules{&rules, std::int64_t(b), std::int64_t(h)},
+                        head_output(b, h), ws.head[worker]);
+    });
+    return;
+  }
 
   if (c.one_head_at_a_time) {
     // Long sequences: one (batch, key/value head) at a time, its keys and
@@ -327,9 +355,7 @@ void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& c
   // Every key/value head packed first, then one loop over (batch, query
   // head, query block): many tasks, so the threads finish together, and the
   // last query blocks first, which under a causal mask are the longest.
-  // Averaged weights sum over heads into one row, so there a task takes
-  // every head of its rows, in order: the sum is the same for any thread
-  // count. When a head's queries are one block and no other head shares its
+  // When a head's queries are one block and no other head shares its
   // keys, its one task packs them itself: no loop of its own for that, and
   // the keys are attended while in cache.
   const bool pack_in_task = row_tasks == 1 && c.group == 1;
@@ -338,8 +364,6 @@ void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& c
       const std::size_t bg = t / pack_tasks;
       pack(bg / Hkv, bg % Hkv, t % pack_tasks, ws.packed.data() + bg * per_head);
     });
-  const bool heads_per_task = o.need_weights != NeedWeights::average;
-  const std::size_t groups = B * (heads_per_task ? H : 1);  // (batch, head) or batch
   run_tasks(pool, groups * row_tasks, B * H * Lq * S * d, [&](std::size_t t, std::size_t worker) {
     const std::size_t rt = row_tasks - 1 - t / groups, g = t % groups;
     const std::size_t b = heads_per_task ? g / H : g;
@@ -397,9 +421,15 @@ void MultiheadAttention::set_parameter(const std::string& name, const float* dat
   impl_->params.set(name, data, count);
 }
 
-const std::vector<float>& MultiheadAttention::parameter(const std::string& name) const {
-  return impl_->params.get(name).values;
+void MultiheadAttention::check_parameter(const std::string& name, const float* data, std::size_t count) const {
+  impl_->params.check(name, data, count);
 }
+
+std::vector<float> MultiheadAttention::parameter(const std::string& name) const {
+  return impl_->params.values(name);
+}
+
+std::uint64_t MultiheadAttention::weight_bytes() const { return impl_->params.bytes(); }
 
 std::uint64_t MultiheadAttention::forward_growth_bytes(std::int64_t batch, std::int64_t query_len,
                                                        std::int64_t key_len, bool self_attention,

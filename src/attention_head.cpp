@@ -156,6 +156,49 @@ void fit_scratch(HeadScratch& sc, std::uint64_t s, std::uint64_t d, bool weights
   grow(sc.row_sum, kQueryBlock);
   grow(sc.rescale, kQueryBlock);
   if (weights) grow(sc.wide, kQueryBlock * s);
+  grow(sc.scores, s);
+}
+
+void attend_in_place(const HeadInput& in, std::size_t row0, std::size_t row1, const HeadRules& rules,
+                     const HeadOutput& out, HeadScratch& sc) {
+  const std::size_t d = in.d, s = in.lk;  // no bias_kv or zero key (attends_in_place)
+  const float fill = masked_fill(out, s);
+  float* p = sc.scores.data();  // the row's scores, then 2^(score - max)
+  for (std::size_t i = row0; i < row1; ++i) {
+    float* z = out.z + i * out.z_stride;
+    float* w = out.weights ? out.weights + i * out.weights_stride : nullptr;
+    // Keys outside [first, end) are blocked for this query: weight 0, not computed.
+    const KeyRange live = live_keys(rules, std::int64_t(i), std::int64_t(i + 1));
+    const std::size_t first = std::size_t(std::max<std::int64_t>(live.first, 0));
+    const std::size_t end = std::max(first, std::min(s, std::size_t(std::max<std::int64_t>(live.end, 0))));
+    const std::size_t n = end - first;
+    simd::dot_rows(in.q + i * in.q_stride, in.k + first * in.k_stride, in.k_stride, n, d, p + first);
+    apply_score_rules(p + first, 1, rules, std::int64_t(i), std::int64_t(i + 1), std::int64_t(first), std::int64_t(end));
+    float m = kNegInf;
+    for (std::size_t j = first; j < end; ++j)
+      if (m < p[j]) m = p[j];  // a NaN is never taken
+    const float l = n > 0 ? simd::exp_shifted_sum(p + first, n, softmax_shift(m)) : 0.0f;
+    if (fully_masked(s, m, l) || s == 0) {
+      std::fill(z, z + d, fill);
+      if (w) {
+        if (out.weights_add) for (std::size_t j = 0; j < s; ++j) w[j] += out.weights_scale * fill;
+        else std::fill(w, w + s, fill);
+      }
+      continue;
+    }
+    const float inv = 1.0f / l;
+    simd::weighted_rows(p + first, in.v + first * in.v_stride, in.v_stride, n, d, z);
+    simd::scale(inv, z, d);
+    if (w == nullptr) continue;
+    simd::scale(inv, p + first, n);
+    if (out.weights_add) {
+      simd::axpy(out.weights_scale, p + first, w + first, n);  // blocked keys add 0
+    } else {
+      std::fill(w, w + first, 0.0f);
+      std::copy(p + first, p + end, w + first);
+      std::fill(w + end, w + s, 0.0f);
+    }
+  }
 }
 
 void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std::size_t row1,

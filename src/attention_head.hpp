@@ -73,7 +73,7 @@ void pack_head(const HeadInput& in, float* packed, std::size_t j0, std::size_t j
 
 // Per-thread scratch, reused call after call.
 struct HeadScratch {
-  std::vector<float> q_panels, tile, wide, out, row_max, row_sum, rescale;
+  std::vector<float> q_panels, tile, wide, out, row_max, row_sum, rescale, scores;
 };
 
 // Grows (or counts, see Growth) one thread's scratch to what attend_rows needs for heads of S keys
@@ -81,6 +81,21 @@ struct HeadScratch {
 // a parallel loop: which thread claims which task varies from call to call,
 // so scratch grown inside the tasks could still be growing many calls later.
 void fit_scratch(HeadScratch& scratch, std::uint64_t s, std::uint64_t d, bool weights, Growth& grow);
+
+// Whether attend_in_place serves a call of lq queries (per head) of width
+// d: a few queries, as decoding's one token a step, against keys with no
+// bias_kv or zero key. Packing every key and value would then cost more
+// than the attention itself, and a block of queries would be mostly padding.
+inline constexpr std::size_t kInPlaceQueries = 4;
+inline bool attends_in_place(std::size_t lq, std::size_t d, bool extra_keys) {
+  return lq <= kInPlaceQueries && d > kNarrowWidth && !extra_keys;
+}
+
+// Attention of query rows [i0, i1) over keys and values read where they are
+// (in.k, in.v rows: a cache's), one query at a time: its row of scores,
+// the rules, one softmax over the row, then the weighted sum of the values.
+void attend_in_place(const HeadInput& in, std::size_t i0, std::size_t i1, const HeadRules& rules,
+                     const HeadOutput& out, HeadScratch& scratch);
 
 // Attention of query rows [i0, i1) over the packed keys and values, with
 // scratch fitted for this head (fit_scratch).

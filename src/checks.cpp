@@ -103,6 +103,9 @@ Config checked_config(const Config& c) {
     range_error("num_heads must be a multiple of num_kv_heads (each key/value head serves a group of query heads), got num_heads=" +
                 str(r.num_heads) + " and num_kv_heads=" + str(r.num_kv_heads));
   check_decoder_options(r);
+  if (r.weights != WeightFormat::f32 && r.weights != WeightFormat::f16 && r.weights != WeightFormat::bf16 &&
+      r.weights != WeightFormat::int8)
+    range_error("weights is not a WeightFormat value");
   // Every tensor of the layer, and all of them together, must be
   // addressable: this size_t (32 bits in wasm32) may not wrap around.
   const std::uint64_t bytes = MultiheadAttention::layer_bytes(r);

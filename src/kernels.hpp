@@ -1,15 +1,19 @@
 // Small numeric primitives the attention routine is built from, each in two
 // versions with one signature: `simd` (xsimd::batch<float>, whole batches then
 // a scalar tail) and `scalar` (plain loops, the oracle the native kernel tests
-// compare against). Plain pointers and counts: no SIMD type leaks out.
+// compare against, built into the test-only mha_reference library, never into
+// the core). Plain pointers and counts: no SIMD type leaks out.
 //
 // Preconditions shared by every function: pointers valid for the counts given,
 // counts may be 0, output ranges do not overlap inputs unless stated.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <vector>
+
+#include "weight_formats.hpp"
 
 namespace mha {
 
@@ -25,19 +29,38 @@ inline float softmax_shift(float max) { return max == -std::numeric_limits<float
 
 // A linear layer's weight W [N, K] (PyTorch's out_features x in_features),
 // repacked once for the GEMM: panels of kPanel consecutive output columns,
-// each panel stored k-major (K rows of kPanel floats), the last zero-padded.
-// Packing turns the inner loop into unit-stride loads of W^T.
+// each panel stored k-major (K rows of kPanel values), the last zero-padded.
+// Packing turns the inner loop into unit-stride loads of W^T. The values are
+// in one of the WeightFormats (weight_formats.hpp), in the vector of their
+// type; an int8 weight also has, per panel and per block of kQuantBlock k
+// rows, kPanel scales (panel p's block b at scales[(p * blocks + b) * kPanel]).
 struct PackedWeight {
   static constexpr std::size_t kPanel = 8;  // two f32x4 batches
+  WeightFormat format = WeightFormat::f32;
   std::size_t n = 0;                        // N
   std::size_t k = 0;                        // K
-  std::vector<float> data;                  // ceil(N / kPanel) * K * kPanel
+  std::vector<float> data;                  // f32: ceil(N / kPanel) * K * kPanel
+  std::vector<std::uint16_t> half;          // f16, bf16: the same layout
+  std::vector<std::int8_t> q8;              // int8: the same layout
+  std::vector<float> scales;                // int8: ceil(N / kPanel) * ceil(K / kQuantBlock) * kPanel
+
+  std::uint64_t bytes() const {
+    return data.size() * sizeof(float) + half.size() * sizeof(std::uint16_t) + q8.size() + scales.size() * sizeof(float);
+  }
 };
 
 PackedWeight pack_weight(const float* w, std::size_t n, std::size_t k);
 // The same for a weight whose rows lie apart: row i at rows[i], k floats
 // (the fused [Wq; Wk; Wv] of three separately stored projections).
 PackedWeight pack_weight_rows(const std::vector<const float*>& rows, std::size_t k);
+// W [n, k] packed in a reduced format (weight_formats.hpp says how values
+// are rounded; every value must be storable, see first_unstorable).
+PackedWeight pack_reduced(const float* w, std::size_t n, std::size_t k, WeightFormat format);
+// W [n, k] as the packed weight holds it (dequantized), row-major, into out.
+void unpack_weight(const PackedWeight& w, float* out);
+// Bytes pack_weight / pack_reduced take for an [n, k] weight (a double: no
+// shape can overflow it).
+double packed_bytes(double n, double k, WeightFormat format);
 
 // The transposition pack_weight makes, into dst: W [n, k] with rows w_stride
 // apart, as ceil(n / kPanel) panels of k rows of kPanel floats, the padding
@@ -74,11 +97,11 @@ struct RowGroups {
   std::size_t k_stride;
 };
 
-// Narrow heads (d <= kNarrowWidth, as the teaching shape's d = 2) are
+// Narrow heads (d <= kNarrowWidth) are
 // attended kNarrowQueries queries at a time, one query per f32x4 lane, over
 // keys and values in plain rows: a GEMM's row groups, 8-wide panels and
 // calls would cost more there than the few multiply-adds per score
-// (measured: faster up to d = 5, even at 6 and 7, slower at 8). Layouts,
+// (bench/limits.md: faster up to d = 7, slower at 8). Layouts,
 // lane-major: qt [d][kNarrowQueries] (Q^T of the queries), scores
 // [keys][kNarrowQueries], o [d][kNarrowQueries].
 inline constexpr std::size_t kNarrowWidth = 6;
@@ -115,9 +138,14 @@ void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t 
 // The same over an A already in row groups.
 void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, const float* bias,
           bool accumulate, float* c, std::size_t ldc);
-// y[m, N] = x[m, K] . W^T + bias: gemm over packed weights.
+// y[m, N] = x[m, K] . W^T + bias: gemm over packed weights of any format,
+// whose values are dequantized in registers as they are read.
 void linear(const float* x, std::size_t m, std::size_t x_stride, const PackedWeight& w,
             const float* bias, float* y, std::size_t y_stride);
+// The same for panels [p0, p1) only: columns from p0 * kPanel, which bias
+// and y point at (one task's share of a projection).
+void linear_panels(const float* x, std::size_t m, std::size_t x_stride, const PackedWeight& w, std::size_t p0,
+                   std::size_t p1, const float* bias, float* y, std::size_t y_stride);
 // scores[j][c] = sum_t qt[t][c] * key_j[t] for `keys` keys, key_j at
 // k + j * k_stride; 1 <= d <= kNarrowWidth.
 void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k_stride, std::size_t keys,
@@ -134,6 +162,11 @@ void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k
 // 1 <= d <= kNarrowWidth.
 void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
                            float fill, float* m, float* l, float* o);
+// out[j] = q . k_j for `keys` rows k_j = k + j * k_stride, each d floats
+// (decoding's scores, read from the cache's rows in place).
+void dot_rows(const float* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d, float* out);
+// z = sum_j p[j] * v_j over `keys` rows v_j = v + j * v_stride, each d floats.
+void weighted_rows(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d, float* z);
 // RMSNorm of one head's features (Qwen3's QK-norm, Hugging Face's
 // Qwen3RMSNorm): x = x / sqrt(mean(x^2) + eps) * w, over x[0, d).
 void rms_norm(float* x, std::size_t d, const float* w, float eps);
@@ -142,6 +175,10 @@ void rms_norm(float* x, std::size_t d, const float* w, float eps);
 // whose cosine and sine are c[t] and s[t], t < r/2:
 //   x[t] = x[t] c - x[t + r/2] s,   x[t + r/2] = x[t + r/2] c + x[t] s
 void rotate_half(float* x, std::size_t r, const float* c, const float* s);
+// The 'interleaved' layout (GPT-J, GGUF): pairs (x[2t], x[2t + 1]), the same
+// turn. Plain loops, and no scalar twin: lanes would need a shuffle per
+// pair, for a step that is a sliver of the layer's time.
+void rotate_interleaved(float* x, std::size_t r, const float* c, const float* s);
 }  // namespace simd
 
 namespace scalar {
@@ -158,12 +195,10 @@ void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k
                    float* scores);
 void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
                            float fill, float* m, float* l, float* o);
+void dot_rows(const float* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d, float* out);
+void weighted_rows(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d, float* z);
 void rms_norm(float* x, std::size_t d, const float* w, float eps);
 void rotate_half(float* x, std::size_t r, const float* c, const float* s);
-// The 'interleaved' layout (GPT-J, GGUF): pairs (x[2t], x[2t + 1]), the same
-// turn. One version: lanes would need a shuffle per pair, for a step that
-// is a sliver of the layer's time.
-void rotate_interleaved(float* x, std::size_t r, const float* c, const float* s);
 // Same contract as simd::linear but reads W [N, K] unpacked.
 void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w, std::size_t n,
             std::size_t k, const float* bias, float* y, std::size_t y_stride);

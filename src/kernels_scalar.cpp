@@ -113,6 +113,18 @@ void linear(const float* x, std::size_t m, std::size_t x_stride, const float* w,
       y[i * y_stride + j] = float(dot(x + i * x_stride, w + j * k, k) + (bias ? bias[j] : 0.0));
 }
 
+void dot_rows(const float* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d, float* out) {
+  for (std::size_t j = 0; j < keys; ++j) out[j] = float(dot(q, k + j * k_stride, d));
+}
+
+void weighted_rows(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d, float* z) {
+  for (std::size_t t = 0; t < d; ++t) {
+    double sum = 0.0;
+    for (std::size_t j = 0; j < keys; ++j) sum += double(p[j]) * double(v[j * v_stride + t]);
+    z[t] = float(sum);
+  }
+}
+
 void rms_norm(float* x, std::size_t d, const float* w, float eps) {
   double sum = 0.0;
   for (std::size_t t = 0; t < d; ++t) sum += double(x[t]) * double(x[t]);
@@ -126,14 +138,6 @@ void rotate_half(float* x, std::size_t r, const float* c, const float* s) {
     const float a = x[t], b = x[t + half];
     x[t] = a * c[t] - b * s[t];
     x[t + half] = b * c[t] + a * s[t];
-  }
-}
-
-void rotate_interleaved(float* x, std::size_t r, const float* c, const float* s) {
-  for (std::size_t t = 0; t < r / 2; ++t) {
-    const float a = x[2 * t], b = x[2 * t + 1];
-    x[2 * t] = a * c[t] - b * s[t];
-    x[2 * t + 1] = b * c[t] + a * s[t];
   }
 }
 

@@ -49,13 +49,12 @@ inline batch madd(batch a, batch b, batch c) {
 // plus 2 weight batches, 1 broadcast and 1 product: 14 live f32x4 values, one
 // under the 15 xmm registers V8 allocates (the 16th is its scratch). Each k
 // step is 2 loads, 5 load-splats and 10 mul + 10 add: more arithmetic per
-// load and per loop step than 4 x 8, and in one run on the bench machine
-// 37.6 GF/s against 4 x 8's 29.3 (the f32x4 peak: 38).
+// load and per loop step than 4 x 8, and faster (bench/limits.md, "Kernel
+// shapes").
 constexpr std::size_t kRows = kGemmRows;
 // Rows of A per cache block (whole row groups): they stay in L2 while every
 // panel of B streams past them once, so the weights stream once per block.
-// 160 rows: a 128-row projection is one block, not 80 + 48, and ran 1.04-1.06x
-// as fast (median, five interleaved runs at L = 128; L = 512 the same).
+// 160 rows: a 128-row projection is one block, not 80 + 48 (bench/limits.md).
 constexpr std::size_t kBlockRows = 32 * kRows;
 // Depth (k) of a cache block: a block of A is packed into kBlockRows x kDepth
 // floats (160 KiB, within the 512 KiB L2 of the smallest core measured), and
@@ -67,7 +66,7 @@ constexpr std::size_t kDepth = 256;
 // alone, LLVM hoists every load-splat of a k step above its multiplies, which
 // puts all five broadcasts in registers at once; V8, which allocates
 // registers in the order the WebAssembly gives, then spills accumulators on
-// every step (seen in --print-wasm-code: 3 x 12 and 5 x 8 ran at 60% of 4 x 8).
+// every step (seen in --print-wasm-code; bench/limits.md has what it cost).
 // One barrier per row keeps a broadcast's life to its two multiplies. Only
 // for WebAssembly: native compilers allocate the registers themselves, and
 // there the barrier made GCC reload operands (native 512^3 GEMM: 21 -> 14
@@ -92,7 +91,7 @@ alignas(16) thread_local float a_block[kBlockRows * kDepth];
 // bare: V8 (Node 20) unrolls innermost wasm loops of up to 50 nodes per level
 // of nesting, and inlined into gemm's loops this one qualified; the unrolled
 // copy had its load-splats scheduled together and spilled accumulators (L =
-// 512 ran at half speed). Even un-nested, which order V8 gives the loads
+// 512 ran far slower). Even un-nested, which order V8 gives the loads
 // depends on the code around the loop (a partial-panel store after it was
 // enough to spill), so partial panels go through row_group's buffer. A call
 // per row group and panel costs about 2% at depth 64 (attention's K . Q^T).
@@ -116,10 +115,140 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
     for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j].store_unaligned(c + r * ldc + j * kLanes);
 }
 
+// One k row of a reduced panel (kPanel values) as kPanelBatches float
+// batches: the values weight_formats.cpp's conversions give, dequantized in
+// registers. f16 through its bits: sign-extended and shifted left by 13,
+// the sign lands in bit 31 and exponent and mantissa in a float's; clearing
+// bits 28-30 (copies of the sign) leaves the value times 2^-112, which one
+// exact multiply fixes, subnormals included (f16 weights are finite: see
+// first_unstorable). bf16 is a float's top half. int8: q times its block's
+// column scales.
+template <WeightFormat F>
+struct ReducedPanel;
+template <>
+struct ReducedPanel<WeightFormat::f16> {
+  const std::uint16_t* w;
+  const float* scales;  // unused
+  static constexpr std::size_t kBlock = 0;
+};
+template <>
+struct ReducedPanel<WeightFormat::bf16> {
+  const std::uint16_t* w;
+  const float* scales;  // unused
+  static constexpr std::size_t kBlock = 0;
+};
+template <>
+struct ReducedPanel<WeightFormat::int8> {
+  const std::int8_t* w;
+  const float* scales;  // kPanel per block of kQuantBlock k rows
+  static constexpr std::size_t kBlock = kQuantBlock;
+};
+
+struct NoConstants {};
+
+#if defined(__wasm_simd128__)
+// The f16 conversion's two constants, as values the loop keeps in registers:
+// written as constants, V8 rebuilds each from immediates on every k step.
+struct F16Constants {
+  v128_t keep, rescale;
+};
+volatile std::int32_t f16_keep_bits = std::int32_t(0x8fffffffu);
+volatile float f16_rescale = 0x1p112f;
+inline F16Constants f16_constants() { return {wasm_i32x4_splat(f16_keep_bits), wasm_f32x4_splat(f16_rescale)}; }
+
+inline void load_values(const std::uint16_t* w, const float*, const F16Constants& k, batch* out,
+                        ReducedPanel<WeightFormat::f16>*) {
+  for (std::size_t j = 0; j < kPanelBatches; ++j)
+    out[j] = batch(wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_load16x4(w + j * kLanes), 13), k.keep), k.rescale));
+}
+inline void load_values(const std::uint16_t* w, const float*, NoConstants, batch* out, ReducedPanel<WeightFormat::bf16>*) {
+  for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch(wasm_i32x4_shl(wasm_u32x4_load16x4(w + j * kLanes), 16));
+}
+inline void load_values(const std::int8_t* w, const float* s, NoConstants, batch* out, ReducedPanel<WeightFormat::int8>*) {
+  static_assert(kPanel == 8, "one 8-byte load is a k row of a panel");
+  const v128_t q = wasm_i16x8_load8x8(w);
+  out[0] = batch(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(q)), wasm_v128_load(s)));
+  out[1] = batch(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(q)), wasm_v128_load(s + kLanes)));
+}
+#else
+// Natively (tests, fuzzing): the scalar conversions, the same values.
+template <typename E, typename Constants, WeightFormat F>
+inline void load_values(const E* w, const float* s, const Constants&, batch* out, ReducedPanel<F>*) {
+  alignas(16) float v[kPanel];
+  for (std::size_t c = 0; c < kPanel; ++c) {
+    if constexpr (F == WeightFormat::f16) v[c] = f16_value(w[c]);
+    else if constexpr (F == WeightFormat::bf16) v[c] = bf16_value(w[c]);
+    else v[c] = float(w[c]) * s[c];
+  }
+  for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch::load_aligned(v + j * kLanes);
+}
+#endif
+
+// What a format's conversion keeps in registers through the loop.
+template <WeightFormat F>
+inline auto loop_constants() {
+#if defined(__wasm_simd128__)
+  if constexpr (F == WeightFormat::f16) return f16_constants();
+  else return NoConstants{};
+#else
+  return NoConstants{};
+#endif
+}
+
+// micro_kernel over a reduced panel: the same loop, each k row's weights
+// converted as they are loaded. int8 walks its blocks of kQuantBlock rows,
+// each with its scales.
+template <std::size_t ROWS, WeightFormat F>
+__attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step, ReducedPanel<F> pb,
+                                            std::size_t depth, const float* init, std::size_t init_stride,
+                                            float* c, std::size_t ldc) {
+  batch acc[ROWS][kPanelBatches];
+  for (std::size_t r = 0; r < ROWS; ++r)
+    for (std::size_t j = 0; j < kPanelBatches; ++j)
+      acc[r][j] = batch::load_unaligned(init + r * init_stride + j * kLanes);
+  const std::size_t block = ReducedPanel<F>::kBlock == 0 ? depth : ReducedPanel<F>::kBlock;
+  auto pw = pb.w;
+  const float* s = pb.scales;
+  const auto constants = loop_constants<F>();
+  for (std::size_t k0 = 0; k0 < depth; k0 += block, s += kPanel) {
+    for (const auto* end = pw + std::min(block, depth - k0) * kPanel; pw != end; pw += kPanel, pa += a_step) {
+      batch w[kPanelBatches];
+      load_values(pw, s, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
+      for (std::size_t r = 0; r < ROWS; ++r) {
+        const batch x(pa[r]);
+        for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = madd(x, w[j], acc[r][j]);
+        keep_order();
+      }
+    }
+  }
+  for (std::size_t r = 0; r < ROWS; ++r)
+    for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j].store_unaligned(c + r * ldc + j * kLanes);
+}
+
+// The panels of a GEMM's B operand, any format: panel(p) is what the
+// micro-kernel reads, from_depth(k0) the same panels from k row k0 on.
+struct F32Panels {
+  Panels b;
+  const float* panel(std::size_t p) const { return b.data + p * b.panel_stride; }
+  F32Panels from_depth(std::size_t k0) const { return {Panels{b.data + k0 * kPanel, b.panel_stride}}; }
+};
+template <WeightFormat F>
+struct ReducedPanels {
+  ReducedPanel<F> first;
+  std::size_t panel_stride;  // values
+  std::size_t scale_stride;  // floats
+  ReducedPanel<F> panel(std::size_t p) const { return {first.w + p * panel_stride, first.scales + p * scale_stride}; }
+  // k0 is a multiple of kQuantBlock (kDepth is).
+  ReducedPanels from_depth(std::size_t k0) const {
+    const float* s = ReducedPanel<F>::kBlock ? first.scales + k0 / kQuantBlock * kPanel : first.scales;
+    return {{first.w + k0 * kPanel, s}, panel_stride, scale_stride};
+  }
+};
+
 // One row group of up to kRows rows against one panel, of which the first
 // `cols` columns are C's: starts from the bias row, or (accumulate) from C.
-template <std::size_t ROWS>
-inline void row_group(const float* pa, std::size_t a_step, const float* pb, std::size_t depth,
+template <std::size_t ROWS, typename Panel>
+inline void row_group(const float* pa, std::size_t a_step, Panel pb, std::size_t depth,
                       const float* bias_padded, bool accumulate, float* c, std::size_t ldc,
                       std::size_t cols) {
   if (cols == kPanel) {  // a whole panel of C: written in place, and its own starting value
@@ -242,7 +371,7 @@ void narrow_softmax_values_of_width(float* p, std::size_t keys, const float* v, 
   const batch shift = softmax_shift(max);
   // The exponentials and P . V in loops of their own: fused, the D
   // accumulators, the polynomial's constants and its temporaries outgrew
-  // the registers, and d = 4-6 at L = 512 ran 0.83-0.90x as fast.
+  // the registers, and ran slower (bench/limits.md).
   batch sum = zero;
   for (std::size_t j = 0; j < keys; ++j) {
     const batch e = exp2_batch(batch::load_unaligned(p + j * kLanes) - shift);
@@ -375,11 +504,16 @@ void softmax_columns(float* t, std::size_t ldt, std::size_t keys, std::size_t co
   for (; c0 < cols; c0 += kLanes) softmax_column_batches<1>(t, ldt, keys, c0, m, l, rescale);
 }
 
-void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, const float* bias,
-          bool accumulate, float* c, std::size_t ldc) {
+}  // namespace simd
+namespace {
+
+// gemm over row groups, for any panel format.
+template <typename PanelSet>
+void gemm_groups(RowGroups a, std::size_t m, const PanelSet& b, std::size_t k, std::size_t n, const float* bias,
+                 bool accumulate, float* c, std::size_t ldc) {
   const std::size_t panels = (n + kPanel - 1) / kPanel, groups = m / kRows;
   for (std::size_t p = 0; p < panels; ++p) {
-    const float* pb = b.data + p * b.panel_stride;
+    const auto pb = b.panel(p);
     const std::size_t col0 = p * kPanel;
     const std::size_t cols = std::min(kPanel, n - col0);
     alignas(16) float bias_padded[kPanel] = {};
@@ -400,25 +534,69 @@ void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, co
   }
 }
 
-void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t k, std::size_t n,
-          const float* bias, bool accumulate, float* c, std::size_t ldc) {
+// gemm over a plain A, packed block by block, for any panel format.
+template <typename PanelSet>
+void gemm_blocked(const float* a, std::size_t m, std::size_t lda, const PanelSet& b, std::size_t k, std::size_t n,
+                  const float* bias, bool accumulate, float* c, std::size_t ldc) {
   for (std::size_t i0 = 0; i0 < m; i0 += kBlockRows) {
     const std::size_t rows = std::min(kBlockRows, m - i0);
     // k == 0 still runs one (empty) depth block: C = bias, or C unchanged.
     for (std::size_t k0 = 0; k0 == 0 || k0 < k; k0 += kDepth) {
       const std::size_t depth = std::min(kDepth, k - k0);
-      if (depth > 0) pack_row_groups(a + i0 * lda + k0, lda, rows, depth, a_block);
+      if (depth > 0) simd::pack_row_groups(a + i0 * lda + k0, lda, rows, depth, a_block);
       // Later depth blocks add to what the earlier ones left in C: the same
       // additions in the same order as one pass over k, so the result is too.
-      gemm(RowGroups{a_block, depth * kRows, kRows}, rows, Panels{b.data + k0 * kPanel, b.panel_stride},
-           depth, n, bias, accumulate || k0 > 0, c + i0 * ldc, ldc);
+      gemm_groups(RowGroups{a_block, depth * kRows, kRows}, rows, b.from_depth(k0), depth, n, bias,
+                  accumulate || k0 > 0, c + i0 * ldc, ldc);
     }
+  }
+}
+
+static_assert(kDepth % kQuantBlock == 0, "a depth block is whole int8 blocks");
+
+template <WeightFormat F, typename E>
+ReducedPanels<F> reduced_panels(const PackedWeight& w, const E* values, std::size_t p0) {
+  const std::size_t panel_stride = w.k * kPanel;
+  const std::size_t scale_stride = F == WeightFormat::int8 ? (w.k + kQuantBlock - 1) / kQuantBlock * kPanel : 0;
+  const float* scales = F == WeightFormat::int8 ? w.scales.data() + p0 * scale_stride : nullptr;
+  return {{values + p0 * panel_stride, scales}, panel_stride, scale_stride};
+}
+
+}  // namespace
+namespace simd {
+
+void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, const float* bias,
+          bool accumulate, float* c, std::size_t ldc) {
+  gemm_groups(a, m, F32Panels{b}, k, n, bias, accumulate, c, ldc);
+}
+
+void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t k, std::size_t n,
+          const float* bias, bool accumulate, float* c, std::size_t ldc) {
+  gemm_blocked(a, m, lda, F32Panels{b}, k, n, bias, accumulate, c, ldc);
+}
+
+void linear_panels(const float* x, std::size_t m, std::size_t x_stride, const PackedWeight& w, std::size_t p0,
+                   std::size_t p1, const float* bias, float* y, std::size_t y_stride) {
+  const std::size_t n = std::min(w.n, p1 * kPanel) - p0 * kPanel;
+  switch (w.format) {
+    case WeightFormat::f32:
+      return gemm_blocked(x, m, x_stride, F32Panels{Panels{w.data.data() + p0 * w.k * kPanel, w.k * kPanel}}, w.k, n,
+                          bias, false, y, y_stride);
+    case WeightFormat::f16:
+      return gemm_blocked(x, m, x_stride, reduced_panels<WeightFormat::f16>(w, w.half.data(), p0), w.k, n, bias,
+                          false, y, y_stride);
+    case WeightFormat::bf16:
+      return gemm_blocked(x, m, x_stride, reduced_panels<WeightFormat::bf16>(w, w.half.data(), p0), w.k, n, bias,
+                          false, y, y_stride);
+    case WeightFormat::int8:
+      return gemm_blocked(x, m, x_stride, reduced_panels<WeightFormat::int8>(w, w.q8.data(), p0), w.k, n, bias,
+                          false, y, y_stride);
   }
 }
 
 void linear(const float* x, std::size_t m, std::size_t x_stride, const PackedWeight& w,
             const float* bias, float* y, std::size_t y_stride) {
-  gemm(x, m, x_stride, panels_of(w), w.k, w.n, bias, false, y, y_stride);
+  linear_panels(x, m, x_stride, w, 0, (w.n + kPanel - 1) / kPanel, bias, y, y_stride);
 }
 
 void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k_stride, std::size_t keys,
@@ -442,6 +620,67 @@ void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size
     case 4: return narrow_softmax_values_of_width<4>(p, keys, v, v_stride, fill, m, l, o);
     case 5: return narrow_softmax_values_of_width<5>(p, keys, v, v_stride, fill, m, l, o);
     default: return narrow_softmax_values_of_width<6>(p, keys, v, v_stride, fill, m, l, o);
+  }
+}
+
+void dot_rows(const float* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d, float* out) {
+  const std::size_t whole = d / kLanes * kLanes;
+  auto tail = [&](const float* row) {  // the features past whole batches
+    float sum = 0.0f;
+    for (std::size_t t = whole; t < d; ++t) sum += q[t] * row[t];
+    return sum;
+  };
+  std::size_t j = 0;
+  // kLanes keys at a time: one accumulator each, then one horizontal add of
+  // all of them (haddp) instead of one reduction per key.
+  for (; j + kLanes <= keys; j += kLanes) {
+    const float* row = k + j * k_stride;
+    batch acc[kLanes];
+    for (std::size_t r = 0; r < kLanes; ++r) acc[r] = batch(0.0f);
+    for (std::size_t t = 0; t < whole; t += kLanes) {
+      const batch qt = batch::load_unaligned(q + t);
+      for (std::size_t r = 0; r < kLanes; ++r) acc[r] = madd(qt, batch::load_unaligned(row + r * k_stride + t), acc[r]);
+    }
+    batch sums = xsimd::haddp(acc);
+    if (whole < d) {
+      alignas(16) float rest[kLanes];
+      for (std::size_t r = 0; r < kLanes; ++r) rest[r] = tail(row + r * k_stride);
+      sums += batch::load_aligned(rest);
+    }
+    sums.store_unaligned(out + j);
+  }
+  for (; j < keys; ++j) {
+    const float* row = k + j * k_stride;
+    batch acc(0.0f);
+    for (std::size_t t = 0; t < whole; t += kLanes) acc = madd(batch::load_unaligned(q + t), batch::load_unaligned(row + t), acc);
+    out[j] = xsimd::reduce_add(acc) + tail(row);
+  }
+}
+
+void weighted_rows(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d, float* z) {
+  // Columns in chunks of up to kChunk batches, whose sums stay in registers
+  // down all the keys.
+  constexpr std::size_t kChunk = 8;
+  std::size_t t0 = 0;
+  for (; t0 + kLanes <= d; t0 += kChunk * kLanes) {
+    const std::size_t n = std::min(kChunk, (d - t0) / kLanes);
+    batch acc[kChunk];
+    for (std::size_t c = 0; c < kChunk; ++c) acc[c] = batch(0.0f);
+    for (std::size_t j = 0; j < keys; ++j) {
+      const batch pj(p[j]);
+      const float* row = v + j * v_stride + t0;
+      for (std::size_t c = 0; c < n; ++c) acc[c] = madd(pj, batch::load_unaligned(row + c * kLanes), acc[c]);
+    }
+    for (std::size_t c = 0; c < n; ++c) acc[c].store_unaligned(z + t0 + c * kLanes);
+    if (n < kChunk) {
+      t0 += n * kLanes;
+      break;
+    }
+  }
+  for (std::size_t t = t0; t < d; ++t) {  // scalar tail
+    float sum = 0.0f;
+    for (std::size_t j = 0; j < keys; ++j) sum += p[j] * v[j * v_stride + t];
+    z[t] = sum;
   }
 }
 
@@ -474,6 +713,14 @@ void rotate_half(float* x, std::size_t r, const float* c, const float* s) {
     const float a = x[t], b = x[t + half];
     x[t] = a * c[t] - b * s[t];
     x[t + half] = b * c[t] + a * s[t];
+  }
+}
+
+void rotate_interleaved(float* x, std::size_t r, const float* c, const float* s) {
+  for (std::size_t t = 0; t < r / 2; ++t) {
+    const float a = x[2 * t], b = x[2 * t + 1];
+    x[2 * t] = a * c[t] - b * s[t];
+    x[2 * t + 1] = b * c[t] + a * s[t];
   }
 }
 

@@ -31,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include "weight_formats.hpp"
+
 namespace mha {
 
 // The one error type of the project. `kind` tells the JS wrapper which JS
@@ -91,6 +93,9 @@ struct Config {
   bool alibi = false;        // BLOOM's slopes, any head count
   std::int64_t sliding_window = 0;  // W keys counting the query itself; 0 = none
   double qk_norm_eps = 0;    // RMSNorm of q and k per head with q_norm/k_norm (Qwen3); 0 = none
+  // How the projection weights are stored (weight_formats.hpp): float32, or
+  // f16, bf16 or int8, read by the GEMM as they are, never widened in memory.
+  WeightFormat weights = WeightFormat::f32;
 };
 
 // A mask given either as booleans (nonzero = blocked, as nn.MultiheadAttention)
@@ -216,8 +221,14 @@ class MultiheadAttention {
   // Copies `count` floats into a parameter; throws Error when the name is not
   // one of parameter_names() or count is not the product of its shape.
   void set_parameter(const std::string& name, const float* data, std::size_t count);
-  // The parameter's values, row-major in PyTorch's layout.
-  const std::vector<float>& parameter(const std::string& name) const;
+  // What set_parameter checks, without setting: a reduced weightDtype's
+  // range too, so that a state dict is checked whole before any of it loads.
+  void check_parameter(const std::string& name, const float* data, std::size_t count) const;
+  // The parameter's values, row-major in PyTorch's layout (a reduced
+  // weight's dequantized: what the layer computes with).
+  std::vector<float> parameter(const std::string& name) const;
+  // Bytes the layer's parameters and their packed forms hold now.
+  std::uint64_t weight_bytes() const;
 
   // Bytes of memory a forward call of this shape would allocate beyond what
   // the layer holds now (its workspace, per-thread scratch, weights not yet

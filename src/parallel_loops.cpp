@@ -29,16 +29,14 @@ void parallel_linear(ThreadPool& pool, const float* x, std::size_t m, std::size_
     simd::linear(x, m, x_stride, w, bias, y, y_stride);
     return;
   }
-  const Panels all = panels_of(w);
   const std::size_t panels = ceil_div(w.n, P), row_blocks = ceil_div(m, kTaskRows);
   const std::size_t col_parts = std::min(panels, ceil_div(kTasksPerThread * threads, row_blocks));
   const std::size_t per_part = ceil_div(panels, col_parts), parts = ceil_div(panels, per_part);
   pool.run(row_blocks * parts, [&](std::size_t t, std::size_t) {
     const std::size_t r0 = (t / parts) * kTaskRows, rows = std::min(kTaskRows, m - r0);
-    const std::size_t p0 = (t % parts) * per_part, p1 = std::min(panels, p0 + per_part);
-    const std::size_t col0 = p0 * P, cols = std::min(w.n, p1 * P) - col0;
-    simd::gemm(x + r0 * x_stride, rows, x_stride, Panels{all.data + p0 * all.panel_stride, all.panel_stride}, w.k,
-               cols, bias ? bias + col0 : nullptr, false, y + r0 * y_stride + col0, y_stride);
+    const std::size_t p0 = (t % parts) * per_part, p1 = std::min(panels, p0 + per_part), col0 = p0 * P;
+    simd::linear_panels(x + r0 * x_stride, rows, x_stride, w, p0, p1, bias ? bias + col0 : nullptr,
+                        y + r0 * y_stride + col0, y_stride);
   });
 }
 

@@ -94,6 +94,7 @@ Parameters::Parameters(const Config& c, std::uint64_t seed)
     }
     b_o_ = has_bias_.o ? get("o_proj.bias").values.data() : nullptr;
     k_norm_ = c.qk_norm_eps > 0 ? get("k_norm.weight").values.data() : nullptr;
+    store_reduced();
     return;
   }
   const bool same_dims = c.kdim == e && c.vdim == e;  // PyTorch's _qkv_same_embed_dim
@@ -135,13 +136,44 @@ Parameters::Parameters(const Config& c, std::uint64_t seed)
   if (const Parameter* b = find("out_proj.bias")) b_o_ = b->values.data();
   if (const Parameter* b = find("bias_k")) bias_k_ = b->values.data();
   if (const Parameter* b = find("bias_v")) bias_v_ = b->values.data();
+  store_reduced();
+}
+
+std::vector<const PackedWeight*> Parameters::reduced_parts(std::string_view name) const {
+  if (!reduced()) return {};
+  if (name == "in_proj_weight") return {&packed_q_, &packed_k_, &packed_v_};
+  if (name == "q_proj.weight" || name == "q_proj_weight") return {&packed_q_};
+  if (name == "k_proj.weight" || name == "k_proj_weight") return {&packed_k_};
+  if (name == "v_proj.weight" || name == "v_proj_weight") return {&packed_v_};
+  if (name == "o_proj.weight" || name == "out_proj.weight") return {&packed_o_};
+  return {};
+}
+
+std::vector<PackedWeight*> Parameters::reduced_parts(std::string_view name) {
+  std::vector<PackedWeight*> parts;
+  for (const PackedWeight* w : static_cast<const Parameters*>(this)->reduced_parts(name))
+    parts.push_back(const_cast<PackedWeight*>(w));
+  return parts;
+}
+
+void Parameters::store_reduced() {
+  for (auto& p : params_) {
+    if (reduced_parts(p.name).empty()) continue;
+    set(p.name, p.values.data(), p.values.size());
+    std::vector<float>().swap(p.values);
+  }
 }
 
 std::uint64_t MultiheadAttention::layer_bytes(const Config& c) {
   const double e = double(c.embed_dim), qw = double(c.num_heads * c.head_dim),
                kvw = double(c.num_kv_heads * c.head_dim), d = double(c.head_dim);
-  const double params = qw * e + kvw * double(c.kdim + c.vdim) + e * qw + 2 * qw + 2 * kvw + 2 * e +
-                        (c.add_bias_kv ? 2 * e : 0) + (c.qk_norm_eps > 0 ? 3 * d : 0);
+  const double others = 2 * qw + 2 * kvw + 2 * e + (c.add_bias_kv ? 2 * e : 0) + (c.qk_norm_eps > 0 ? 3 * d : 0);
+  if (c.weights != WeightFormat::f32) {  // the weights only in their packed, reduced form
+    const double packed = packed_bytes(qw, e, c.weights) + packed_bytes(kvw, double(c.kdim), c.weights) +
+                          packed_bytes(kvw, double(c.vdim), c.weights) + packed_bytes(e, qw, c.weights);
+    return to_bytes(others + qw + 2 * kvw) + to_bytes(packed / double(sizeof(float)));
+  }
+  const double params = qw * e + kvw * double(c.kdim + c.vdim) + e * qw + others;
   // Packed: the output projection, the scaled biases, and the projections
   // in the form self-attention reads (Parameters::prepare).
   const double packed = packed_floats(e, qw) + qw + 2 * kvw +
@@ -149,7 +181,28 @@ std::uint64_t MultiheadAttention::layer_bytes(const Config& c) {
   return to_bytes(params + packed);
 }
 
+std::uint64_t Parameters::bytes() const {
+  std::uint64_t total = (b_qkv_.size() + q_norm_.size()) * sizeof(float);
+  for (const auto& p : params_) total += p.values.size() * sizeof(float);
+  for (const PackedWeight* w : {&packed_q_, &packed_k_, &packed_v_, &packed_qkv_, &packed_o_}) total += w->bytes();
+  return total;
+}
+
+std::vector<float> Parameters::values(std::string_view name) const {
+  const Parameter& p = get(name);
+  const auto parts = reduced_parts(p.name);
+  if (parts.empty()) return p.values;
+  std::vector<float> out(std::size_t(product(p.shape)));
+  float* at = out.data();
+  for (const PackedWeight* w : parts) {
+    unpack_weight(*w, at);
+    at += w->n * w->k;
+  }
+  return out;
+}
+
 std::uint64_t Parameters::prepare_bytes(bool fused_self_attention) const {
+  if (reduced()) return stale_ ? to_bytes(double(q_width() + 2 * kv_width() + std::size_t(config_.head_dim))) : 0;
   const double form = packed_projection_floats(config_, fused_self_attention);
   if (stale_) {
     const double e = double(config_.embed_dim), qw = double(q_width()), kvw = double(kv_width());
@@ -189,15 +242,41 @@ Parameter* Parameters::find_mutable(std::string_view name) {
   return const_cast<Parameter*>(static_cast<const Parameters*>(this)->find(name));
 }
 
-void Parameters::set(const std::string& name, const float* data, std::size_t count) {
-  Parameter* p = find_mutable(get(name).name);
-  if (count != p->values.size())
-    throw Error(Error::Kind::range, "parameter '" + name + "' must have " +
-                                        std::to_string(p->values.size()) + " values (shape " +
-                                        shape_string(p->shape) + "), got " + std::to_string(count));
+void Parameters::check(const std::string& name, const float* data, std::size_t count) const {
+  const Parameter& p = get(name);
+  const std::size_t size = std::size_t(product(p.shape));
+  if (count != size)
+    throw Error(Error::Kind::range, "parameter '" + name + "' must have " + std::to_string(size) + " values (shape " +
+                                        shape_string(p.shape) + "), got " + std::to_string(count));
   if (count > 0 && data == nullptr)
     throw Error(Error::Kind::type, "parameter '" + name + "': data is null");
-  std::copy(data, data + count, p->values.begin());
+  if (reduced_parts(p.name).empty()) return;
+  const WeightFormat format = config_.weights;
+  if (const std::size_t bad = first_unstorable(data, count, format); bad < count)
+    throw Error(Error::Kind::range,
+                "parameter '" + name + "' value " + std::to_string(bad) + " (" + std::to_string(data[bad]) + ") " +
+                    (format == WeightFormat::f16 ? "is beyond float16's range (|w| <= 65504); weightDtype 'f16' stores finite weights only"
+                                                 : "is not finite; weightDtype 'int8' quantizes finite weights only"));
+}
+
+void Parameters::set(const std::string& name, const float* data, std::size_t count) {
+  check(name, data, count);
+  Parameter* p = find_mutable(name);
+  const auto parts = reduced_parts(p->name);
+  if (parts.empty()) {
+    std::copy(data, data + count, p->values.begin());
+    stale_ = true;
+    return;
+  }
+  const WeightFormat format = config_.weights;
+  // Rows in order: torch's in_proj_weight is q's rows, then k's, then v's.
+  const std::size_t k = std::size_t(p->shape[1]);
+  std::size_t row = 0;
+  for (PackedWeight* w : parts) {
+    const std::size_t rows = w == &packed_q_ ? q_width() : w == &packed_o_ ? std::size_t(config_.embed_dim) : kv_width();
+    *w = pack_reduced(data + row * k, rows, k, format);
+    row += rows;
+  }
   stale_ = true;
 }
 
@@ -206,14 +285,14 @@ void Parameters::prepare(bool fused_self_attention) {
   const Projections w = projections();
   const bool norm = config_.qk_norm_eps > 0;
   if (stale_) {  // a parameter changed: everything derived is rebuilt on demand
-    packed_o_ = pack_weight(w.wo, e, qw);
+    if (!reduced()) packed_o_ = pack_weight(w.wo, e, qw);
     b_qkv_.clear();
     if (w.bq || w.bk || w.bv) {
       b_qkv_.assign(qw + 2 * kvw, 0.0f);
       if (w.bq) std::copy(w.bq, w.bq + qw, b_qkv_.begin());
       if (w.bk) std::copy(w.bk, w.bk + kvw, b_qkv_.begin() + std::ptrdiff_t(qw));
       if (w.bv) std::copy(w.bv, w.bv + kvw, b_qkv_.begin() + std::ptrdiff_t(qw + kvw));
-      if (!norm)
+      if (!norm && !reduced())  // else q is scaled after its projection (q_post_scale)
         for (std::size_t i = 0; i < qw; ++i) b_qkv_[i] *= scale_;
     }
     q_norm_.clear();
@@ -222,8 +301,12 @@ void Parameters::prepare(bool fused_self_attention) {
       q_norm_.resize(qn.values.size());
       for (std::size_t i = 0; i < q_norm_.size(); ++i) q_norm_[i] = qn.values[i] * scale_;
     }
-    packed_qkv_ = packed_q_ = packed_k_ = packed_v_ = PackedWeight{};
     qkv_ready_ = separate_ready_ = stale_ = false;
+    if (reduced()) {  // packed once, when set
+      separate_ready_ = true;
+      return;
+    }
+    packed_qkv_ = packed_q_ = packed_k_ = packed_v_ = PackedWeight{};
   }
   // Only the form this call reads is packed: fused self-attention never
   // needs the separate copies, and vice versa.

@@ -33,9 +33,17 @@ class Parameters {
   // so that looking up a literal allocates nothing (libc++'s wasm32
   // std::string keeps only 10 characters inline).
   const Parameter* find(std::string_view name) const;
-  // The named parameter, or Error naming the ones there are.
+  // The named parameter, or Error naming the ones there are. A reduced
+  // weight's `values` are empty: its packed form is where it lives.
   const Parameter& get(std::string_view name) const;
+  // The named parameter's values, a reduced weight's dequantized.
+  std::vector<float> values(std::string_view name) const;
+  // Throws Error when count is not the parameter's size, or when a value
+  // cannot be stored in the layer's weight format; check() only checks.
+  void check(const std::string& name, const float* data, std::size_t count) const;
   void set(const std::string& name, const float* data, std::size_t count);
+  // Bytes the parameters and everything derived from them hold now.
+  std::uint64_t bytes() const;
 
   // Derived data the forward pass reads, rebuilt after any set() by
   // prepare() (once per change, not per call). The score scale times
@@ -48,8 +56,17 @@ class Parameters {
   void prepare(bool fused_self_attention);
   // Bytes prepare(fused_self_attention) would allocate now.
   std::uint64_t prepare_bytes(bool fused_self_attention) const;
-  // Whether self-attention can run the three projections as one GEMM.
-  bool fuses_qkv() const { return config_.kdim == config_.embed_dim && config_.vdim == config_.embed_dim; }
+  // Whether self-attention can run the three projections as one GEMM
+  // (reduced weights are stored packed one projection each).
+  bool fuses_qkv() const {
+    return config_.kdim == config_.embed_dim && config_.vdim == config_.embed_dim && !reduced();
+  }
+  // Projection weights stored in a reduced format, packed once when set.
+  bool reduced() const { return config_.weights != WeightFormat::f32; }
+  // What q must be multiplied by after its projection: the score scale
+  // (times log2(e)) when it could not be folded into Wq (reduced weights
+  // would round it) nor into q_norm; else 1.
+  float q_post_scale() const { return reduced() && config_.qk_norm_eps <= 0 ? scale_ : 1.0f; }
   const PackedWeight& packed_q() const { return packed_q_; }
   const PackedWeight& packed_k() const { return packed_k_; }
   const PackedWeight& packed_v() const { return packed_v_; }
@@ -78,6 +95,12 @@ class Parameters {
   std::size_t q_width() const { return std::size_t(config_.num_heads * config_.head_dim); }
   std::size_t kv_width() const { return std::size_t(config_.num_kv_heads * config_.head_dim); }
   Parameter* find_mutable(std::string_view name);
+  // The packed weights a reduced parameter lives in, in row order (torch's
+  // in_proj_weight is q's, k's and v's); empty for any other parameter.
+  std::vector<PackedWeight*> reduced_parts(std::string_view name);
+  std::vector<const PackedWeight*> reduced_parts(std::string_view name) const;
+  // Moves each reduced weight's values into its packed form.
+  void store_reduced();
 
   Config config_;
   Config::Biases has_bias_;  // which projections have one, under either names

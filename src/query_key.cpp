@@ -46,7 +46,7 @@ void transform_head(const QueryKeyTransform& t, float* x, const float* norm, con
   if (norm != nullptr) simd::rms_norm(x, t.d, norm, t.eps);
   if (t.rope_dim == 0) return;
   if (t.layout == Rope::Layout::half) simd::rotate_half(x, t.rope_dim, cos, sin);
-  else scalar::rotate_interleaved(x, t.rope_dim, cos, sin);
+  else simd::rotate_interleaved(x, t.rope_dim, cos, sin);
 }
 
 }  // namespace mha

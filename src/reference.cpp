@@ -24,30 +24,41 @@ Matrix linear(const float* x, std::size_t rows, std::size_t k, const float* w, s
   return y;
 }
 
-const float* optional(const MultiheadAttention& layer, const char* name, std::size_t offset = 0) {
-  for (const auto& n : layer.parameter_names())
-    if (n == name) return layer.parameter(name).data() + offset;
-  return nullptr;
-}
-
-// The four projections, under either kind of names.
+// The four projections, under either kind of names: copies of the layer's
+// values (a reduced weight's dequantized), which `owned` keeps alive.
 struct Weights {
+  std::vector<std::vector<float>> owned;
   const float *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo, *q_norm, *k_norm;
 };
 
+const float* optional(Weights& w, const MultiheadAttention& layer, const char* name) {
+  for (const auto& n : layer.parameter_names())
+    if (n == name) return w.owned.emplace_back(layer.parameter(name)).data();  // a moved vector keeps its buffer
+  return nullptr;
+}
+
 Weights weights_of(const MultiheadAttention& layer) {
   const Config& c = layer.config();
-  if (c.names == WeightNames::hf)
-    return {optional(layer, "q_proj.weight"), optional(layer, "k_proj.weight"), optional(layer, "v_proj.weight"),
-            optional(layer, "o_proj.weight"), optional(layer, "q_proj.bias"),   optional(layer, "k_proj.bias"),
-            optional(layer, "v_proj.bias"),   optional(layer, "o_proj.bias"),   optional(layer, "q_norm.weight"),
-            optional(layer, "k_norm.weight")};
+  Weights w{};
+  auto get = [&](const char* name) { return optional(w, layer, name); };
+  if (c.names == WeightNames::hf) {
+    w.wq = get("q_proj.weight"), w.wk = get("k_proj.weight"), w.wv = get("v_proj.weight");
+    w.wo = get("o_proj.weight"), w.bq = get("q_proj.bias"), w.bk = get("k_proj.bias");
+    w.bv = get("v_proj.bias"), w.bo = get("o_proj.bias"), w.q_norm = get("q_norm.weight");
+    w.k_norm = get("k_norm.weight");
+    return w;
+  }
   const std::size_t E = std::size_t(c.embed_dim);
-  const float* in = optional(layer, "in_proj_weight");
-  const float* b = optional(layer, "in_proj_bias");
-  return {in ? in : optional(layer, "q_proj_weight"), in ? in + E * E : optional(layer, "k_proj_weight"),
-          in ? in + 2 * E * E : optional(layer, "v_proj_weight"), optional(layer, "out_proj.weight"),
-          b, b ? b + E : nullptr, b ? b + 2 * E : nullptr, optional(layer, "out_proj.bias"), nullptr, nullptr};
+  const float* in = get("in_proj_weight");
+  const float* b = get("in_proj_bias");
+  w.wq = in ? in : get("q_proj_weight");
+  w.wk = in ? in + E * E : get("k_proj_weight");
+  w.wv = in ? in + 2 * E * E : get("v_proj_weight");
+  w.wo = get("out_proj.weight");
+  w.bq = b, w.bk = b ? b + E : nullptr, w.bv = b ? b + 2 * E : nullptr;
+  w.bo = get("out_proj.bias");
+  w.q_norm = w.k_norm = nullptr;
+  return w;
 }
 
 // RMSNorm then the rotation of one head's features at `position`, in double.
@@ -90,13 +101,13 @@ void forward(const MultiheadAttention& layer, const ForwardInput& in, const Forw
   const float* key = in.key ? in.key : in.query;
   const float* value = in.value ? in.value : key;
   const std::size_t kdim = c.kdim, vdim = in.value ? c.vdim : kdim;
-  const Weights w = weights_of(layer);
+  Weights w = weights_of(layer);
 
   Matrix q = linear(in.query, B * Lq, E, w.wq, qw, w.bq);  // [B, Lq, H*d]
   Matrix k = linear(key, B * Lk, kdim, w.wk, kvw, w.bk);    // [B, Lk, Hkv*d]
   Matrix v = linear(value, B * Lk, vdim, w.wv, kvw, w.bv);  // [B, Lk, Hkv*d]
-  const float* bias_k = optional(layer, "bias_k");
-  const float* bias_v = optional(layer, "bias_v");
+  const float* bias_k = optional(w, layer, "bias_k");
+  const float* bias_v = optional(w, layer, "bias_v");
 
   // Positions: explicit, or 0 .. Lq-1 (+ Lk - Lq bottom-right) and 0 .. Lk-1.
   auto q_pos = [&](std::size_t b, std::size_t i) -> std::int64_t {

@@ -47,8 +47,7 @@ void ThreadPool::drain(std::size_t worker) {
 // How long a worker that has run out of tasks spins, watching for the next
 // loop, before it sleeps. Why: a forward pass is several parallel loops
 // microseconds apart, and calls often come back to back, while waking a
-// sleeping worker is slow: on the bench's VM, whose idle vCPUs halt, a
-// 2-thread L = 128 call took 15 ms after 100 ms idle and 8 ms back to back.
+// sleeping worker is slow where idle vCPUs halt (bench/limits.md).
 constexpr auto kSpin = std::chrono::microseconds(500);
 
 void ThreadPool::work(std::size_t worker) {

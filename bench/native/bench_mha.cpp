@@ -13,10 +13,10 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "mha.hpp"
+#include "random.hpp"
 
 namespace {
 
@@ -44,10 +44,9 @@ double flops(const Shape& s) {
 }
 
 std::vector<float> uniform(std::size_t n, std::uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  mha::Random rng(seed);
   std::vector<float> v(n);
-  for (auto& x : v) x = dist(gen);
+  for (auto& x : v) x = float(rng.uniform(-1.0, 1.0));
   return v;
 }
 

@@ -99,7 +99,7 @@ test('the core\'s own checks reach JS with their message intact', async () => {
   const layer = new core.CoreLayer();
   const config = (embedDim, numHeads) => ({ embedDim, numHeads, numKVHeads: 0, headDim: 0, kdim: 0, vdim: 0,
     bias: { q: true, k: true, v: true, o: true }, addBiasKV: false, addZeroAttn: false, seed: 0, weightNames: 'torch',
-    rope: null, scale: 0, softcap: 0, alibi: false, slidingWindow: 0, qkNormEps: 0 });
+    rope: null, scale: 0, softcap: 0, alibi: false, slidingWindow: 0, qkNormEps: 0, weightDtype: 'f32' });
   assert.equal(layer.configure(config(10, 3)), 2);
   assert.equal(layer.error(), 'embed_dim must be divisible by num_heads, got embed_dim=10 and num_heads=3');
   assert.equal(layer.configure({ ...config(8, 2), seed: 'seven' }), 1);
@@ -107,7 +107,7 @@ test('the core\'s own checks reach JS with their message intact', async () => {
   assert.equal(layer.configure(config(8, 2)), 0);
   assert.equal(layer.error(), '');
   assert.equal(layer.reserve(core.codes().slot.parameter, 5), 0);
-  assert.equal(layer.setParameter('in_proj_weight', 5), 2);
+  assert.equal(layer.setParameter('in_proj_weight', 5, true), 2);
   assert.equal(layer.error(), "parameter 'in_proj_weight' must have 192 values (shape [24, 8]), got 5");
   layer.delete();
 });

@@ -96,7 +96,8 @@ export function loadDecoderFixtures() {
 // state dict has.
 export function decoderCreateOptions(c) {
   const has = (p) => `${p}_proj.bias` in c.stateDict;
-  return { ...c.config, bias: { q: has('q'), k: has('k'), v: has('v'), o: has('o') } };
+  return { ...c.config, bias: { q: has('q'), k: has('k'), v: has('v'), o: has('o') },
+    ...(c.weightDtype === undefined ? {} : { weightDtype: c.weightDtype }) };
 }
 
 // assertClose over the rows a fixture specifies: rows [b, i] of ignoreRows

@@ -92,6 +92,21 @@ TEST(Cache, ASlidingWindowRingOfWMinus1PlusLqHoldsEnough) {
   }
 }
 
+// Reduced weights project q, k and v separately (self-attention's fused
+// projection is float32's): the call's own tokens, at their positions.
+TEST(Cache, ReducedWeightsStepThroughTheCacheAsTheWholeCall) {
+  for (auto f : {mha::WeightFormat::f16, mha::WeightFormat::bf16, mha::WeightFormat::int8})
+    for (bool qk_norm : {true, false}) {
+      SCOPED_TRACE("format " + std::to_string(int(f)) + (qk_norm ? " with" : " without") + " QK-norm");
+      mha::Config c = decoder(16), ring = decoder(16, 4);
+      c.weights = ring.weights = f;
+      if (!qk_norm) c.qk_norm_eps = ring.qk_norm_eps = 0;
+      expect_pieces_match_whole(c, 16, {5, 1, 1, 1});
+      expect_pieces_match_whole(c, 200, {97, 1, 90});
+      expect_pieces_match_whole(ring, 4, std::vector<std::int64_t>(9, 1));
+    }
+}
+
 TEST(Cache, IsRefusedWhenFullAndTruncationRollsBack) {
   mha::MultiheadAttention layer(decoder(4), 7);
   mha::KVCache cache(layer, 1, 8);

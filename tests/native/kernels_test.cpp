@@ -5,7 +5,6 @@
 
 #include <cmath>
 #include <limits>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -100,6 +99,23 @@ TEST(Kernels, LinearMatchesScalarAcrossTileEdges) {
                 << "m=" << m << " n=" << n << " k=" << k << " at " << i << "," << j
                 << (j >= n ? " (padding must stay untouched)" : "");
       }
+}
+
+// Decoding's in-place attention: rows of a cache, d around the lane count
+// and the 8-batch chunks of weighted_rows, key counts around 4 at a time.
+TEST(Kernels, DotAndWeightedRowsMatchScalarOverStridedRows) {
+  for (std::size_t d : {1, 3, 4, 7, 8, 31, 32, 33, 64, 100})
+    for (std::size_t keys : {0, 1, 3, 4, 5, 9, 64}) {
+      const std::size_t stride = d + 5;
+      auto q = random_vector(d, 91), rows = random_vector(keys * stride + 1, 92), p = random_vector(keys, 93, 0.0f, 1.0f);
+      std::vector<float> s1(keys), s2(keys), z1(d), z2(d);
+      mha::simd::dot_rows(q.data(), rows.data(), stride, keys, d, s1.data());
+      mha::scalar::dot_rows(q.data(), rows.data(), stride, keys, d, s2.data());
+      for (std::size_t j = 0; j < keys; ++j) ASSERT_NEAR(s1[j], s2[j], sum_tolerance(d)) << "d=" << d << " key " << j;
+      mha::simd::weighted_rows(p.data(), rows.data(), stride, keys, d, z1.data());
+      mha::scalar::weighted_rows(p.data(), rows.data(), stride, keys, d, z2.data());
+      for (std::size_t t = 0; t < d; ++t) ASSERT_NEAR(z1[t], z2[t], sum_tolerance(keys)) << "d=" << d << " keys=" << keys << " t=" << t;
+    }
 }
 
 TEST(Kernels, LinearWithoutBiasAddsNothing) {

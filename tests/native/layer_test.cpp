@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -60,14 +59,18 @@ TEST(Layer, BiasFreeBiasKVAndZeroAttentionMatchReference) {
   }
 }
 
+// Lq 4 attends keys in place (attends_in_place), 7 in tiles.
 TEST(Layer, EveryMaskKindMatchesReference) {
-  const std::int64_t B = 2, H = 3, Lq = 4, Lk = 6;
+  for (const std::int64_t Lq : {4, 7}) {
+  SCOPED_TRACE("Lq=" + std::to_string(Lq));
+  const std::int64_t B = 2, H = 3, Lk = 6;
   auto blocked_kp = std::vector<std::uint8_t>{0, 0, 1, 0, 1, 0, /**/ 1, 0, 0, 0, 0, 1};
   auto additive_kp = random_vector(B * Lk, 31, -2.0f, 2.0f);
   std::vector<std::uint8_t> blocked_attn(B * H * Lq * Lk);
   for (std::size_t i = 0; i < blocked_attn.size(); ++i) blocked_attn[i] = (i * 7 % 5) == 0;
   auto additive_attn = random_vector(B * H * Lq * Lk, 32, -2.0f, 2.0f);
-  std::vector<std::int32_t> lens_b{3, 5}, lens_bq{1, 2, 3, 4, 6, 5, 4, 3};
+  std::vector<std::int32_t> lens_b{3, 5}, lens_bq;
+  for (std::int64_t i = 0; i < B * Lq; ++i) lens_bq.push_back(std::int32_t(1 + (i * 5) % Lk));
 
   for (std::int64_t d : kWidths)
     for (int variant = 0; variant < 8; ++variant) {
@@ -89,6 +92,7 @@ TEST(Layer, EveryMaskKindMatchesReference) {
       SCOPED_TRACE("d=" + std::to_string(d) + " variant " + std::to_string(variant));
       compare_with_reference({config(H * d, H, 0, 0, true, true, true), B, Lq, Lk, true}, o, 40 + variant);
     }
+  }
 }
 
 TEST(Layer, FullyMaskedRowsFollowThePolicy) {
@@ -101,6 +105,7 @@ TEST(Layer, FullyMaskedRowsFollowThePolicy) {
       o.need_weights = mha::NeedWeights::average;
       o.fully_masked_rows = policy;
       compare_with_reference({config(2 * d, 2), 2, 5, 5, false}, o, 50);
+      compare_with_reference({config(2 * d, 2), 2, 2, 5, true}, o, 51);  // in place
     }
 }
 

@@ -1,13 +1,14 @@
-// Deterministic test data shared by the native suites.
+// Deterministic test data shared by the native suites, from the project's
+// one seeded generator in C++ (src/random.hpp, which initialises weights).
 #pragma once
 
-#include <random>
 #include <vector>
 
+#include "random.hpp"
+
 inline std::vector<float> random_vector(std::size_t n, unsigned seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
+  mha::Random rng(seed);
   std::vector<float> v(n);
-  for (auto& x : v) x = dist(gen);
+  for (auto& x : v) x = float(rng.uniform(lo, hi));
   return v;
 }

@@ -3,10 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <random>
 #include <vector>
 
 #include "mha.hpp"
+#include "random_vector.hpp"
 #include "thread_pool.hpp"
 
 namespace {
@@ -33,11 +33,8 @@ std::vector<float> run_layer(int threads, std::int64_t d, mha::NeedWeights need_
   mha::set_num_threads(threads);
   const std::int64_t E = 6 * d;
   mha::MultiheadAttention layer({E, 6, 0, 0, true, true, false}, 5);
-  std::mt19937 gen(9);
-  std::uniform_real_distribution<float> dist(-1, 1);
   const std::int64_t B = 3, L = 150;
-  std::vector<float> x(B * L * E);
-  for (auto& v : x) v = dist(gen);
+  const std::vector<float> x = random_vector(B * L * E, 9);
   const std::size_t S = layer.source_len(L);
   std::vector<float> out(B * L * E), weights(B * 6 * L * S), heads(B * L * E);
   mha::ForwardOptions o;
@@ -66,12 +63,8 @@ std::vector<float> run_long_keys(int threads) {
   mha::set_num_threads(threads);
   // 8 heads of width 9 over 45k keys of width 1: more than the 32 MiB packed at once.
   mha::MultiheadAttention layer({72, 8, 1, 1, true, true, true}, 6);
-  std::mt19937 gen(10);
-  std::uniform_real_distribution<float> dist(-1, 1);
   const std::int64_t Lq = 3, Lk = 45000;
-  std::vector<float> q(Lq * 72), kv(Lk), out(Lq * 72);
-  for (auto& v : q) v = dist(gen);
-  for (auto& v : kv) v = dist(gen);
+  std::vector<float> q = random_vector(Lq * 72, 10), kv = random_vector(Lk, 11), out(Lq * 72);
   layer.forward({1, Lq, Lk, q.data(), kv.data(), kv.data()}, {}, {out.data(), nullptr, nullptr, nullptr});
   return out;
 }

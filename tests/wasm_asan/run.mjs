@@ -28,7 +28,7 @@ const path = (url) => fileURLToPath(url);
 // Whichever of these a change breaks under the sanitizers, in the core or in
 // the glue. Left out: tests of other builds, threads, init({ wasm }) and the
 // shipped files (every_build, threads, init_wasm, simd_build).
-const TESTS = ['api', 'bad_input', 'decoder_fixtures', 'hostile_input', 'lifetime', 'pytorch_fixtures', 'safetensors']
+const TESTS = ['api', 'bad_input', 'decoder_fixtures', 'hostile_input', 'lifetime', 'pytorch_fixtures', 'safetensors', 'weight_dtypes']
   .map((name) => `tests/js/${name}.test.js`);
 
 // The module there must be the sanitized one: ASan's runtime is linked in.
