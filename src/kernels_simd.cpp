@@ -81,6 +81,19 @@ inline void keep_order() {}
 // kRows}. Per thread: each pool worker packs its own.
 alignas(16) thread_local float a_block[kBlockRows * kDepth];
 
+// A micro-kernel's ROWS x kPanel accumulators from init (rows init_stride
+// apart), and back to C (rows ldc apart).
+template <std::size_t ROWS>
+inline void load_tile(batch (&acc)[ROWS][kPanelBatches], const float* init, std::size_t init_stride) {
+  for (std::size_t r = 0; r < ROWS; ++r)
+    for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = batch::load_unaligned(init + r * init_stride + j * kLanes);
+}
+template <std::size_t ROWS>
+inline void store_tile(const batch (&acc)[ROWS][kPanelBatches], float* c, std::size_t ldc) {
+  for (std::size_t r = 0; r < ROWS; ++r)
+    for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j].store_unaligned(c + r * ldc + j * kLanes);
+}
+
 // C[ROWS, kPanel] = A[ROWS, depth] . panel[depth, kPanel] + init, for one row
 // group (pa: its row 0 at k = 0, a_step floats per k) and one panel. `init`
 // is ROWS x kPanel values, row r at init + r * init_stride (init_stride 0
@@ -99,9 +112,7 @@ template <std::size_t ROWS>
 __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step, const float* pb, std::size_t depth,
                                             const float* init, std::size_t init_stride, float* c, std::size_t ldc) {
   batch acc[ROWS][kPanelBatches];
-  for (std::size_t r = 0; r < ROWS; ++r)
-    for (std::size_t j = 0; j < kPanelBatches; ++j)
-      acc[r][j] = batch::load_unaligned(init + r * init_stride + j * kLanes);
+  load_tile(acc, init, init_stride);
   for (const float* end = pb + depth * kPanel; pb != end; pb += kPanel, pa += a_step) {
     batch w[kPanelBatches];
     for (std::size_t j = 0; j < kPanelBatches; ++j) w[j] = batch::load_unaligned(pb + j * kLanes);
@@ -111,8 +122,7 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
       keep_order();
     }
   }
-  for (std::size_t r = 0; r < ROWS; ++r)
-    for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j].store_unaligned(c + r * ldc + j * kLanes);
+  store_tile(acc, c, ldc);
 }
 
 // One k row of a reduced panel (kPanel values) as kPanelBatches float
@@ -203,9 +213,7 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
                                             std::size_t depth, const float* init, std::size_t init_stride,
                                             float* c, std::size_t ldc) {
   batch acc[ROWS][kPanelBatches];
-  for (std::size_t r = 0; r < ROWS; ++r)
-    for (std::size_t j = 0; j < kPanelBatches; ++j)
-      acc[r][j] = batch::load_unaligned(init + r * init_stride + j * kLanes);
+  load_tile(acc, init, init_stride);
   const std::size_t block = ReducedPanel<F>::kBlock == 0 ? depth : ReducedPanel<F>::kBlock;
   auto pw = pb.w;
   const float* s = pb.scales;
@@ -221,8 +229,7 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
       }
     }
   }
-  for (std::size_t r = 0; r < ROWS; ++r)
-    for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j].store_unaligned(c + r * ldc + j * kLanes);
+  store_tile(acc, c, ldc);
 }
 
 // The panels of a GEMM's B operand, any format: panel(p) is what the

@@ -68,6 +68,18 @@ export function assertClose(got, want, { atol = 1e-4, rtol = 1e-4, what = 'tenso
   return worst;
 }
 
+/** A safetensors file: the header object, then the parts (byte arrays) in order. */
+export function encodeSafetensors(header, parts) {
+  const text = new TextEncoder().encode(JSON.stringify(header));
+  const dataLength = parts.reduce((n, p) => n + p.byteLength, 0);
+  const out = new Uint8Array(8 + text.length + dataLength);
+  new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);
+  out.set(text, 8);
+  let at = 8 + text.length;
+  for (const p of parts) { out.set(p, at); at += p.byteLength; }
+  return out;
+}
+
 // Deterministic inputs for tests that need no reference values: uniform in
 // [-scale, scale), from the project's one seeded PRNG.
 export function randomTensor(dims, seed = 1, scale = 1) {

@@ -69,6 +69,7 @@ import vm from 'node:vm';
 import fc from 'fast-check';
 
 import { mulberry32, randomFloats } from '../../common/prng.js';
+import { encodeSafetensors } from './helpers.js';
 
 import {
   MultiheadAttention, Tensor, memoryStats, setThreads, init, capabilities,
@@ -1656,17 +1657,6 @@ const safetensorsRecipe = fc.oneof(
     .map(([valid, hostile, field]) => ({ ...valid, [field]: hostile[field] })) },
   { weight: 1, arbitrary: safetensorsRecipeOf(true) },
 );
-
-function encodeSafetensors(header, parts) {
-  const text = new TextEncoder().encode(JSON.stringify(header));
-  const dataLength = parts.reduce((n, p) => n + p.byteLength, 0);
-  const out = new Uint8Array(8 + text.length + dataLength);
-  new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);
-  out.set(text, 8);
-  let at = 8 + text.length;
-  for (const p of parts) { out.set(p, at); at += p.byteLength; }
-  return out;
-}
 
 function halfBits(x) {  // float32 -> IEEE half bits, round to nearest even (values here are small)
   const f = new Float32Array([x]), u = new Uint32Array(f.buffer)[0];

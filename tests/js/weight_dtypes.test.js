@@ -7,7 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { MultiheadAttention, loadDecoderFixtures, checkDecoderCase, decoderCreateOptions, randomTensor } from './helpers.js';
+import {
+  MultiheadAttention, loadDecoderFixtures, checkDecoderCase, decoderCreateOptions, randomTensor, encodeSafetensors,
+} from './helpers.js';
 
 const { dtypes } = loadDecoderFixtures();
 const PROJECTIONS = ['q_proj.weight', 'k_proj.weight', 'v_proj.weight', 'o_proj.weight'];
@@ -93,6 +95,9 @@ test('a weight f16 cannot hold is refused by name, and nothing of the state dict
   }
 });
 
+// bfloat16 bits of float32 values, truncated (the test needs stored values, not rounding).
+const bf16Truncated = (values) => Uint16Array.from(new Uint32Array(values.buffer, values.byteOffset, values.length), (u) => u >>> 16);
+
 // A safetensors file of one nn.MultiheadAttention layer, its weights in `dtype`.
 function layerFile(E, dtype) {
   const specs = { in_proj_weight: [3 * E, E], in_proj_bias: [3 * E], 'out_proj.weight': [E, E], 'out_proj.bias': [E] };
@@ -102,18 +107,12 @@ function layerFile(E, dtype) {
   for (const [name, dims] of Object.entries(specs)) {
     const values = randomTensor(dims, seed++).data;
     const kind = dims.length === 2 ? dtype : 'F32';
-    const data = kind === 'F16' ? new Float16Array(values) : kind === 'BF16' ? new Uint16Array(values.map((x) => 0)).map((_, i) => new Uint32Array(values.buffer)[i] >>> 16) : values;
+    const data = kind === 'F16' ? new Float16Array(values) : kind === 'BF16' ? bf16Truncated(values) : values;
     header[name] = { dtype: kind, shape: dims, data_offsets: [at, at + data.byteLength] };
     parts.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     at += data.byteLength;
   }
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const bytes = new Uint8Array(8 + json.length + at);
-  new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
-  bytes.set(json, 8);
-  let o = 8 + json.length;
-  for (const p of parts) { bytes.set(p, o); o += p.length; }
-  return bytes;
+  return encodeSafetensors(header, parts);
 }
 
 test('fromSafetensors keeps F16 and BF16 weights as they are stored, unless told a weightDtype', async () => {
