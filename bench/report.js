@@ -5,6 +5,7 @@ import { SHAPES, byId, flops } from './shapes.js';
 import { PEER_IDS, ONE_THREAD_REFERENCE, MHA_RELAXED, MHA_SIMD128 } from './peers/index.js';
 import { evaluateTargets, fastestOrt, fmt, indexCells, peakFor, ORT_IDS } from './targets.js';
 import { plotSvg } from './plot.js';
+import { modelSections } from './report_models.js';
 import { PROFILES } from './profiles.js';
 import { NATIVE_VARIANTS } from './native.js';
 
@@ -17,6 +18,10 @@ const table = (head, rows, align = null) => [`| ${head.join(' | ')} |`,
   ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 
 export function writeReport(results, { mdPath, svgPath }) {
+  // A measuring process that failed left only its shape ids: named in the
+  // report, kept out of its tables.
+  const failed = results.runs.filter((p) => p.failed);
+  results = { ...results, runs: results.runs.filter((p) => !p.failed), failedGroups: failed.map((p) => `${p.threads} thread${p.threads > 1 ? 's' : ''}: ${p.shapes.join(' + ')}`) };
   fs.mkdirSync(path.dirname(svgPath), { recursive: true });
   fs.writeFileSync(svgPath, plotSvg(results));
   const relSvg = path.relative(path.dirname(mdPath), svgPath).split(path.sep).join('/');
@@ -113,6 +118,7 @@ function markdown(r, svgRef) {
     ' Other work was running on this shared machine at the same time and the kernels are being optimised, so the numbers move between runs;' +
     ' every comparison below is within one run, with the peers interleaved.');
   if (!r.complete) L.push('', `> **Partial run** (\`${r.command}\`): not every shape, peer or thread count was measured.`);
+  if (r.failedGroups?.length) L.push('', `> **Failed measuring processes** (no numbers; see the run's log): ${r.failedGroups.join('; ')}.`);
   L.push('');
   L.push('## Machine and versions');
   L.push('');
@@ -167,7 +173,7 @@ function markdown(r, svgRef) {
       ' so those numbers understate what two free cores give.', '');
   L.push('## Targets');
   L.push('');
-  const targets = evaluateTargets(r.runs, r.peak, r.peakRelaxed);
+  const targets = evaluateTargets(r.runs, r.peak, r.peakRelaxed, r.bandwidth);
   const mark = { met: '✅ met', missed: '❌ missed', 'not measured': '– not measured' };
   L.push(table(['target', 'measured', 'status', 'by how much'], targets.map((t) => [t.target, t.measured, mark[t.status], t.by]), 'llll'));
   L.push('');
@@ -245,7 +251,8 @@ function markdown(r, svgRef) {
     }
   }
 
-  L.push(...nativeVariants(r, cellAt, shapesRun.filter((s) => !s.peers), threadsMeasured));
+  L.push(...modelSections(r, cellAt, names));
+  L.push(...nativeVariants(r, cellAt, shapesRun.filter((s) => !s.peers && !s.model), threadsMeasured));
 
   // Causal, overhead, L = 16384.
   const causal = [cellAt(1, 'L512', 'mha-wasm'), cellAt(1, 'L512causal', 'mha-wasm')];

@@ -5,6 +5,7 @@
 //   node bench/run.js --quick          fewer shapes and runs, for development
 //   node bench/run.js --shapes L128,decode --peers mha-wasm,mha-wasm-simd128,ort-basic --threads 1
 //   node bench/run.js --no-native      skip the native Google Benchmark build and run
+//   node bench/run.js --shapes llama1b-dec1024,whisper-cross1500 --peers mha-wasm,mha-wasm-f16,mha-wasm-int8,ort-gqa,ort-mha --no-native
 //
 // Any run other than a full, unfiltered one writes its report to build/bench/
 // instead, so a development run never replaces the committed BENCHMARKS.md.
@@ -20,6 +21,7 @@ import { SHAPES, QUICK_SHAPES, GROUPS, byId } from './shapes.js';
 import { PEER_IDS } from './peers/index.js';
 import { PROFILES } from './profiles.js';
 import { measurePeak, MIXES } from './peak.js';
+import { measureBandwidth } from './bandwidth.js';
 import { ensureGraphs } from './graphs.js';
 import { describeMachine } from './machine.js';
 import { runNative } from './native.js';
@@ -42,7 +44,7 @@ function parseArgs(argv) {
     else if (a === '--shapes') o.shapes = list();
     else if (a === '--peers') o.peers = list();
     else if (a === '--threads') o.threads = list().map(Number);
-    else if (a === '--help' || a === '-h') { console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 13).join('\n')); process.exit(0); }
+    else if (a === '--help' || a === '-h') { console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 14).join('\n')); process.exit(0); }
     else throw new Error(`unknown argument '${a}' (see node bench/run.js --help)`);
   }
   for (const p of o.peers ?? []) if (!PEER_IDS.includes(p)) throw new Error(`unknown peer '${p}'; known: ${PEER_IDS.join(', ')}`);
@@ -132,10 +134,17 @@ async function main() {
   // relaxed SIMD's relaxed_madd), before and after the peers (the machine is
   // shared: keep the better one).
   const peaks = Object.fromEntries(MIXES.map((mix) => [mix, { before: {}, after: {} }]));
+  // The memory-read bandwidth the decode steps are measured against
+  // (bench/bandwidth.js), likewise before and after, when a run has them.
+  const decoding = shapeIds.some((id) => byId(id).step === 'decode' || byId(id).step === 'cross');
+  const bandwidths = { before: {}, after: {} };
   const measurePeaks = async (when) => {
     for (const t of threadCounts) for (const mix of MIXES) peaks[mix][when][t] = await measurePeak({ threads: t, mix });
+    if (decoding) for (const t of threadCounts) bandwidths[when][t] = await measureBandwidth({ threads: t });
   };
   await measurePeaks('before');
+  if (decoding)
+    console.log(`[bench] WebAssembly memory-read bandwidth: ${threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} ${bandwidths.before[t].gbps.toFixed(1)} GB/s`).join(', ')}`);
   for (const mix of MIXES)
     console.log(`[bench] f32x4 ${mix} peak: ${threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} ${peaks[mix].before[t]?.gflops.toFixed(1) ?? 'n/a (not in this engine)'}${peaks[mix].before[t] ? ' GFLOP/s' : ''}`).join(', ')}`);
 
@@ -152,7 +161,7 @@ async function main() {
 
   let native = { ok: false, reason: 'skipped (--no-native)' };
   if (opts.native) {
-    const nativeIds = shapeIds.filter((id) => !byId(id).peers);
+    const nativeIds = shapeIds.filter((id) => !byId(id).peers && !byId(id).model);  // the native benchmark has issue 5's shapes
     native = nativeIds.length ? runNative(root, nativeIds, threadCounts, profile.native) : { ok: false, reason: 'no shapes' };
     if (!native.ok) console.log(`[bench] native benchmark unavailable: ${native.reason}`);
   }
@@ -164,6 +173,11 @@ async function main() {
     const best = [peaks[mix].before[t], peaks[mix].after[t]].reduce((a, b) => (b.gflops > a.gflops ? b : a));
     return [t, { gflops: best.gflops, before: peaks[mix].before[t].gflops, after: peaks[mix].after[t].gflops, median: best.median }];
   }));
+  // { [threads]: { gbps, before, after, median } }: the better of before and after.
+  const bandwidth = decoding ? Object.fromEntries(threadCounts.map((t) => {
+    const best = [bandwidths.before[t], bandwidths.after[t]].reduce((a, b) => (b.gbps > a.gbps ? b : a));
+    return [t, { gbps: best.gbps, before: bandwidths.before[t].gbps, after: bandwidths.after[t].gbps, median: best.median }];
+  })) : null;
   const peak = peakOf('mul-add');
   const peakRelaxed = peakOf('relaxed-madd');
 
@@ -178,6 +192,7 @@ async function main() {
     dist: { hash: dist.hash, builtAt: dist.builtAt },
     peak,
     peakRelaxed,
+    bandwidth,
     runs,
     native,
   };

@@ -1,15 +1,17 @@
 // The targets, each judged met / missed (and by how much) from one run's
 // results. Kept apart from the report's layout so the rules read in one place.
-// Two sets: issue 5's (judged on 'mha-wasm', the package's default build:
-// relaxed SIMD where the engine has it, as Node 24 does) and the relaxed-SIMD
-// issue's (the relaxed build against the SIMD128 build and onnxruntime-web).
+// Three sets: issue 5's (judged on 'mha-wasm', the package's default build:
+// relaxed SIMD where the engine has it, as Node 24 does), the relaxed-SIMD
+// issue's (the relaxed build against the SIMD128 build and onnxruntime-web),
+// and issues 20 and 21's on the model layers (prefill, decode step).
 // Each cell's "% of peak" divides by the peak of the instruction mix its code
 // runs (bench/peak.js): relaxed_madd for mha-wasm's relaxed builds, mul + add
 // for everything else.
 import { SHAPES, byId, flops } from './shapes.js';
+import { bytesPerStep } from './models.js';
 import { ONE_THREAD_REFERENCE, MHA_RELAXED, MHA_SIMD128 } from './peers/index.js';
 
-export const ORT_IDS = ['ort-attention', 'ort-mha', 'ort-basic'];
+export const ORT_IDS = ['ort-attention', 'ort-mha', 'ort-gqa', 'ort-basic'];
 /** The Transformer shapes (E = 512 and 768, L = 128 to 2048) of the relaxed-SIMD targets. */
 export const TRANSFORMER_SHAPES = ['L128', 'L512', 'L2048', 'B4L256E768'];
 const MIB = 2 ** 20;
@@ -60,11 +62,11 @@ const x = (v) => `${v.toFixed(2)}×`;
  * `peak` and `peakRelaxed` are { [threads]: { gflops } }: the f32x4 mul + add
  * and relaxed_madd peaks (bench/peak.js).
  */
-export function evaluateTargets(runs, peak, peakRelaxed = {}) {
+export function evaluateTargets(runs, peak, peakRelaxed = {}, bandwidth = null) {
   const cellAt = indexCells(runs);
   const peaks = { peak, peakRelaxed };
   const rows = [];
-  const ids = SHAPES.filter((s) => !s.peers).map((s) => s.id);
+  const ids = SHAPES.filter((s) => !s.peers && !s.model).map((s) => s.id);
   // The SIMD128 build's figure beside the default build's, where both ran.
   const simd128Ms = (t, id) => okMs(cellAt(t, id, MHA_SIMD128));
 
@@ -182,6 +184,89 @@ export function evaluateTargets(runs, peak, peakRelaxed = {}) {
   }
 
   rows.push(...relaxedTargets(cellAt));
+  rows.push(...modelTargets(cellAt, bandwidth));
+  return rows;
+}
+
+/** GB/s a decode-step cell reads (bench/models.js bytesPerStep), or null. */
+export function stepGBps(cell, dtype = 'f32') {
+  const ms = okMs(cell);
+  return ms == null ? null : bytesPerStep(cell.shape, dtype) / (ms * 1e6);
+}
+
+/**
+ * The share of a prefill's time its modifiers (RoPE, QK-norm, softcap,
+ * window, scale) take: (time with them − time without) ÷ time with them, both
+ * measured interleaved in one process. null when either is missing.
+ */
+export function modifierShare(cellAt, threads, id) {
+  const on = okMs(cellAt(threads, id, MHA_RELAXED));
+  const off = okMs(cellAt(threads, `${id}-bare`, MHA_RELAXED));
+  return on == null || off == null ? null : { on, off, share: (on - off) / on };
+}
+
+/**
+ * Issue 20's and 21's targets, on the model layers: ≥ 1.5× onnxruntime-web's
+ * fastest graph at 1 and 2 threads (prefill and decode step); the modifiers
+ * under 10% of the prefill's time; a float32 decode step reading at ≥ 70% of
+ * the measured WebAssembly memory-read bandwidth; int8 weights ≥ 1.6× and f16
+ * ≥ 1.3× the float32 step. `bandwidth` is { [threads]: { gbps } } (bench/bandwidth.js).
+ */
+function modelTargets(cellAt, bandwidth) {
+  const rows = [];
+  const notMeasured = (target, why = 'n/a') => rows.push({ target, measured: why, status: 'not measured', by: '' });
+  const judge = (target, ratio, goal, measured) => rows.push({
+    target, measured, status: ratio >= goal ? 'met' : 'missed',
+    by: ratio >= goal ? `${x(ratio / goal)} above` : `needs ${x(goal / ratio)} more`,
+  });
+  const threadsOf = [1, 2];
+  const prefill = SHAPES.filter((s) => s.step === 'prefill' && s.modifiers !== false);
+  const steps = SHAPES.filter((s) => s.step === 'decode' || s.step === 'cross');
+
+  for (const s of [...prefill, ...steps])
+    for (const t of threadsOf) {
+      const mha = okMs(cellAt(t, s.id, MHA_RELAXED));
+      const ort = fastestOrt(cellAt, t, s.id);
+      const target = `${s.label}, ${t} thread${t > 1 ? 's' : ''}: ≥ 1.5× onnxruntime-web's fastest graph`;
+      if (!cellAt(t, s.id, MHA_RELAXED)) continue;  // not in this run
+      if (mha == null || ort == null) { notMeasured(target, mha == null ? `n/a: ${cellAt(t, s.id, MHA_RELAXED)?.reason ?? 'no mha-wasm time'}` : 'n/a: no onnxruntime-web time'); continue; }
+      judge(target, ort.ms / mha, 1.5, `${x(ort.ms / mha)} (${fmt(mha)} vs ${cellAt(t, s.id, ort.id).name} ${fmt(ort.ms)})`);
+    }
+
+  for (const s of prefill)
+    for (const t of threadsOf) {
+      const m = modifierShare(cellAt, t, s.id);
+      if (!cellAt(t, s.id, MHA_RELAXED)) continue;
+      const target = `${s.label}, ${t} thread${t > 1 ? 's' : ''}: RoPE, QK-norm and the modifiers < 10% of the layer's time`;
+      if (m == null) { notMeasured(target, 'n/a: needs both the shape and its modifiers-off twin'); continue; }
+      const pct = 100 * m.share;
+      rows.push({ target, measured: `${pct.toFixed(1)}% (${fmt(m.on)} with, ${fmt(m.off)} without)`, status: pct < 10 ? 'met' : 'missed',
+        by: pct < 10 ? `${(10 - pct).toFixed(1)} points to spare` : `${(pct - 10).toFixed(1)} points over` });
+    }
+
+  for (const s of steps)
+    for (const t of threadsOf) {
+      const c = cellAt(t, s.id, MHA_RELAXED);
+      if (!c) continue;
+      const target = `${s.label}, ${t} thread${t > 1 ? 's' : ''}: float32 step ≥ 70% of the WebAssembly memory-read bandwidth`;
+      const gbps = stepGBps(c);
+      const bw = bandwidth?.[t]?.gbps;
+      if (gbps == null || !bw) { notMeasured(target, gbps == null ? `n/a: ${c.reason ?? 'no time'}` : 'n/a: bandwidth not measured'); continue; }
+      const pct = (100 * gbps) / bw;
+      rows.push({ target, measured: `${pct.toFixed(0)}% (${gbps.toFixed(1)} of ${bw.toFixed(1)} GB/s; ${(bytesPerStep(s) / 2 ** 20).toFixed(1)} MiB a step in ${fmt(okMs(c))})`,
+        status: pct >= 70 ? 'met' : 'missed', by: pct >= 70 ? `${(pct - 70).toFixed(0)} points above` : `${(70 - pct).toFixed(0)} points short` });
+    }
+
+  for (const [dtype, id, goal] of [['int8', 'mha-wasm-int8', 1.6], ['f16', 'mha-wasm-f16', 1.3]])
+    for (const s of steps)
+      for (const t of threadsOf) {
+        const f32 = okMs(cellAt(t, s.id, MHA_RELAXED));
+        const c = cellAt(t, s.id, id);
+        if (!c) continue;
+        const target = `${s.label}, ${t} thread${t > 1 ? 's' : ''}: ${dtype} weights ≥ ${goal}× the float32 step`;
+        if (okMs(c) == null || f32 == null) { notMeasured(target, `n/a: ${c.reason ?? c.status}`); continue; }
+        judge(target, f32 / okMs(c), goal, `${x(f32 / okMs(c))} (${fmt(okMs(c))} vs ${fmt(f32)})`);
+      }
   return rows;
 }
 

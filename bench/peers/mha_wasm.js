@@ -38,6 +38,7 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createOptions } from '../models.js';
 
 const DEFAULT_DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist');
 
@@ -88,8 +89,21 @@ const MIX = {
   strict: { id: 'mha-wasm-simd128', name: 'mha-wasm SIMD128' },
 };
 
-export function createPeer({ distDir = DEFAULT_DIST, pinnedThreads = null, simd = 'auto' } = {}) {
+// Reduced-precision weights (issue 21's weightDtype), measured on the decode
+// steps only: peers of the row's default instance with that create option.
+// Their outputs differ from the float32 reference by the weights' rounding, so
+// they are checked against a looser bound: a fraction of the reference's
+// largest magnitude.
+export const WEIGHT_DTYPES = {
+  f16: { id: 'mha-wasm-f16', name: 'mha-wasm f16 weights', relativeTolerance: 0.01 },
+  int8: { id: 'mha-wasm-int8', name: 'mha-wasm int8 weights', relativeTolerance: 0.05 },
+};
+const largest = (a) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+
+export function createPeer({ distDir = DEFAULT_DIST, pinnedThreads = null, simd = 'auto', weightDtype = null } = {}) {
   if (!MIX[simd]) throw new Error(`mha-wasm peer: simd '${simd}' has no peer (known: ${Object.keys(MIX).join(', ')})`);
+  if (weightDtype && !WEIGHT_DTYPES[weightDtype]) throw new Error(`mha-wasm peer: weightDtype '${weightDtype}' has no peer`);
+  const dtype = weightDtype ? WEIGHT_DTYPES[weightDtype] : null;
   // '' is the row's default instance; every other one gets its own copy of dist/.
   const instance = [simd === 'auto' ? '' : simd, pinnedThreads ? `${pinnedThreads}-thread` : ''].filter(Boolean).join('-');
   let state = null;
@@ -97,16 +111,46 @@ export function createPeer({ distDir = DEFAULT_DIST, pinnedThreads = null, simd 
   let args = null;
   let options = null;
   let last = null;
+  let source = null;  // a decode step's KVCache or EncoderMemory
+  let noDtype = null;  // why this build cannot run weightDtype, if it cannot
+  let cacheLength = 0;
   const lib = () => state.lib;
   const threadsInUse = () => {
     const n = lib().capabilities().threads;
     return typeof n === 'number' ? n : 1;
   };
 
+  // A model's layer (bench/models.js) with the package's decoder options:
+  // prefill (causal over the prompt), a decode step (the prompt run once
+  // into a cache, then one token a call), or a cross-attention step (the
+  // encoder output projected once, then one token a call against it).
+  async function setupModel(shape, weights, inputs) {
+    const { MultiheadAttention, Tensor } = lib();
+    const E = shape.E;
+    layer = await MultiheadAttention.create(createOptions(shape, dtype ? { weightDtype } : {}));
+    layer.loadStateDict(weights);
+    args = [new Tensor(inputs.query, [shape.B, shape.Lq, E]), null, null];
+    if (shape.step === 'prefill') options = { causal: true };
+    else if (shape.step === 'decode') {
+      source = layer.createCache({ batch: shape.B, capacity: shape.Lk + shape.Lq });
+      layer.forward(new Tensor(inputs.prompt, [shape.B, shape.Lk, E]), null, null, { cache: source });
+      cacheLength = source.length;
+      if (cacheLength !== shape.Lk) throw new Error(`the cache holds ${cacheLength} positions after a prompt of ${shape.Lk}`);
+      options = { cache: source };
+    } else {
+      source = layer.projectMemory(new Tensor(inputs.memory, [shape.B, shape.Lk, E]));
+      args[1] = source;
+      options = {};
+    }
+  }
+
   return {
-    id: pinnedThreads ? `${MIX[simd].id}-${pinnedThreads}t` : MIX[simd].id,
+    id: dtype ? dtype.id : pinnedThreads ? `${MIX[simd].id}-${pinnedThreads}t` : MIX[simd].id,
+    /** The output check's bound against the reference output, where it is not the bench's default. */
+    tolerance: dtype ? (ref) => dtype.relativeTolerance * largest(ref) : undefined,
     // The default peer is named for the build 'auto' chose, once loaded.
     get name() {
+      if (dtype) return dtype.name;
       const build = state?.lib?.capabilities().build;
       const base = simd === 'auto' && build && !build.startsWith('relaxed') ? `mha-wasm (${build}: no relaxed SIMD here)` : MIX[simd].name;
       return pinnedThreads ? `${base}, ${pinnedThreads} thread${pinnedThreads > 1 ? 's' : ''}` : base;
@@ -115,12 +159,25 @@ export function createPeer({ distDir = DEFAULT_DIST, pinnedThreads = null, simd 
     get version() { return state?.lib?.version ?? null; },
     load(threads) {
       state = load(distDir, pinnedThreads ?? threads, simd, instance);
-      return state.loaded;
+      if (!dtype) return state.loaded;
+      // Whether this build takes the option: create refuses options it does
+      // not know with a TypeError naming them.
+      return state.loaded.then(async () => {
+        try {
+          (await lib().MultiheadAttention.create({ embedDim: 64, numHeads: 2, weightDtype })).dispose();
+          noDtype = null;
+        } catch (e) {
+          if (!(e instanceof TypeError) && !(e instanceof RangeError)) throw e;
+          noDtype = `this build of mha-wasm does not take weightDtype: '${weightDtype}' (${String(e.message).split(/[;\n]/)[0]})`;
+        }
+      });
     },
 
     unsupported(shape, rowThreads) {
       const threads = pinnedThreads ?? rowThreads;
       if (simd !== 'auto' && state.noSimdOption) return state.noSimdOption;
+      if (dtype && shape.step !== 'decode' && shape.step !== 'cross') return `${weightDtype} weights are measured on the decode steps`;
+      if (dtype && noDtype) return noDtype;
       const inUse = threadsInUse();
       if (inUse === threads) return null;
       const caps = lib().capabilities();
@@ -130,6 +187,7 @@ export function createPeer({ distDir = DEFAULT_DIST, pinnedThreads = null, simd 
 
     async setup(shape, weights, threads, inputs) {
       const { MultiheadAttention, Tensor } = lib();
+      if (shape.model) return setupModel(shape, weights, inputs);
       layer = await MultiheadAttention.create({ embedDim: shape.E, numHeads: shape.H });
       layer.loadStateDict(weights);
       const { B, Lq, Lk, E } = shape;
@@ -139,9 +197,14 @@ export function createPeer({ distDir = DEFAULT_DIST, pinnedThreads = null, simd 
       options = shape.causal ? { isCausal: true } : {};
     },
 
-    run() { last = layer.forward(args[0], args[1], args[2], options).output.data; },
+    run() {
+      last = layer.forward(args[0], args[1], args[2], options).output.data;
+      // A decode step appends its token: back to the prompt, so every step
+      // sees the same cache length.
+      if (options.cache) options.cache.truncate(cacheLength);
+    },
     output() { return last; },
-    dispose() { layer?.dispose(); layer = null; last = null; },
+    dispose() { source?.dispose(); source = null; layer?.dispose(); layer = null; last = null; },
     heapBytes: async () => (await lib().memoryStats()).heapBytes,
     /** The build and thread count in use, for the report. */
     describe() {

@@ -2,7 +2,10 @@
 // bench/make_onnx.py. One peer per graph variant:
 //   ORT Attention  com.microsoft.Attention (one packed QKV GEMM + fused attention), self-attention only
 //   ORT MHA        three projection MatMuls + com.microsoft.MultiHeadAttention
+//   ORT GQA        projection MatMuls + com.microsoft.GroupQueryAttention (model layers only)
 //   ORT basic      MatMul/Add/Reshape/Transpose/Softmax
+// The model layers of bench/models.js (grouped heads, RoPE, QK-norm, decode
+// steps, encoder memory) run the graphs ort_models.js picks.
 // All share one onnxruntime module (it is a singleton), hence one wasm heap.
 //
 // Threads: env.wasm.numThreads is read once, when the module initialises, so
@@ -17,10 +20,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { onnxWeightsBin } from '../weights.js';
+import { setupModel, unsupportedModel } from './ort_models.js';
 
 export const VARIANTS = [
   { id: 'attention', name: 'ORT Attention' },
   { id: 'mha', name: 'ORT MHA' },
+  // com.microsoft.GroupQueryAttention: the model layers only (ort_models.js).
+  { id: 'gqa', name: 'ORT GQA', modelsOnly: true },
   { id: 'basic', name: 'ORT basic' },
 ];
 
@@ -56,9 +62,10 @@ function loadModule(graphDir, threads) {
 
 /** One fresh peer per graph variant (a peer holds one session: one per shape). */
 export function createPeers(graphDir) {
-  return VARIANTS.map(({ id, name }) => {
+  return VARIANTS.map(({ id, name, modelsOnly }) => {
     let session = null;
     let feeds = null;
+    let fetches = undefined;
     let last = null;
     return {
       id: `ort-${id}`,
@@ -68,10 +75,19 @@ export function createPeers(graphDir) {
       sharedHeap: 'onnxruntime-web',
       load: (threads) => loadModule(graphDir, threads),
       unsupported(shape) {
+        if (shape.model) return unsupportedModel(id, shape);
+        if (modelsOnly) return 'its graphs are built for the model layers only';
         if (id === 'attention' && shape.cross) return 'com.microsoft.Attention is self-attention only';
         return null;
       },
       async setup(shape, weights, threads, inputs) {
+        if (shape.model) {
+          const open = async (file, bin) => ort.InferenceSession.create(fs.readFileSync(file), sessionOptions(bin));
+          ({ session, feeds } = await setupModel(ort, open, graphDir, id, shape, weights, inputs));
+          fetches = ['y'];  // a decode step's present_key/value stay inside
+          return;
+        }
+        fetches = undefined;
         const { B, Lq, Lk, E, H } = shape;
         const model = fs.readFileSync(graphFile(graphDir, id, kindOf(shape), E, H));
         session = await ort.InferenceSession.create(model, sessionOptions(onnxWeightsBin(weights, E)));
@@ -82,7 +98,7 @@ export function createPeers(graphDir) {
           : { x: new ort.Tensor('float32', inputs.query, [B, Lq, E]) };
       },
       async run() {
-        const result = await session.run(feeds);
+        const result = await (fetches ? session.run(feeds, fetches) : session.run(feeds));
         last = result.y.data;
       },
       output: () => last,

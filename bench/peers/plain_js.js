@@ -12,7 +12,8 @@ export function createPeer() {
     name: 'plain JS',
     version: `Node ${process.versions.node}`,
     async load() {},
-    unsupported: (shape, threads) => (threads === 1 ? null : 'single-threaded by construction'),
+    unsupported: (shape, threads) => (shape.model ? 'bench/plain_js.js is nn.MultiheadAttention (no grouped heads, RoPE, QK-norm, softcap, window or cache)'
+      : threads === 1 ? null : 'single-threaded by construction'),
     async setup(shape, weights, threads, shapeInputs) {
       layer = { E: shape.E, H: shape.H, weights };
       dims = { B: shape.B, Lq: shape.Lq, Lk: shape.Lk, causal: shape.causal };

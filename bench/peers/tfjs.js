@@ -47,7 +47,8 @@ export function createPeer() {
     version: tf.version_core,
     load: loadBackend,
 
-    unsupported: (shape, threads) => (threads === 1 ? null
+    unsupported: (shape, threads) => (shape.model ? 'the bench\'s tfjs layer is nn.MultiheadAttention\'s (no grouped heads, RoPE, QK-norm, softcap, window or cache)'
+      : threads === 1 ? null
       : 'tfjs-backend-wasm disables threads under Node (its pthread workers need blob: URLs)'),
 
     async setup(shape, weights, threads, shapeInputs) {
