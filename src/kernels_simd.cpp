@@ -136,6 +136,12 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
 template <WeightFormat F>
 struct ReducedPanel;
 template <>
+struct ReducedPanel<WeightFormat::f32> {  // float32 panels, for row_kernel
+  const float* w;
+  const float* scales;  // unused
+  static constexpr std::size_t kBlock = 0;
+};
+template <>
 struct ReducedPanel<WeightFormat::f16> {
   const std::uint16_t* w;
   const float* scales;  // unused
@@ -155,6 +161,10 @@ struct ReducedPanel<WeightFormat::int8> {
 };
 
 struct NoConstants {};
+
+inline void load_values(const float* w, const float*, NoConstants, batch* out, ReducedPanel<WeightFormat::f32>*) {
+  for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch::load_unaligned(w + j * kLanes);
+}
 
 #if defined(__wasm_simd128__)
 // The f16 conversion's two constants, as values the loop keeps in registers:
@@ -231,6 +241,45 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
   }
   store_tile(acc, c, ldc);
 }
+
+// One row of A (m = 1: decoding's projections) against kRowPanels whole
+// panels at once, C's init in place: 2 x kRowPanels independent sums per k
+// step, where one panel's two would leave each multiply-add waiting for the
+// last, and one broadcast of A's value for all of them.
+constexpr std::size_t kRowPanels = 4;
+
+template <WeightFormat F>
+__attribute__((noinline)) void row_kernel(const float* pa, std::size_t a_step, const ReducedPanel<F>* pb,
+                                          std::size_t depth, float* c) {
+  constexpr std::size_t P = kRowPanels;
+  batch acc[P][kPanelBatches];
+  load_tile(acc, c, kPanel);
+  const auto constants = loop_constants<F>();
+  const std::size_t block = ReducedPanel<F>::kBlock == 0 ? depth : ReducedPanel<F>::kBlock;
+  ReducedPanel<F> at[P];
+  for (std::size_t p = 0; p < P; ++p) at[p] = pb[p];
+  for (std::size_t k0 = 0; k0 < depth; k0 += block) {
+    const std::size_t n = std::min(block, depth - k0);
+    for (std::size_t k = 0; k < n; ++k, pa += a_step) {
+      const batch x(*pa);
+      for (std::size_t p = 0; p < P; ++p) {
+        batch w[kPanelBatches];
+        load_values(at[p].w + k * kPanel, at[p].scales, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
+        for (std::size_t j = 0; j < kPanelBatches; ++j) acc[p][j] = madd(x, w[j], acc[p][j]);
+        keep_order();
+      }
+    }
+    for (std::size_t p = 0; p < P; ++p) {
+      at[p].w += n * kPanel;
+      if constexpr (ReducedPanel<F>::kBlock != 0) at[p].scales += kPanel;
+    }
+  }
+  store_tile(acc, c, kPanel);
+}
+
+inline ReducedPanel<WeightFormat::f32> as_panel(const float* w) { return {w, nullptr}; }
+template <WeightFormat F>
+inline ReducedPanel<F> as_panel(ReducedPanel<F> p) { return p; }
 
 // The panels of a GEMM's B operand, any format: panel(p) is what the
 // micro-kernel reads, from_depth(k0) the same panels from k row k0 on.
@@ -519,7 +568,19 @@ template <typename PanelSet>
 void gemm_groups(RowGroups a, std::size_t m, const PanelSet& b, std::size_t k, std::size_t n, const float* bias,
                  bool accumulate, float* c, std::size_t ldc) {
   const std::size_t panels = (n + kPanel - 1) / kPanel, groups = m / kRows;
-  for (std::size_t p = 0; p < panels; ++p) {
+  std::size_t p = 0;
+  if (m == 1)  // whole panels kRowPanels at a time; C's row is contiguous
+    for (; p + kRowPanels <= n / kPanel; p += kRowPanels) {
+      float* cp = c + p * kPanel;
+      if (!accumulate) {
+        if (bias != nullptr) std::copy(bias + p * kPanel, bias + (p + kRowPanels) * kPanel, cp);
+        else std::fill(cp, cp + kRowPanels * kPanel, 0.0f);
+      }
+      decltype(as_panel(b.panel(0))) pb[kRowPanels];
+      for (std::size_t q = 0; q < kRowPanels; ++q) pb[q] = as_panel(b.panel(p + q));
+      row_kernel(a.data, a.k_stride, pb, k, cp);
+    }
+  for (; p < panels; ++p) {
     const auto pb = b.panel(p);
     const std::size_t col0 = p * kPanel;
     const std::size_t cols = std::min(kPanel, n - col0);
@@ -547,9 +608,12 @@ void gemm_blocked(const float* a, std::size_t m, std::size_t lda, const PanelSet
                   const float* bias, bool accumulate, float* c, std::size_t ldc) {
   for (std::size_t i0 = 0; i0 < m; i0 += kBlockRows) {
     const std::size_t rows = std::min(kBlockRows, m - i0);
+    // A single row is all of its depth at once when it fits the block: it
+    // is in L1 anyway, and each weight panel then streams in one run.
+    const std::size_t block_depth = rows == 1 && k * kRows <= kBlockRows * kDepth ? std::max<std::size_t>(k, 1) : kDepth;
     // k == 0 still runs one (empty) depth block: C = bias, or C unchanged.
-    for (std::size_t k0 = 0; k0 == 0 || k0 < k; k0 += kDepth) {
-      const std::size_t depth = std::min(kDepth, k - k0);
+    for (std::size_t k0 = 0; k0 == 0 || k0 < k; k0 += block_depth) {
+      const std::size_t depth = std::min(block_depth, k - k0);
       if (depth > 0) simd::pack_row_groups(a + i0 * lda + k0, lda, rows, depth, a_block);
       // Later depth blocks add to what the earlier ones left in C: the same
       // additions in the same order as one pass over k, so the result is too.

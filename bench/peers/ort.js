@@ -40,6 +40,9 @@ const sessionOptions = (weightsBin) => ({
   // The graphs' initializers live in "weights.bin": hand onnxruntime the bytes
   // of the shared weights, so it computes with exactly what mha-wasm has.
   externalData: [{ path: 'weights.bin', data: weightsBin }],
+  // Peers take turns in one process: onnxruntime's pool threads, left
+  // spinning after each run, would take the cores from the next peer's run.
+  extra: { session: { intra_op: { allow_spinning: '0' } } },
 });
 
 // Initialising the module needs a session: a tiny graph does it, so the
