@@ -161,7 +161,18 @@ struct Projected {
   std::size_t q_stride, k_stride, v_stride;
   // Rows of batch b start b * *_batch floats in; 0 means L * stride.
   std::size_t k_batch = 0, v_batch = 0;
+  // Key/value head g starts g * *_head floats in; 0 means d (heads side by side in a row).
+  std::size_t k_head = 0, v_head = 0;
 };
+
+// Keys and values read where a cache or memory holds them.
+void read_from(Projected& x, const KVCache::Storage& s) {
+  x.k = const_cast<float*>(s.k.data());
+  x.v = const_cast<float*>(s.v.data());
+  x.k_stride = x.v_stride = std::size_t(s.row_stride);
+  x.k_batch = x.v_batch = std::size_t(s.capacity * s.width);
+  x.k_head = x.v_head = std::size_t(s.head_stride);
+}
 
 Projected project(ThreadPool& pool, const Call& c, const ForwardInput& in, const Config& config, Parameters& p,
                   Workspace& ws) {
@@ -171,11 +182,11 @@ Projected project(ThreadPool& pool, const Call& c, const ForwardInput& in, const
     if (const float s = p.q_post_scale(); s != 1.0f) simd::scale(s, ws.q.data(), c.B * c.Lq * qw);
   };
   if (in.memory) {  // keys and values projected once, by project_memory
-    const KVCache::Storage& m = in.memory->storage();
     parallel_linear(pool, in.query, c.B * c.Lq, E, p.packed_q(), p.b_q(), ws.q.data(), qw);
     scale_q();
-    const std::size_t batch = std::size_t(m.capacity * m.width);
-    return {ws.q.data(), const_cast<float*>(m.k.data()), const_cast<float*>(m.v.data()), qw, kvw, kvw, batch, batch};
+    Projected x{ws.q.data(), nullptr, nullptr, qw, 0, 0};
+    read_from(x, in.memory->storage());
+    return x;
   }
   if (c.fused) {
     const std::size_t w = qw + 2 * kvw;
@@ -285,8 +296,8 @@ void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& c
   auto head_input = [&](std::size_t b, std::size_t h) {
     const std::size_t g = h / c.group;
     return HeadInput{x.q + b * Lq * x.q_stride + h * d, x.q_stride,
-                     x.k + b * k_batch + g * d, x.k_stride,
-                     x.v + b * v_batch + g * d, x.v_stride,
+                     x.k + b * k_batch + g * (x.k_head ? x.k_head : d), x.k_stride,
+                     x.v + b * v_batch + g * (x.v_head ? x.v_head : d), x.v_stride,
                      config.add_bias_kv ? p.bias_k() + h * d : nullptr,
                      config.add_bias_kv ? p.bias_v() + h * d : nullptr,
                      config.add_zero_attn, Lq, Lk, d};
@@ -328,17 +339,34 @@ void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& c
   const bool heads_per_task = o.need_weights != NeedWeights::average;
   const std::size_t groups = B * (heads_per_task ? H : 1);  // (batch, head) or batch
 
-  if (c.in_place) {  // a few queries (decoding): no packing, one task per head
-    run_tasks(pool, groups, B * H * Lq * S * d, [&](std::size_t t, std::size_t worker) {
-      const std::size_t b = heads_per_task ? t / H : t;
-      const std::size_t h0 = heads_per_task ? t % H : 0, h1 = heads_per_task ? h0 + 1 : H;
-      for (std::size_t h = h0; h < h1; ++h)
-        attend_in_place(head_input(b, h), 0, Lq, HeadRules{&rules, std::int64_t(b), std::int64_t(h)},
-                        head_output(b, h), ws.head[worker]);
+  if (c.in_place) {
+    // A few queries (decoding): no packing. A task per (batch, key/value
+    // head) attends its group's queries kInPlaceGroup at a time, so each
+    // key and value row is read once for all of them; with averaged weights
+    // a task per batch, every head in order.
+    const std::size_t tasks = heads_per_task ? B * Hkv : B;
+    run_tasks(pool, tasks, B * H * Lq * S * d, [&](std::size_t t, std::size_t worker) {
+      const std::size_t b = heads_per_task ? t / Hkv : t;
+      const std::size_t g0 = heads_per_task ? t % Hkv : 0, g1 = heads_per_task ? g0 + 1 : Hkv;
+      for (std::size_t g = g0; g < g1; ++g) {
+        HeadInput inputs[kInPlaceGroup];
+        HeadOutput outputs[kInPlaceGroup];
+        InPlaceQuery queries[kInPlaceGroup];
+        std::size_t n = 0;
+        for (std::size_t pair = 0; pair < c.group * Lq; ++pair) {  // (head, row) pairs, head-major
+          const std::size_t h = g * c.group + pair / Lq;
+          inputs[n] = head_input(b, h);
+          outputs[n] = head_output(b, h);
+          queries[n] = {&inputs[n], pair % Lq, HeadRules{&rules, std::int64_t(b), std::int64_t(h)}, &outputs[n]};
+          if (++n == kInPlaceGroup || pair + 1 == c.group * Lq) {
+            attend_in_place(queries, n, ws.head[worker]);
+            n = 0;
+          }
+        }
+      }
     });
     return;
   }
-
   if (c.one_head_at_a_time) {
     // Long sequences: one (batch, key/value head) at a time, its keys and
     // values packed and its group's query blocks attended by all the threads.
@@ -470,10 +498,7 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
   std::size_t columns = call.S;
   if (cache) {  // the call's keys and values join the cache; attention reads them there
     cache->append(call.B, call.Lq, x.k, x.k_stride, x.v, x.v_stride, o.positions, first_position);
-    x.k = cache->k.data();
-    x.v = cache->v.data();
-    x.k_stride = x.v_stride = std::size_t(cache->width);
-    x.k_batch = x.v_batch = std::size_t(cache->capacity * cache->width);
+    read_from(x, *cache);
     columns = std::size_t(cache->length);
   }
   const ScoreRules rules = rules_of(call, c, impl_->alibi, o, cache);
@@ -490,6 +515,7 @@ void MultiheadAttention::project_memory(const float* input, std::int64_t batch, 
   p.prepare(false);
   ThreadPool& pool = thread_pool();
   const std::size_t rows = std::size_t(batch * length), kd = std::size_t(c.kdim), w = std::size_t(m.width);
+  m.use_rows();  // the GEMM's rows, [B, M, Hkv*d] when M is the capacity
   // Straight into the memory's rows: [B, M, Hkv*d] is [B*M, Hkv*d] when M is the capacity.
   parallel_linear(pool, input, rows, kd, p.packed_k(), p.b_k(), m.k.data(), w);
   parallel_linear(pool, input, rows, kd, p.packed_v(), p.b_v(), m.v.data(), w);

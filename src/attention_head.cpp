@@ -156,48 +156,93 @@ void fit_scratch(HeadScratch& sc, std::uint64_t s, std::uint64_t d, bool weights
   grow(sc.row_sum, kQueryBlock);
   grow(sc.rescale, kQueryBlock);
   if (weights) grow(sc.wide, kQueryBlock * s);
-  grow(sc.scores, s);
+  grow(sc.scores, s * kInPlaceGroup);
 }
 
-void attend_in_place(const HeadInput& in, std::size_t row0, std::size_t row1, const HeadRules& rules,
-                     const HeadOutput& out, HeadScratch& sc) {
+// The keys query `q` may see: keys outside are blocked for it (weight 0,
+// not computed).
+static std::pair<std::size_t, std::size_t> live_range(const InPlaceQuery& q, std::size_t s) {
+  const KeyRange live = live_keys(q.rules, std::int64_t(q.i), std::int64_t(q.i + 1));
+  const std::size_t first = std::size_t(std::max<std::int64_t>(live.first, 0));
+  return {first, std::max(first, std::min(s, std::size_t(std::max<std::int64_t>(live.end, 0))))};
+}
+
+// A query's weights row: p[j * stride] / l over [first, end), 0 elsewhere;
+// or `fill` everywhere when its row was fully masked.
+static void put_weights(const InPlaceQuery& q, const float* p, std::size_t stride, std::size_t first, std::size_t end,
+                        std::size_t s, float inv, bool masked, float fill) {
+  const HeadOutput& out = *q.out;
+  if (out.weights == nullptr) return;
+  float* w = out.weights + q.i * out.weights_stride;
+  for (std::size_t j = 0; j < s; ++j) {
+    const float weight = masked ? fill : j >= first && j < end ? p[j * stride] * inv : 0.0f;
+    if (out.weights_add) w[j] += out.weights_scale * weight;
+    else w[j] = weight;
+  }
+}
+
+static void attend_one_in_place(const InPlaceQuery& q, HeadScratch& sc) {
+  const HeadInput& in = *q.in;
   const std::size_t d = in.d, s = in.lk;  // no bias_kv or zero key (attends_in_place)
-  const float fill = masked_fill(out, s);
+  const float fill = masked_fill(*q.out, s);
   float* p = sc.scores.data();  // the row's scores, then 2^(score - max)
-  for (std::size_t i = row0; i < row1; ++i) {
-    float* z = out.z + i * out.z_stride;
-    float* w = out.weights ? out.weights + i * out.weights_stride : nullptr;
-    // Keys outside [first, end) are blocked for this query: weight 0, not computed.
-    const KeyRange live = live_keys(rules, std::int64_t(i), std::int64_t(i + 1));
-    const std::size_t first = std::size_t(std::max<std::int64_t>(live.first, 0));
-    const std::size_t end = std::max(first, std::min(s, std::size_t(std::max<std::int64_t>(live.end, 0))));
-    const std::size_t n = end - first;
-    simd::dot_rows(in.q + i * in.q_stride, in.k + first * in.k_stride, in.k_stride, n, d, p + first);
-    apply_score_rules(p + first, 1, rules, std::int64_t(i), std::int64_t(i + 1), std::int64_t(first), std::int64_t(end));
-    float m = kNegInf;
-    for (std::size_t j = first; j < end; ++j)
-      if (m < p[j]) m = p[j];  // a NaN is never taken
-    const float l = n > 0 ? simd::exp_shifted_sum(p + first, n, softmax_shift(m)) : 0.0f;
-    if (fully_masked(s, m, l) || s == 0) {
-      std::fill(z, z + d, fill);
-      if (w) {
-        if (out.weights_add) for (std::size_t j = 0; j < s; ++j) w[j] += out.weights_scale * fill;
-        else std::fill(w, w + s, fill);
-      }
-      continue;
-    }
-    const float inv = 1.0f / l;
+  float* z = q.out->z + q.i * q.out->z_stride;
+  const auto [first, end] = live_range(q, s);
+  const std::size_t n = end - first;
+  simd::dot_rows(in.q + q.i * in.q_stride, in.k + first * in.k_stride, in.k_stride, n, d, p + first);
+  apply_score_rules(p + first, 1, q.rules, std::int64_t(q.i), std::int64_t(q.i + 1), std::int64_t(first),
+                    std::int64_t(end));
+  float m = kNegInf;
+  for (std::size_t j = first; j < end; ++j)
+    if (m < p[j]) m = p[j];  // a NaN is never taken
+  const float l = n > 0 ? simd::exp_shifted_sum(p + first, n, softmax_shift(m)) : 0.0f;
+  const bool masked = fully_masked(s, m, l) || s == 0;
+  if (masked) {
+    std::fill(z, z + d, fill);
+  } else {
     simd::weighted_rows(p + first, in.v + first * in.v_stride, in.v_stride, n, d, z);
-    simd::scale(inv, z, d);
-    if (w == nullptr) continue;
-    simd::scale(inv, p + first, n);
-    if (out.weights_add) {
-      simd::axpy(out.weights_scale, p + first, w + first, n);  // blocked keys add 0
-    } else {
-      std::fill(w, w + first, 0.0f);
-      std::copy(p + first, p + end, w + first);
-      std::fill(w + end, w + s, 0.0f);
-    }
+    simd::scale(1.0f / l, z, d);
+  }
+  put_weights(q, p, 1, first, end, s, masked ? 0.0f : 1.0f / l, masked, fill);
+}
+
+void attend_in_place(const InPlaceQuery* queries, std::size_t n, HeadScratch& sc) {
+  if (n == 1) return attend_one_in_place(queries[0], sc);
+  constexpr std::size_t G = kInPlaceGroup;
+  const HeadInput& in = *queries[0].in;  // every query's keys and values are these
+  const std::size_t d = in.d, s = in.lk;
+  // The keys any of them may see; each query's rules block the rest of it.
+  std::size_t first = s, end = 0;
+  for (std::size_t c = 0; c < n; ++c) {
+    const auto [f, e] = live_range(queries[c], s);
+    if (f < e) first = std::min(first, f), end = std::max(end, e);
+  }
+  if (first >= end) first = end = 0;
+  const std::size_t keys = end - first;
+  // Missing queries repeat the first; their results go to scratch.
+  const float* q[G];
+  float* z[G];
+  for (std::size_t c = 0; c < G; ++c) {
+    const InPlaceQuery& qc = queries[c < n ? c : 0];
+    q[c] = qc.in->q + qc.i * qc.in->q_stride;
+    z[c] = c < n ? qc.out->z + qc.i * qc.out->z_stride : sc.out.data();
+  }
+  float* t = sc.scores.data();  // [keys][G]: scores, then 2^(score - max)
+  simd::dot_rows4(q, in.k + first * in.k_stride, in.k_stride, keys, d, t + first * G);
+  for (std::size_t c = 0; c < n; ++c)
+    apply_score_rules(t + first * G + c, G, queries[c].rules, std::int64_t(queries[c].i),
+                      std::int64_t(queries[c].i + 1), std::int64_t(first), std::int64_t(end));
+  alignas(16) float m[G], l[G], rescale[G];
+  std::fill(m, m + G, kNegInf);
+  std::fill(l, l + G, 0.0f);
+  simd::softmax_columns(t + first * G, G, keys, G, m, l, rescale);
+  simd::weighted_rows4(t + first * G, in.v + first * in.v_stride, in.v_stride, keys, d, z);
+  for (std::size_t c = 0; c < n; ++c) {
+    const float fill = masked_fill(*queries[c].out, s);
+    const bool masked = fully_masked(s, m[c], l[c]) || s == 0;
+    if (masked) std::fill(z[c], z[c] + d, fill);
+    else simd::scale(1.0f / l[c], z[c], d);
+    put_weights(queries[c], t + c, G, first, end, s, masked ? 0.0f : 1.0f / l[c], masked, fill);
   }
 }
 

@@ -91,11 +91,22 @@ inline bool attends_in_place(std::size_t lq, std::size_t d, bool extra_keys) {
   return lq <= kInPlaceQueries && d > kNarrowWidth && !extra_keys;
 }
 
-// Attention of query rows [i0, i1) over keys and values read where they are
-// (in.k, in.v rows: a cache's), one query at a time: its row of scores,
-// the rules, one softmax over the row, then the weighted sum of the values.
-void attend_in_place(const HeadInput& in, std::size_t i0, std::size_t i1, const HeadRules& rules,
-                     const HeadOutput& out, HeadScratch& scratch);
+// One query of attend_in_place: row i of a head, its rules and output.
+struct InPlaceQuery {
+  const HeadInput* in;
+  std::size_t i;
+  HeadRules rules;
+  const HeadOutput* out;
+};
+// Queries attend_in_place takes at once.
+inline constexpr std::size_t kInPlaceGroup = 4;
+
+// Up to kInPlaceGroup queries whose heads read the same keys and values (a
+// key/value head's group, or one head's few rows), attended with the keys
+// and values read where they are (a cache's rows): each key and value row
+// is read once for all of them. Each query gets its row of scores, the
+// rules, one softmax over the row, then the weighted sum of the values.
+void attend_in_place(const InPlaceQuery* queries, std::size_t n, HeadScratch& scratch);
 
 // Attention of query rows [i0, i1) over the packed keys and values, with
 // scratch fitted for this head (fit_scratch).

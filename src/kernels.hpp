@@ -167,6 +167,12 @@ void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size
 void dot_rows(const float* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d, float* out);
 // z = sum_j p[j] * v_j over `keys` rows v_j = v + j * v_stride, each d floats.
 void weighted_rows(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d, float* z);
+// The same for four queries q[0..3] at once, each row read once for all:
+// out[j * 4 + c] = q[c] . k_j, and z[c] = sum_j p[j * 4 + c] * v_j.
+void dot_rows4(const float* const* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d,
+               float* out);
+void weighted_rows4(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
+                    float* const* z);
 // RMSNorm of one head's features (Qwen3's QK-norm, Hugging Face's
 // Qwen3RMSNorm): x = x / sqrt(mean(x^2) + eps) * w, over x[0, d).
 void rms_norm(float* x, std::size_t d, const float* w, float eps);
@@ -197,6 +203,10 @@ void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size
                            float fill, float* m, float* l, float* o);
 void dot_rows(const float* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d, float* out);
 void weighted_rows(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d, float* z);
+void dot_rows4(const float* const* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d,
+               float* out);
+void weighted_rows4(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
+                    float* const* z);
 void rms_norm(float* x, std::size_t d, const float* w, float eps);
 void rotate_half(float* x, std::size_t r, const float* c, const float* s);
 // Same contract as simd::linear but reads W [N, K] unpacked.

@@ -248,9 +248,58 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
 // last, and one broadcast of A's value for all of them.
 constexpr std::size_t kRowPanels = 4;
 
+// int8 codes of one k row of a panel as floats, unscaled.
+inline void load_codes(const std::int8_t* w, batch* out) {
+#if defined(__wasm_simd128__)
+  const v128_t q = wasm_i16x8_load8x8(w);
+  out[0] = batch(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(q)));
+  out[1] = batch(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(q)));
+#else
+  alignas(16) float v[kPanel];
+  for (std::size_t c = 0; c < kPanel; ++c) v[c] = float(w[c]);
+  for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch::load_aligned(v + j * kLanes);
+#endif
+}
+
+// row_kernel for int8: each block of kQuantBlock k rows sums codes times
+// A's values in registers, and only then its scales multiply the sums into
+// C. One multiply per block instead of one per k row, and no scale loads in
+// the loop.
+__attribute__((noinline)) void row_kernel_int8(const float* pa, std::size_t a_step,
+                                               const ReducedPanel<WeightFormat::int8>* pb, std::size_t depth,
+                                               float* c) {
+  constexpr std::size_t P = kRowPanels;
+  ReducedPanel<WeightFormat::int8> at[P];
+  for (std::size_t p = 0; p < P; ++p) at[p] = pb[p];
+  for (std::size_t k0 = 0; k0 < depth; k0 += kQuantBlock) {
+    const std::size_t n = std::min(kQuantBlock, depth - k0);
+    batch acc[P][kPanelBatches];
+    for (std::size_t p = 0; p < P; ++p)
+      for (std::size_t j = 0; j < kPanelBatches; ++j) acc[p][j] = batch(0.0f);
+    for (std::size_t k = 0; k < n; ++k, pa += a_step) {
+      const batch x(*pa);
+      for (std::size_t p = 0; p < P; ++p) {
+        batch w[kPanelBatches];
+        load_codes(at[p].w + k * kPanel, w);
+        for (std::size_t j = 0; j < kPanelBatches; ++j) acc[p][j] = madd(x, w[j], acc[p][j]);
+        keep_order();
+      }
+    }
+    for (std::size_t p = 0; p < P; ++p) {
+      for (std::size_t j = 0; j < kPanelBatches; ++j) {
+        float* cj = c + p * kPanel + j * kLanes;
+        madd(acc[p][j], batch::load_unaligned(at[p].scales + j * kLanes), batch::load_unaligned(cj)).store_unaligned(cj);
+      }
+      at[p].w += n * kPanel;
+      at[p].scales += kPanel;
+    }
+  }
+}
+
 template <WeightFormat F>
 __attribute__((noinline)) void row_kernel(const float* pa, std::size_t a_step, const ReducedPanel<F>* pb,
                                           std::size_t depth, float* c) {
+  if constexpr (F == WeightFormat::int8) return row_kernel_int8(pa, a_step, pb, depth, c);
   constexpr std::size_t P = kRowPanels;
   batch acc[P][kPanelBatches];
   load_tile(acc, c, kPanel);
@@ -752,6 +801,88 @@ void weighted_rows(const float* p, const float* v, std::size_t v_stride, std::si
     float sum = 0.0f;
     for (std::size_t j = 0; j < keys; ++j) sum += p[j] * v[j * v_stride + t];
     z[t] = sum;
+  }
+}
+
+void dot_rows4(const float* const* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d,
+               float* out) {
+  static_assert(kLanes == 4, "one batch holds the four queries' scores of a key");
+  const std::size_t whole = d / kLanes * kLanes;
+  auto finish = [&](batch (&acc)[4], const float* row, float* dst) {  // the sums, plus the features past whole batches
+    batch sums = xsimd::haddp(acc);
+    if (whole < d) {
+      alignas(16) float rest[4] = {};
+      for (std::size_t c = 0; c < 4; ++c)
+        for (std::size_t t = whole; t < d; ++t) rest[c] += q[c][t] * row[t];
+      sums += batch::load_aligned(rest);
+    }
+    sums.store_unaligned(dst);
+  };
+  std::size_t j = 0;
+  // Two keys at a time: eight independent sums, each query's batch loaded
+  // once for both.
+  for (; j + 2 <= keys; j += 2) {
+    const float* r0 = k + j * k_stride;
+    const float* r1 = r0 + k_stride;
+    batch a0[4], a1[4];
+    for (std::size_t c = 0; c < 4; ++c) a0[c] = a1[c] = batch(0.0f);
+    for (std::size_t t = 0; t < whole; t += kLanes) {
+      const batch k0 = batch::load_unaligned(r0 + t), k1 = batch::load_unaligned(r1 + t);
+      for (std::size_t c = 0; c < 4; ++c) {
+        const batch qc = batch::load_unaligned(q[c] + t);
+        a0[c] = madd(qc, k0, a0[c]);
+        a1[c] = madd(qc, k1, a1[c]);
+      }
+    }
+    finish(a0, r0, out + j * 4);
+    finish(a1, r1, out + (j + 1) * 4);
+  }
+  for (; j < keys; ++j) {
+    const float* row = k + j * k_stride;
+    batch acc[4];
+    for (std::size_t c = 0; c < 4; ++c) acc[c] = batch(0.0f);
+    for (std::size_t t = 0; t < whole; t += kLanes) {
+      const batch kt = batch::load_unaligned(row + t);
+      for (std::size_t c = 0; c < 4; ++c) acc[c] = madd(batch::load_unaligned(q[c] + t), kt, acc[c]);
+    }
+    finish(acc, row, out + j * 4);
+  }
+}
+
+void weighted_rows4(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
+                    float* const* z) {
+  // Two batches of columns for all four queries per pass: 8 sums in
+  // registers. The keys go in blocks whose value rows stay in L1 through
+  // every pass over the columns, so each row comes from memory once; the
+  // sums carry over from block to block through z.
+  constexpr std::size_t kChunk = 2, kBlockKeys = 32;
+  const std::size_t whole = d / (kChunk * kLanes) * (kChunk * kLanes);
+  for (std::size_t c = 0; c < 4; ++c) std::fill(z[c], z[c] + d, 0.0f);
+  for (std::size_t j0 = 0; j0 < keys; j0 += kBlockKeys) {
+    const std::size_t j1 = std::min(keys, j0 + kBlockKeys);
+    for (std::size_t t0 = 0; t0 < whole; t0 += kChunk * kLanes) {
+      batch acc[4][kChunk];
+      for (std::size_t c = 0; c < 4; ++c)
+        for (std::size_t u = 0; u < kChunk; ++u) acc[c][u] = batch::load_unaligned(z[c] + t0 + u * kLanes);
+      for (std::size_t j = j0; j < j1; ++j) {
+        const float* row = v + j * v_stride + t0;
+        batch vt[kChunk];
+        for (std::size_t u = 0; u < kChunk; ++u) vt[u] = batch::load_unaligned(row + u * kLanes);
+        for (std::size_t c = 0; c < 4; ++c) {
+          const batch pj(p[j * 4 + c]);
+          for (std::size_t u = 0; u < kChunk; ++u) acc[c][u] = madd(pj, vt[u], acc[c][u]);
+          keep_order();
+        }
+      }
+      for (std::size_t c = 0; c < 4; ++c)
+        for (std::size_t u = 0; u < kChunk; ++u) acc[c][u].store_unaligned(z[c] + t0 + u * kLanes);
+    }
+    for (std::size_t t = whole; t < d; ++t)  // the columns past whole chunks
+      for (std::size_t c = 0; c < 4; ++c) {
+        float sum = z[c][t];
+        for (std::size_t j = j0; j < j1; ++j) sum += p[j * 4 + c] * v[j * v_stride + t];
+        z[c][t] = sum;
+      }
   }
 }
 

@@ -17,6 +17,9 @@ KVCache::KVCache(const MultiheadAttention& layer, std::int64_t batch, std::int64
   s_->batch = batch;
   s_->capacity = capacity;
   s_->width = width;
+  s_->head_dim = c.head_dim;
+  s_->head_stride = capacity * c.head_dim;  // head-major
+  s_->row_stride = c.head_dim;
   s_->k.assign(std::size_t(floats), 0.0f);
   s_->v.assign(std::size_t(floats), 0.0f);
   s_->positions.assign(std::size_t(batch * capacity), 0);
@@ -74,14 +77,17 @@ void KVCache::Storage::make_room(std::int64_t window, std::int64_t lq) {
 void KVCache::Storage::append(std::size_t batch_count, std::size_t lq, const float* k_rows, std::size_t k_stride,
                               const float* v_rows, std::size_t v_stride, const std::int32_t* given_positions,
                               std::int64_t first_position) {
-  const std::size_t w = std::size_t(width);
-  const std::int64_t at = held();
+  const std::size_t d = std::size_t(head_dim), heads = std::size_t(width / head_dim);
+  const std::int64_t first_row = held();
   for (std::size_t b = 0; b < batch_count; ++b)
     for (std::size_t i = 0; i < lq; ++i) {
       const std::size_t row = b * lq + i;
-      std::copy(k_rows + row * k_stride, k_rows + row * k_stride + w, k_row(std::int64_t(b), at + std::int64_t(i)));
-      std::copy(v_rows + row * v_stride, v_rows + row * v_stride + w, v_row(std::int64_t(b), at + std::int64_t(i)));
-      positions[b * std::size_t(capacity) + std::size_t(at) + i] =
+      const std::int64_t r = first_row + std::int64_t(i);
+      for (std::size_t g = 0; g < heads; ++g) {
+        std::copy_n(k_rows + row * k_stride + g * d, d, k.data() + at(std::int64_t(b), std::int64_t(g), r));
+        std::copy_n(v_rows + row * v_stride + g * d, d, v.data() + at(std::int64_t(b), std::int64_t(g), r));
+      }
+      positions[b * std::size_t(capacity) + std::size_t(r)] =
           given_positions ? given_positions[row] : std::int32_t(first_position + std::int64_t(i));
     }
   if (given_positions) implicit = false;
@@ -90,10 +96,13 @@ void KVCache::Storage::append(std::size_t batch_count, std::size_t lq, const flo
 
 void KVCache::Storage::drop(std::int64_t n) {
   if (n <= 0) return;
-  const std::int64_t keep = held() - n;
+  const std::int64_t keep = held() - n, heads = width / head_dim;
   for (std::int64_t b = 0; b < batch; ++b) {
-    std::copy(k_row(b, n), k_row(b, n) + keep * width, k_row(b, 0));
-    std::copy(v_row(b, n), v_row(b, n) + keep * width, v_row(b, 0));
+    for (std::int64_t g = 0; g < heads; ++g)
+      for (std::int64_t r = 0; r < keep; ++r) {  // forward: each row moves to an earlier one
+        std::copy_n(k.data() + at(b, g, n + r), head_dim, k.data() + at(b, g, r));
+        std::copy_n(v.data() + at(b, g, n + r), head_dim, v.data() + at(b, g, r));
+      }
     std::int32_t* p = positions.data() + b * capacity;
     std::copy(p + n, p + n + keep, p);
   }

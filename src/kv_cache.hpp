@@ -12,7 +12,14 @@ namespace mha {
 struct KVCache::Storage {
   const void* owner;       // the layer it was made for
   std::int64_t batch, capacity, width;  // width = Hkv * d
-  std::vector<float> k, v;              // [B, capacity, width]; rows [0, held) in append order
+  std::int64_t head_dim;
+  // Where row r of key/value head g of sequence b is: b * capacity * width
+  // + g * head_stride + r * row_stride. A cache is head-major ([B, Hkv,
+  // capacity, d]: each head's keys one run, which decoding streams through
+  // head by head); project_memory writes its GEMM's rows as they come
+  // ([B, capacity, Hkv * d]).
+  std::int64_t head_stride, row_stride;
+  std::vector<float> k, v;              // rows [0, held) of each head in append order
   std::vector<std::int32_t> positions;  // [B, capacity]
   std::int64_t length = 0;  // positions appended since the last reset
   std::int64_t first = 0;   // append index of row 0 (a ring's dropped count)
@@ -21,8 +28,11 @@ struct KVCache::Storage {
   bool implicit = true;
 
   std::int64_t held() const { return length - first; }
-  float* k_row(std::int64_t b, std::int64_t r) { return k.data() + (b * capacity + r) * width; }
-  float* v_row(std::int64_t b, std::int64_t r) { return v.data() + (b * capacity + r) * width; }
+  std::int64_t at(std::int64_t b, std::int64_t g, std::int64_t r) const {
+    return b * capacity * width + g * head_stride + r * row_stride;
+  }
+  // The layout project_memory writes: rows of width floats.
+  void use_rows() { head_stride = head_dim, row_stride = width; }
   // Drops the oldest `n` held rows of every sequence.
   void drop(std::int64_t n);
   // Before a call of lq tokens: room for them. Under a sliding window the

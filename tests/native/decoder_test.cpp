@@ -44,6 +44,27 @@ TEST(Decoder, GroupedAndMultiQueryHeadsMatchReference) {
     }
 }
 
+// A few queries attend in place, a key/value head's group four (head, row)
+// pairs at a time: groups of 4, 3 and 6 heads, 1-3 rows, each rule.
+TEST(Decoder, FewQueriesOfAGroupAttendInPlaceAsReference) {
+  unsigned seed = 360;
+  for (auto [h, hkv] : {std::pair{8, 2}, {6, 2}, {6, 1}, {2, 2}})
+    for (std::int64_t lq : {1, 2, 3})
+      for (int rule = 0; rule < 4; ++rule) {
+        SCOPED_TRACE("H=" + std::to_string(h) + " Hkv=" + std::to_string(hkv) + " Lq=" + std::to_string(lq) +
+                     " rule " + std::to_string(rule));
+        mha::Config c = hf(24, h, hkv, 16);
+        mha::ForwardOptions o = causal_per_head();
+        o.bottom_right = true;
+        if (rule == 1) c.softcap = 2.0;
+        if (rule == 2) c.sliding_window = 5;
+        if (rule == 3) o.need_weights = mha::NeedWeights::average;
+        compare_with_reference({c, 2, lq, 70, true}, o, seed++);
+        c.alibi = true;  // positions: self-attention
+        compare_with_reference({c, 2, lq, lq, false}, o, seed++);
+      }
+}
+
 TEST(Decoder, RotaryEmbeddingsOfEveryLayoutAndScalingMatchReference) {
   std::vector<std::int32_t> positions{0, 1, 2, 3, 900, 4001, 4002, /**/ 7, 7, 7, 8, 9, 10, 11};
   unsigned seed = 310;
