@@ -81,4 +81,38 @@ TEST(Allocation, SteadyStateCallsAllocateNothingOnEitherAttentionPathAtAnyThread
   mha::set_num_threads(1);
 }
 
+// Decoding: one token a step through a cache (a ring under a window, past
+// its first wrap), for every weight format; steps after the first few
+// allocate nothing.
+TEST(Allocation, DecodeStepsThroughACacheAllocateNothingForEveryWeightFormat) {
+  for (auto format : {mha::WeightFormat::f32, mha::WeightFormat::f16, mha::WeightFormat::bf16, mha::WeightFormat::int8})
+    for (int threads : {1, 2}) {
+      mha::set_num_threads(threads);
+      mha::Config c;
+      c.embed_dim = 64;
+      c.num_heads = 8;
+      c.num_kv_heads = 2;
+      c.head_dim = 16;
+      c.names = mha::WeightNames::hf;
+      c.rope.dim = 16;
+      c.sliding_window = 24;
+      c.weights = format;
+      mha::MultiheadAttention layer(c, 1);
+      mha::KVCache cache(layer, 1, 24);
+      std::vector<float> x(64, 0.25f), out(64), weights(8 * 256);  // [H, 1, positions since the reset]
+      mha::ForwardOptions o;
+      o.need_weights = mha::NeedWeights::per_head;
+      auto step = [&] {
+        mha::ForwardInput in{1, 1, 1, x.data()};
+        in.cache = &cache;
+        layer.forward(in, o, {out.data(), weights.data(), nullptr, nullptr});
+      };
+      for (int i = 0; i < 40; ++i) step();
+      const long before = allocations.load();
+      for (int i = 0; i < 200; ++i) step();
+      EXPECT_EQ(allocations.load() - before, 0) << "format " << int(format) << ", " << threads << " thread(s)";
+    }
+  mha::set_num_threads(1);
+}
+
 }  // namespace
