@@ -426,6 +426,9 @@ emscripten::val codes() {
 
 // Bytes the wasm heap spans now (grows, never shrinks).
 double heapBytes() { return double(emscripten_get_heap_size()); }
+// Bytes malloc has handed out and not had back: layers' weights, caches,
+// scratch; what weightDtype and a cache's capacity change.
+double allocatedBytes() { return double(mallinfo().uordblks); }
 int liveLayers() { return live_layers; }
 int liveCaches() { return live_caches; }
 // Threads for every layer, clamped to what this build can run; returns the count in use.
@@ -476,6 +479,7 @@ EMSCRIPTEN_BINDINGS(mha_core) {
       .function("truncate", &CoreCache::truncate);
   emscripten::function("codes", &codes);
   emscripten::function("heapBytes", &heapBytes);
+  emscripten::function("allocatedBytes", &allocatedBytes);
   emscripten::function("liveLayers", &liveLayers);
   emscripten::function("liveCaches", &liveCaches);
   emscripten::function("setThreads", &setThreads);

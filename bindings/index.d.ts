@@ -121,6 +121,8 @@ export declare function setThreads(threads: number): Promise<number>;
 export interface MemoryStats {
   /** Bytes the WebAssembly heap spans (it grows, never shrinks). */
   heapBytes: number;
+  /** Bytes allocated in the heap now: layers' weights (in their weightDtype), caches, scratch. */
+  allocatedBytes: number;
   /** Layers neither disposed nor yet reclaimed by the garbage collector. */
   liveLayers: number;
   /** Caches and encoder memories neither disposed nor yet reclaimed. */

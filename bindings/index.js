@@ -78,12 +78,13 @@ export async function setThreads(threads) {
 }
 
 /**
- * What the WebAssembly side holds now, for finding leaks: heap bytes, layers
- * not yet disposed or collected, and live embind value handles.
+ * What the WebAssembly side holds now, for finding leaks and sizing models:
+ * heap bytes, bytes allocated in it, layers and caches not yet disposed or
+ * collected, and live embind value handles.
  */
 export async function memoryStats() {
   const m = await instance();
-  return callModule(m, () => ({ heapBytes: m.core.heapBytes(), liveLayers: m.core.liveLayers(),
+  return callModule(m, () => ({ heapBytes: m.core.heapBytes(), allocatedBytes: m.core.allocatedBytes(), liveLayers: m.core.liveLayers(),
     liveCaches: m.core.liveCaches(), liveHandles: m.core.count_emval_handles() }));
 }
 

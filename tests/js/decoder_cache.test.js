@@ -54,6 +54,7 @@ test('ten thousand decode steps allocate nothing: heap and handles stay flat', a
   for (let i = 0; i < 10_000; i++) mha.forward(token, null, null, { cache });
   const after = await memoryStats();
   assert.equal(after.heapBytes, before.heapBytes);
+  assert.equal(after.allocatedBytes, before.allocatedBytes);
   assert.equal(after.liveHandles, before.liveHandles);
   assert.equal(after.liveCaches, before.liveCaches);
   assert.equal(cache.length, 10_200);

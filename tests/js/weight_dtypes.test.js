@@ -62,6 +62,20 @@ test('each weight dtype holds its bytes, not a float32 copy', async () => {
   assert.ok(bytes.f32 >= 4 * values, `f32: ${bytes.f32} bytes`);
 });
 
+test('memoryStats counts the bytes a layer allocates, a quarter and less for int8', async () => {
+  const { memoryStats } = await import('./helpers.js');
+  const grown = {};
+  for (const weightDtype of ['f32', 'int8']) {
+    const before = (await memoryStats()).allocatedBytes;
+    const mha = await MultiheadAttention.create({ ...LLAMA_LIKE, weightDtype });
+    mha.forward(randomTensor([1, 1, 256], 6));
+    grown[weightDtype] = (await memoryStats()).allocatedBytes - before;
+    assert.ok(grown[weightDtype] >= mha.weightBytes, `${weightDtype}: allocated ${grown[weightDtype]} < weightBytes ${mha.weightBytes}`);
+    mha.dispose();
+  }
+  assert.ok(grown.int8 * 4 < grown.f32, JSON.stringify(grown));
+});
+
 test('weightDtype is checked and named', async () => {
   await assert.rejects(MultiheadAttention.create({ ...LLAMA_LIKE, weightDtype: 'fp8' }),
     (err) => err instanceof RangeError && err.argument === 'weightDtype' && /'f32', 'f16', 'bf16', 'int8'/.test(err.message));
