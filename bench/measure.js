@@ -27,7 +27,12 @@
 // took 8 ms back to back but 16-17 ms interleaved with it (its 1-thread
 // time). The pause lets such workers go to sleep; the untimed call wakes the
 // measured peer's own, as back-to-back calls in an application find them.
-// Every peer is measured so.
+// Every peer is measured so. The pause is busy (the main thread spins): an
+// idle pause let the VM's vCPUs halt, and the next calls ran slow for
+// milliseconds after (a Llama-3.2-1B decode step: 1.9 ms back to back, 3.1-3.7
+// ms after 150 ms idle and one untimed call). onnxruntime's sessions no
+// longer spin (peers/ort.js), and mha-wasm's workers spin 0.5 ms, so a few
+// milliseconds are enough.
 import './wasm_memory.js';  // first: wraps WebAssembly before any library loads
 import fs from 'node:fs';
 import os from 'node:os';
@@ -44,7 +49,7 @@ const TOLERANCE = 1e-3;
 // Idle time before each multi-thread measurement: onnxruntime-web's idle
 // workers keep a core busy for about 60 ms after each run (seen in
 // /proc/self/task: one of its threads took 50 of the 100 ms after a run).
-const SETTLE_MS = 150;
+const SETTLE_MS = 5;
 
 function parseArgs(argv) {
   const args = {};
@@ -182,7 +187,7 @@ async function main() {
       // spinning, then an untimed call, so this peer's are awake (see the
       // header).
       if (threads > 1 && !isTiny(cell.shape)) {  // not tiny ones: thousands of runs, too little work to split
-        await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+        for (const until = performance.now() + SETTLE_MS; performance.now() < until;) { /* busy: no idle vCPU */ }
         await timeCall(cell.peer);
       }
       const ms = await timeCall(cell.peer);
