@@ -13,6 +13,9 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 // benchmark (the seeded PRNG); web/ reaches it as '../common/…', which
 // resolves to /common/… in the page and to the folder itself in Node.
 const MOUNTS = [['/dist/', 'dist'], ['/common/', 'common'], ['/', 'web']];
+// Single files outside those folders, by exact URL: the trained models' loss
+// curve, which the training script writes into docs/ and the page shows.
+const FILES = new Map([['/docs/demo_models_loss.svg', 'docs/demo_models_loss.svg']]);
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
   '.mjs': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
@@ -22,6 +25,7 @@ const TYPES = {
 };
 
 async function resolve(urlPath) {
+  if (FILES.has(urlPath)) return join(root, FILES.get(urlPath));
   for (const [prefix, folder] of MOUNTS) {
     if (!urlPath.startsWith(prefix)) continue;
     let rel = decodeURIComponent(urlPath.slice(prefix.length));

@@ -11,6 +11,7 @@
 //   schedule.js   one update per frame, one at a time, aria-busy while due
 //   checkpoint_layer.js  one layer of a local checkpoint, read a layer's worth
 //   head_compare.js      heads ranked by entropy, two side by side
+//   mode.js, models_app.js  the "Trained models" mode (web/models/), stepped token by token
 import { createState } from './state.js';
 import { createScheduler } from './schedule.js';
 import { update } from './update.js';
@@ -21,6 +22,8 @@ import { parseWhole, InputError } from './parse.js';
 import { setStatus, showBuild } from './controls.js';
 import { buildExport, downloadJson } from './export.js';
 import { $ } from './dom.js';
+import { initModeSwitch } from './mode.js';
+import { createModelsApp } from './models_app.js';
 
 const app = $('app');
 
@@ -156,3 +159,5 @@ function wire() {
 showBuild(pkg.capabilities(), pkg.version);
 wire();
 schedule();
+const modelsApp = createModelsApp(pkg);
+initModeSwitch({ onOpen: (mode) => { if (mode === 'models') modelsApp.open(); } });
