@@ -515,15 +515,32 @@ void MultiheadAttention::project_memory(const float* input, std::int64_t batch, 
   p.prepare(false);
   ThreadPool& pool = thread_pool();
   const std::size_t rows = std::size_t(batch * length), kd = std::size_t(c.kdim), w = std::size_t(m.width);
-  m.use_rows();  // the GEMM's rows, [B, M, Hkv*d] when M is the capacity
-  // Straight into the memory's rows: [B, M, Hkv*d] is [B*M, Hkv*d] when M is the capacity.
-  parallel_linear(pool, input, rows, kd, p.packed_k(), p.b_k(), m.k.data(), w);
-  parallel_linear(pool, input, rows, kd, p.packed_v(), p.b_v(), m.v.data(), w);
+  const std::size_t d = std::size_t(c.head_dim), heads = std::size_t(c.num_kv_heads), P = PackedWeight::kPanel;
+  if (d % P == 0) {
+    // Head-major, as a cache's: each head's keys one run, which every decode
+    // step streams. A GEMM per (sequence, head) over that head's rows of Wk
+    // and Wv (whole panels) writes them there.
+    m.head_stride = m.capacity * c.head_dim;
+    m.row_stride = c.head_dim;
+    run_tasks(pool, std::size_t(batch) * heads, rows * kd * w, [&](std::size_t t, std::size_t) {
+      const std::size_t b = t / heads, g = t % heads, p0 = g * d / P, p1 = p0 + d / P;
+      const float* x = input + b * std::size_t(length) * kd;
+      const float* bk = p.b_k() ? p.b_k() + g * d : nullptr;
+      const float* bv = p.b_v() ? p.b_v() + g * d : nullptr;
+      simd::linear_panels(x, std::size_t(length), kd, p.packed_k(), p0, p1, bk, m.k.data() + m.at(std::int64_t(b), std::int64_t(g), 0), d);
+      simd::linear_panels(x, std::size_t(length), kd, p.packed_v(), p0, p1, bv, m.v.data() + m.at(std::int64_t(b), std::int64_t(g), 0), d);
+    });
+  } else {
+    // The GEMM's rows as they come: [B, M, Hkv*d] is [B*M, Hkv*d] when M is the capacity.
+    m.use_rows();
+    parallel_linear(pool, input, rows, kd, p.packed_k(), p.b_k(), m.k.data(), w);
+    parallel_linear(pool, input, rows, kd, p.packed_v(), p.b_v(), m.v.data(), w);
+  }
   if (const float* norm = p.k_norm())
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t g = 0; g < std::size_t(c.num_kv_heads); ++g)
-        simd::rms_norm(m.k.data() + r * w + g * std::size_t(c.head_dim), std::size_t(c.head_dim), norm,
-                       float(c.qk_norm_eps));
+    for (std::int64_t b = 0; b < batch; ++b)
+      for (std::int64_t g = 0; g < c.num_kv_heads; ++g)
+        for (std::int64_t r = 0; r < length; ++r)
+          simd::rms_norm(m.k.data() + m.at(b, g, r), d, norm, float(c.qk_norm_eps));
   m.length = length;
   m.first = 0;
 }

@@ -16,7 +16,8 @@ struct KVCache::Storage {
   // Where row r of key/value head g of sequence b is: b * capacity * width
   // + g * head_stride + r * row_stride. A cache is head-major ([B, Hkv,
   // capacity, d]: each head's keys one run, which decoding streams through
-  // head by head); project_memory writes its GEMM's rows as they come
+  // head by head); so is a memory, unless its heads are not whole GEMM
+  // panels wide, when project_memory writes the GEMM's rows as they come
   // ([B, capacity, Hkv * d]).
   std::int64_t head_stride, row_stride;
   std::vector<float> k, v;              // rows [0, held) of each head in append order

@@ -129,12 +129,17 @@ TEST(Cache, IsRefusedWhenFullAndTruncationRollsBack) {
   EXPECT_THROW(call(layer, x.data(), 1, 1, 1, &other), mha::Error);  // batch 2 cache, batch 1 call
 }
 
+// Heads of width 16 are stored head-major (whole panels of Wk), width 4 in
+// the GEMM's rows; L = 3 attends in place, 9 in tiles.
 TEST(Cache, AProjectedMemoryEqualsCrossAttentionOverTheEncoderOutput) {
-  mha::Config c = decoder(4);
+  for (std::int64_t d : {4, 16})
+  for (std::int64_t L : {3, 9}) {
+  SCOPED_TRACE("d=" + std::to_string(d) + " L=" + std::to_string(L));
+  mha::Config c = decoder(d);
   c.rope.dim = 0;
   c.kdim = c.vdim = 10;
   mha::MultiheadAttention layer(c, 9);
-  const std::int64_t B = 2, L = 3, M = 7;
+  const std::int64_t B = 2, M = 7;
   const auto x = random_vector(B * L * 16, 10), enc = random_vector(B * M * 10, 11);
   mha::KVCache memory(layer, B, M);
   layer.project_memory(enc.data(), B, M, memory);
@@ -147,6 +152,7 @@ TEST(Cache, AProjectedMemoryEqualsCrossAttentionOverTheEncoderOutput) {
   layer.forward(cross, o, {b.data(), wb.data(), nullptr, nullptr});
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6f);
   for (std::size_t i = 0; i < wa.size(); ++i) EXPECT_NEAR(wa[i], wb[i], 1e-7f);
+  }
 }
 
 }  // namespace
