@@ -72,7 +72,7 @@ export function modelSections(r, cellAt, names) {
       ' (`bench/bandwidth.js`: a hand-written module streaming v128 loads over a 128 MiB buffer per thread, before and after the peers, the better kept):' +
       (bw ? ` ${Object.entries(bw).map(([t, b]) => `${t} thread${t > 1 ? 's' : ''} ${b.gbps.toFixed(1)} GB/s (before ${b.before.toFixed(1)}, after ${b.after.toFixed(1)})`).join(', ')}.` : ' not measured in this run.'));
     L.push('');
-    const dtypes = [['mha-wasm-f16', 'f16'], ['mha-wasm-int8', 'int8']];
+    const dtypes = [['mha-wasm-f16', 'f16'], ['mha-wasm-bf16', 'bf16'], ['mha-wasm-int8', 'int8']];
     const missing = dtypes.map(([id]) => steps.flatMap((s) => threads.map((t) => cellAt(t, s.id, id))).find((c) => c?.status === 'n/a')).filter(Boolean);
     if (missing.length) L.push(`Reduced-precision rows: ${[...new Set(missing.map((c) => c.reason))].join('; ')}.`, '');
     for (const t of threads) {
@@ -92,7 +92,7 @@ export function modelSections(r, cellAt, names) {
       });
       if (!rows.length) continue;
       L.push(`${t} thread${t > 1 ? 's' : ''}:`, '');
-      L.push(table(['step', 'MiB read (f32)', 'mha-wasm float32', 'f16 weights (time, GB/s, speed-up)', 'int8 weights (time, GB/s, speed-up)', 'fastest ORT', 'speed-up over it'], rows));
+      L.push(table(['step', 'MiB read (f32)', 'mha-wasm float32', 'f16 weights (time, GB/s, speed-up)', 'bf16 weights (time, GB/s, speed-up)', 'int8 weights (time, GB/s, speed-up)', 'fastest ORT', 'speed-up over it'], rows));
       L.push('');
     }
   }

@@ -5,14 +5,14 @@
 //                       relaxed-SIMD build wherever the engine has relaxed SIMD
 //   'mha-wasm-simd128'  init({ simd: 'strict' }): the SIMD128 build
 // and, on the decode steps, the default instance with f16 and int8 weights
-// ('mha-wasm-f16', 'mha-wasm-int8': create's weightDtype, where the build
+// ('mha-wasm-f16', 'mha-wasm-bf16', 'mha-wasm-int8': create's weightDtype, where the build
 // takes it).
 import { createPeer as mhaWasm } from './mha_wasm.js';
 import { createPeers as ortPeers } from './ort.js';
 import { createPeer as tfjs } from './tfjs.js';
 import { createPeer as plainJs } from './plain_js.js';
 
-export const PEER_IDS = ['mha-wasm', 'mha-wasm-simd128', 'mha-wasm-f16', 'mha-wasm-int8', 'ort-attention', 'ort-mha', 'ort-gqa', 'ort-basic', 'tfjs', 'plain-js'];
+export const PEER_IDS = ['mha-wasm', 'mha-wasm-simd128', 'mha-wasm-f16', 'mha-wasm-bf16', 'mha-wasm-int8', 'ort-attention', 'ort-mha', 'ort-gqa', 'ort-basic', 'tfjs', 'plain-js'];
 
 /** mha-wasm's default (relaxed where available) peer and its SIMD128 one. */
 export const MHA_RELAXED = 'mha-wasm';
@@ -29,6 +29,7 @@ export const ONE_THREAD_REFERENCE = 'mha-wasm-1t';
  */
 export function createPeers({ graphDir, distDir, threads }) {
   const reference = threads > 1 ? [mhaWasm({ distDir, pinnedThreads: 1 })] : [];
-  return [mhaWasm({ distDir }), mhaWasm({ distDir, simd: 'strict' }), mhaWasm({ distDir, weightDtype: 'f16' }), mhaWasm({ distDir, weightDtype: 'int8' }),
+  return [mhaWasm({ distDir }), mhaWasm({ distDir, simd: 'strict' }), mhaWasm({ distDir, weightDtype: 'f16' }), mhaWasm({ distDir, weightDtype: 'bf16' }),
+    mhaWasm({ distDir, weightDtype: 'int8' }),
     ...reference, ...ortPeers(graphDir), tfjs(), plainJs()];
 }

@@ -96,6 +96,7 @@ const MIX = {
 // largest magnitude.
 export const WEIGHT_DTYPES = {
   f16: { id: 'mha-wasm-f16', name: 'mha-wasm f16 weights', relativeTolerance: 0.01 },
+  bf16: { id: 'mha-wasm-bf16', name: 'mha-wasm bf16 weights', relativeTolerance: 0.05 },
   int8: { id: 'mha-wasm-int8', name: 'mha-wasm int8 weights', relativeTolerance: 0.05 },
 };
 const largest = (a) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
