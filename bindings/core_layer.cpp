@@ -20,6 +20,16 @@
 #include <emscripten/val.h>
 #include <malloc.h>
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MHA_ADDRESS_SANITIZER 1
+#include <sanitizer/allocator_interface.h>
+#endif
+#endif
+#ifndef MHA_ADDRESS_SANITIZER
+#define MHA_ADDRESS_SANITIZER 0
+#endif
+
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -427,8 +437,15 @@ emscripten::val codes() {
 // Bytes the wasm heap spans now (grows, never shrinks).
 double heapBytes() { return double(emscripten_get_heap_size()); }
 // Bytes malloc has handed out and not had back: layers' weights, caches,
-// scratch; what weightDtype and a cache's capacity change.
-double allocatedBytes() { return double(mallinfo().uordblks); }
+// scratch; what weightDtype and a cache's capacity change. (AddressSanitizer,
+// in the test build, has an allocator of its own, which keeps the count.)
+double allocatedBytes() {
+#if MHA_ADDRESS_SANITIZER
+  return double(__sanitizer_get_current_allocated_bytes());
+#else
+  return double(mallinfo().uordblks);
+#endif
+}
 int liveLayers() { return live_layers; }
 int liveCaches() { return live_caches; }
 // Threads for every layer, clamped to what this build can run; returns the count in use.

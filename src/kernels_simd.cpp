@@ -228,7 +228,7 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
   auto pw = pb.w;
   const float* s = pb.scales;
   const auto constants = loop_constants<F>();
-  for (std::size_t k0 = 0; k0 < depth; k0 += block, s += kPanel) {
+  for (std::size_t k0 = 0; k0 < depth; k0 += block) {
     for (const auto* end = pw + std::min(block, depth - k0) * kPanel; pw != end; pw += kPanel, pa += a_step) {
       batch w[kPanelBatches];
       load_values(pw, s, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
@@ -238,6 +238,7 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
         keep_order();
       }
     }
+    if constexpr (ReducedPanel<F>::kBlock != 0) s += kPanel;  // the next block's scales (others have none)
   }
   store_tile(acc, c, ldc);
 }

@@ -41,6 +41,7 @@ if (!existsSync(wasm) || !readFileSync(wasm).includes('AddressSanitizer')) {
 rmSync(new URL('tests/', here), { recursive: true, force: true });
 cpSync(new URL('tests/js/', root), new URL('tests/js/', here), { recursive: true });
 cpSync(new URL('tests/fixtures/', root), new URL('tests/fixtures/', here), { recursive: true });
+cpSync(new URL('common/', root), new URL('common/', here), { recursive: true });  // the tests' PRNG
 cpSync(new URL('package.json', root), new URL('package.json', here));
 
 const preload = new URL('single_build.mjs', import.meta.url).href;
