@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 import { mulberry32 } from '../../common/prng.js';
 import { openBrowser, artifactsDir } from './browser.js';
+import { openDemo } from './demo_page.js';
 
 const fixtureOf = (name) => JSON.parse(readFileSync(new URL(`../fixtures/demo_models/${name}.json`, import.meta.url), 'utf8'));
 const configOf = (name) => JSON.parse(readFileSync(new URL(`../../web/models/${name}.json`, import.meta.url), 'utf8'));
@@ -34,14 +35,8 @@ function settle(page) {
   }, null, { timeout: 15000 });
 }
 
-async function openModels({ width = 1280, height = 900 } = {}) {
-  const page = await browser.context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
-  await page.setViewportSize({ width, height });
-  await page.goto(browser.url);
-  await page.waitForFunction(() => document.getElementById('app').dataset.state !== 'loading', null, { timeout: 15000 });
+async function openModels(viewport = {}) {
+  const { page, errors } = await openDemo(browser, viewport);
   // The mode switch, by keyboard: focus the checked radio, arrow to the next.
   await page.focus('input[name="page-mode"][value="playground"]');
   await page.keyboard.press('ArrowRight');
