@@ -46,7 +46,8 @@ export function describeMachine(root) {
       'onnxruntime-web': pkgVersion(root, 'onnxruntime-web'),
       '@tensorflow/tfjs-core': pkgVersion(root, '@tensorflow/tfjs-core'),
       '@tensorflow/tfjs-backend-wasm': pkgVersion(root, '@tensorflow/tfjs-backend-wasm'),
-      emscripten: firstLine('em++', ['--version']),
+      // The toolchain the build used: em++ from PATH or the provisioned root (scripts/toolchain.sh says which).
+      emscripten: firstLine('bash', [path.join(root, 'scripts', 'toolchain.sh'), 'ensure']),
       'g++': firstLine('g++', ['--version']),
     },
     loadavg: os.loadavg(),
