@@ -228,7 +228,10 @@ void attend_in_place(const InPlaceQuery* queries, std::size_t n, HeadScratch& sc
     z[c] = c < n ? qc.out->z + qc.i * qc.out->z_stride : sc.out.data();
   }
   float* t = sc.scores.data();  // [keys][G]: scores, then 2^(score - max)
-  simd::dot_rows4(q, in.k + first * in.k_stride, in.k_stride, keys, d, t + first * G);
+  // Two queries (a group of two heads, Qwen3's and Gemma 2's) by the
+  // two-query kernels, in the same layout: half the arithmetic.
+  if (n == 2) simd::dot_rows2(q, in.k + first * in.k_stride, in.k_stride, keys, d, t + first * G);
+  else simd::dot_rows4(q, in.k + first * in.k_stride, in.k_stride, keys, d, t + first * G);
   for (std::size_t c = 0; c < n; ++c)
     apply_score_rules(t + first * G + c, G, queries[c].rules, std::int64_t(queries[c].i),
                       std::int64_t(queries[c].i + 1), std::int64_t(first), std::int64_t(end));
@@ -236,7 +239,8 @@ void attend_in_place(const InPlaceQuery* queries, std::size_t n, HeadScratch& sc
   std::fill(m, m + G, kNegInf);
   std::fill(l, l + G, 0.0f);
   simd::softmax_columns(t + first * G, G, keys, G, m, l, rescale);
-  simd::weighted_rows4(t + first * G, in.v + first * in.v_stride, in.v_stride, keys, d, z);
+  if (n == 2) simd::weighted_rows2(t + first * G, in.v + first * in.v_stride, in.v_stride, keys, d, z);
+  else simd::weighted_rows4(t + first * G, in.v + first * in.v_stride, in.v_stride, keys, d, z);
   for (std::size_t c = 0; c < n; ++c) {
     const float fill = masked_fill(*queries[c].out, s);
     const bool masked = fully_masked(s, m[c], l[c]) || s == 0;

@@ -173,6 +173,13 @@ void dot_rows4(const float* const* q, const float* k, std::size_t k_stride, std:
                float* out);
 void weighted_rows4(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
                     float* const* z);
+// The same for two queries, in the same [keys][4] layout: dot_rows2 writes
+// columns 0 and 1 (and 0 in columns 2 and 3), weighted_rows2 reads columns
+// 0 and 1. Half the work of the four-query kernels for a group of two heads.
+void dot_rows2(const float* const* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d,
+               float* out);
+void weighted_rows2(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
+                    float* const* z);
 // RMSNorm of one head's features (Qwen3's QK-norm, Hugging Face's
 // Qwen3RMSNorm): x = x / sqrt(mean(x^2) + eps) * w, over x[0, d).
 void rms_norm(float* x, std::size_t d, const float* w, float eps);
@@ -206,6 +213,10 @@ void weighted_rows(const float* p, const float* v, std::size_t v_stride, std::si
 void dot_rows4(const float* const* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d,
                float* out);
 void weighted_rows4(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
+                    float* const* z);
+void dot_rows2(const float* const* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d,
+               float* out);
+void weighted_rows2(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
                     float* const* z);
 void rms_norm(float* x, std::size_t d, const float* w, float eps);
 void rotate_half(float* x, std::size_t r, const float* c, const float* s);

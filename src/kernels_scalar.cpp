@@ -141,6 +141,22 @@ void weighted_rows4(const float* p, const float* v, std::size_t v_stride, std::s
     }
 }
 
+void dot_rows2(const float* const* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d,
+               float* out) {
+  for (std::size_t j = 0; j < keys; ++j)
+    for (std::size_t c = 0; c < 4; ++c) out[j * 4 + c] = c < 2 ? float(dot(q[c], k + j * k_stride, d)) : 0.0f;
+}
+
+void weighted_rows2(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
+                    float* const* z) {
+  for (std::size_t c = 0; c < 2; ++c)
+    for (std::size_t t = 0; t < d; ++t) {
+      double sum = 0.0;
+      for (std::size_t j = 0; j < keys; ++j) sum += double(p[j * 4 + c]) * double(v[j * v_stride + t]);
+      z[c][t] = float(sum);
+    }
+}
+
 void rms_norm(float* x, std::size_t d, const float* w, float eps) {
   double sum = 0.0;
   for (std::size_t t = 0; t < d; ++t) sum += double(x[t]) * double(x[t]);

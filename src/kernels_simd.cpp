@@ -887,6 +887,83 @@ void weighted_rows4(const float* p, const float* v, std::size_t v_stride, std::s
   }
 }
 
+void dot_rows2(const float* const* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d,
+               float* out) {
+  const std::size_t whole = d / kLanes * kLanes;
+  auto tail = [&](std::size_t c, const float* row) {  // the features past whole batches
+    float sum = 0.0f;
+    for (std::size_t t = whole; t < d; ++t) sum += q[c][t] * row[t];
+    return sum;
+  };
+  std::size_t j = 0;
+  // Two keys by two queries: four sums, one horizontal add for all of them.
+  for (; j + 2 <= keys; j += 2) {
+    const float* r0 = k + j * k_stride;
+    const float* r1 = r0 + k_stride;
+    batch acc[4];
+    for (std::size_t c = 0; c < 4; ++c) acc[c] = batch(0.0f);
+    for (std::size_t t = 0; t < whole; t += kLanes) {
+      const batch k0 = batch::load_unaligned(r0 + t), k1 = batch::load_unaligned(r1 + t);
+      const batch q0 = batch::load_unaligned(q[0] + t), q1 = batch::load_unaligned(q[1] + t);
+      acc[0] = madd(q0, k0, acc[0]);
+      acc[1] = madd(q1, k0, acc[1]);
+      acc[2] = madd(q0, k1, acc[2]);
+      acc[3] = madd(q1, k1, acc[3]);
+    }
+    alignas(16) float s[4];
+    xsimd::haddp(acc).store_aligned(s);  // (key j: q0, q1), (key j + 1: q0, q1)
+    float* o = out + j * 4;
+    o[0] = s[0] + tail(0, r0), o[1] = s[1] + tail(1, r0), o[2] = o[3] = 0.0f;
+    o[4] = s[2] + tail(0, r1), o[5] = s[3] + tail(1, r1), o[6] = o[7] = 0.0f;
+  }
+  for (; j < keys; ++j) {
+    const float* row = k + j * k_stride;
+    batch a0(0.0f), a1(0.0f);
+    for (std::size_t t = 0; t < whole; t += kLanes) {
+      const batch kt = batch::load_unaligned(row + t);
+      a0 = madd(batch::load_unaligned(q[0] + t), kt, a0);
+      a1 = madd(batch::load_unaligned(q[1] + t), kt, a1);
+    }
+    float* o = out + j * 4;
+    o[0] = xsimd::reduce_add(a0) + tail(0, row), o[1] = xsimd::reduce_add(a1) + tail(1, row), o[2] = o[3] = 0.0f;
+  }
+}
+
+void weighted_rows2(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
+                    float* const* z) {
+  // Four batches of columns for both queries per pass (8 sums), value rows
+  // in blocks of 32 keys that stay in L1 across the passes, as weighted_rows4.
+  constexpr std::size_t kChunk = 4, kBlockKeys = 32;
+  const std::size_t whole = d / (kChunk * kLanes) * (kChunk * kLanes);
+  for (std::size_t c = 0; c < 2; ++c) std::fill(z[c], z[c] + d, 0.0f);
+  for (std::size_t j0 = 0; j0 < keys; j0 += kBlockKeys) {
+    const std::size_t j1 = std::min(keys, j0 + kBlockKeys);
+    for (std::size_t t0 = 0; t0 < whole; t0 += kChunk * kLanes) {
+      batch acc[2][kChunk];
+      for (std::size_t c = 0; c < 2; ++c)
+        for (std::size_t u = 0; u < kChunk; ++u) acc[c][u] = batch::load_unaligned(z[c] + t0 + u * kLanes);
+      for (std::size_t j = j0; j < j1; ++j) {
+        const float* row = v + j * v_stride + t0;
+        const batch p0(p[j * 4]), p1(p[j * 4 + 1]);
+        for (std::size_t u = 0; u < kChunk; ++u) {
+          const batch vt = batch::load_unaligned(row + u * kLanes);
+          acc[0][u] = madd(p0, vt, acc[0][u]);
+          acc[1][u] = madd(p1, vt, acc[1][u]);
+        }
+        keep_order();
+      }
+      for (std::size_t c = 0; c < 2; ++c)
+        for (std::size_t u = 0; u < kChunk; ++u) acc[c][u].store_unaligned(z[c] + t0 + u * kLanes);
+    }
+    for (std::size_t t = whole; t < d; ++t)  // the columns past whole chunks
+      for (std::size_t c = 0; c < 2; ++c) {
+        float sum = z[c][t];
+        for (std::size_t j = j0; j < j1; ++j) sum += p[j * 4 + c] * v[j * v_stride + t];
+        z[c][t] = sum;
+      }
+  }
+}
+
 void rms_norm(float* x, std::size_t d, const float* w, float eps) {
   batch acc(0.0f);
   std::size_t t = 0;

@@ -138,6 +138,24 @@ TEST(Kernels, FourQueryDotAndWeightedRowsMatchScalar) {
     }
 }
 
+TEST(Kernels, TwoQueryDotAndWeightedRowsMatchScalarAndLeaveTheirLayout) {
+  for (std::size_t d : {1, 3, 4, 7, 16, 17, 64, 100, 128})
+    for (std::size_t keys : {0, 1, 2, 5, 64}) {
+      const std::size_t stride = d + 3;
+      auto qs = random_vector(2 * d, 97), rows = random_vector(keys * stride + 1, 98), p = random_vector(keys * 4, 99, 0.0f, 1.0f);
+      const float* q[2] = {qs.data(), qs.data() + d};
+      std::vector<float> s1(keys * 4, 7.0f), s2(keys * 4), z1(2 * d), z2(2 * d);
+      mha::simd::dot_rows2(q, rows.data(), stride, keys, d, s1.data());
+      mha::scalar::dot_rows2(q, rows.data(), stride, keys, d, s2.data());
+      for (std::size_t i = 0; i < s1.size(); ++i) ASSERT_NEAR(s1[i], s2[i], sum_tolerance(d)) << "d=" << d << " at " << i;
+      float* z1s[2] = {z1.data(), z1.data() + d};
+      float* z2s[2] = {z2.data(), z2.data() + d};
+      mha::simd::weighted_rows2(p.data(), rows.data(), stride, keys, d, z1s);
+      mha::scalar::weighted_rows2(p.data(), rows.data(), stride, keys, d, z2s);
+      for (std::size_t i = 0; i < z1.size(); ++i) ASSERT_NEAR(z1[i], z2[i], sum_tolerance(keys)) << "d=" << d << " keys=" << keys << " at " << i;
+    }
+}
+
 TEST(Kernels, LinearWithoutBiasAddsNothing) {
   auto x = random_vector(5 * 6, 21), w = random_vector(7 * 6, 22);
   const auto packed = mha::pack_weight(w.data(), 7, 6);
