@@ -2,7 +2,7 @@
 // inner loop, from `node --print-wasm-code` (which release builds of Node
 // support). The kernel is only fast while every value stays in a register;
 // which order V8 gives its loads depends on the code around it, and a spill
-// halves the layer's speed without failing anything (src/kernels_simd.cpp,
+// halves the layer's speed without failing anything (src/gemm.cpp,
 // micro_kernel). This finds those loops without needing function names, by
 // their shape: one iteration per k step of 5 rows x 8 columns is 10 vmulps,
 // 10 vaddps and 5 vbroadcastss in the SIMD128 build, and 10 fused

@@ -4,7 +4,7 @@
 // the input: scale = max|w| / 127 over the block (in float32), q = w / scale
 // rounded half away from zero, the value float(q) * scale (a block of zeros
 // has scale 0). Run once, when a weight is set; the GEMM dequantizes in its
-// registers (kernels_simd.cpp) to the same values these give.
+// registers (gemm.cpp) to the same values these give.
 #pragma once
 
 #include <cstddef>

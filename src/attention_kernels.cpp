@@ -1,0 +1,359 @@
+// The attention's own kernels: the online softmax down columns of scores,
+// narrow heads one query per lane, and decoding's scores and weighted sums
+// over a cache's rows read in place.
+#include <algorithm>
+
+#include "simd_batch.hpp"
+
+namespace mha {
+using namespace simd_lanes;
+namespace {
+
+// softmax_columns on NB batches of columns from c0: their running maxes and
+// sums stay in registers down the whole block, and no value crosses lanes.
+template <std::size_t NB>
+void softmax_column_batches(float* t, std::size_t ldt, std::size_t keys, std::size_t c0, float* m, float* l,
+                            float* rescale) {
+  const batch zero(0.0f);
+  batch m_new[NB], shift[NB], sum[NB];
+  for (std::size_t j = 0; j < NB; ++j) m_new[j] = batch::load_unaligned(m + c0 + j * kLanes);
+  for (std::size_t r = 0; r < keys; ++r)
+    for (std::size_t j = 0; j < NB; ++j) {
+      const batch x = batch::load_unaligned(t + r * ldt + c0 + j * kLanes);
+      m_new[j] = xsimd::select(m_new[j] < x, x, m_new[j]);  // a NaN x is never taken
+    }
+  for (std::size_t j = 0; j < NB; ++j) {
+    shift[j] = softmax_shift(m_new[j]);
+    sum[j] = zero;
+  }
+  for (std::size_t r = 0; r < keys; ++r)
+    for (std::size_t j = 0; j < NB; ++j) {
+      float* p = t + r * ldt + c0 + j * kLanes;
+      const batch e = exp2_batch(batch::load_unaligned(p) - shift[j]);
+      e.store_unaligned(p);
+      sum[j] += e;
+    }
+  for (std::size_t j = 0; j < NB; ++j) {
+    const std::size_t c = c0 + j * kLanes;
+    const batch alpha = exp2_batch(batch::load_unaligned(m + c) - shift[j]);
+    alpha.store_unaligned(rescale + c);
+    madd(batch::load_unaligned(l + c), alpha, sum[j]).store_unaligned(l + c);
+    m_new[j].store_unaligned(m + c);
+  }
+}
+
+// narrow_scores and narrow_softmax_values for one head width D, so that the
+// D query batches (or D accumulators) are named values the compiler keeps in
+// registers: at most 6 + 2 live f32x4 values, besides the exponential's.
+// The barrier after each multiply-add keeps LLVM from hoisting a key's D
+// load-splats together (see keep_order).
+template <std::size_t D>
+void narrow_scores_of_width(const float* qt, const float* k, std::size_t k_stride, std::size_t keys,
+                            float* scores) {
+  batch q[D];
+  for (std::size_t t = 0; t < D; ++t) q[t] = batch::load_unaligned(qt + t * kLanes);
+  for (std::size_t j = 0; j < keys; ++j, k += k_stride, scores += kLanes) {
+    batch s = q[0] * batch(k[0]);
+    keep_order();
+    for (std::size_t t = 1; t < D; ++t) {
+      s = madd(q[t], batch(k[t]), s);
+      keep_order();
+    }
+    s.store_unaligned(scores);
+  }
+}
+
+template <std::size_t D>
+void narrow_softmax_values_of_width(float* p, std::size_t keys, const float* v, std::size_t v_stride, float fill,
+                                    float* m, float* l, float* o) {
+  const batch neg_inf(-std::numeric_limits<float>::infinity()), zero(0.0f);
+  batch max = neg_inf;
+  for (std::size_t j = 0; j < keys; ++j) {
+    const batch x = batch::load_unaligned(p + j * kLanes);
+    max = xsimd::select(max < x, x, max);  // a NaN x is never taken
+  }
+  const batch shift = softmax_shift(max);
+  // The exponentials and P . V in loops of their own: fused, the D
+  // accumulators, the polynomial's constants and its temporaries outgrew
+  // the registers, and ran slower (bench/limits.md).
+  batch sum = zero;
+  for (std::size_t j = 0; j < keys; ++j) {
+    const batch e = exp2_batch(batch::load_unaligned(p + j * kLanes) - shift);
+    e.store_unaligned(p + j * kLanes);
+    sum += e;
+  }
+  batch acc[D];
+  for (std::size_t t = 0; t < D; ++t) acc[t] = zero;
+  for (std::size_t j = 0; j < keys; ++j, v += v_stride) {
+    const batch pj = batch::load_unaligned(p + j * kLanes);
+    for (std::size_t t = 0; t < D; ++t) {
+      acc[t] = madd(pj, batch(v[t]), acc[t]);
+      keep_order();
+    }
+  }
+  max.store_unaligned(m);
+  sum.store_unaligned(l);
+  const auto none = sum == zero;  // every key blocked (or none at all)
+  const batch inv = batch(1.0f) / sum, fills(fill);
+  for (std::size_t t = 0; t < D; ++t) xsimd::select(none, fills, acc[t] * inv).store_unaligned(o + t * kLanes);
+}
+
+static_assert(kNarrowQueries == kLanes, "a narrow block is one query per lane");
+static_assert(kNarrowWidth == 6, "the switches below cover widths 1 to 6");
+
+}  // namespace
+namespace simd {
+
+void softmax_columns(float* t, std::size_t ldt, std::size_t keys, std::size_t cols, float* m, float* l,
+                     float* rescale) {
+  std::size_t c0 = 0;
+  for (; c0 + kPanel <= cols; c0 += kPanel) softmax_column_batches<kPanelBatches>(t, ldt, keys, c0, m, l, rescale);
+  for (; c0 < cols; c0 += kLanes) softmax_column_batches<1>(t, ldt, keys, c0, m, l, rescale);
+}
+
+void narrow_scores(const float* qt, std::size_t d, const float* k, std::size_t k_stride, std::size_t keys,
+                   float* scores) {
+  switch (d) {
+    case 1: return narrow_scores_of_width<1>(qt, k, k_stride, keys, scores);
+    case 2: return narrow_scores_of_width<2>(qt, k, k_stride, keys, scores);
+    case 3: return narrow_scores_of_width<3>(qt, k, k_stride, keys, scores);
+    case 4: return narrow_scores_of_width<4>(qt, k, k_stride, keys, scores);
+    case 5: return narrow_scores_of_width<5>(qt, k, k_stride, keys, scores);
+    default: return narrow_scores_of_width<6>(qt, k, k_stride, keys, scores);
+  }
+}
+
+void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size_t v_stride, std::size_t d,
+                           float fill, float* m, float* l, float* o) {
+  switch (d) {
+    case 1: return narrow_softmax_values_of_width<1>(p, keys, v, v_stride, fill, m, l, o);
+    case 2: return narrow_softmax_values_of_width<2>(p, keys, v, v_stride, fill, m, l, o);
+    case 3: return narrow_softmax_values_of_width<3>(p, keys, v, v_stride, fill, m, l, o);
+    case 4: return narrow_softmax_values_of_width<4>(p, keys, v, v_stride, fill, m, l, o);
+    case 5: return narrow_softmax_values_of_width<5>(p, keys, v, v_stride, fill, m, l, o);
+    default: return narrow_softmax_values_of_width<6>(p, keys, v, v_stride, fill, m, l, o);
+  }
+}
+
+void dot_rows(const float* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d, float* out) {
+  const std::size_t whole = d / kLanes * kLanes;
+  auto tail = [&](const float* row) {  // the features past whole batches
+    float sum = 0.0f;
+    for (std::size_t t = whole; t < d; ++t) sum += q[t] * row[t];
+    return sum;
+  };
+  std::size_t j = 0;
+  // kLanes keys at a time: one accumulator each, then one horizontal add of
+  // all of them (haddp) instead of one reduction per key.
+  for (; j + kLanes <= keys; j += kLanes) {
+    const float* row = k + j * k_stride;
+    batch acc[kLanes];
+    for (std::size_t r = 0; r < kLanes; ++r) acc[r] = batch(0.0f);
+    for (std::size_t t = 0; t < whole; t += kLanes) {
+      const batch qt = batch::load_unaligned(q + t);
+      for (std::size_t r = 0; r < kLanes; ++r) acc[r] = madd(qt, batch::load_unaligned(row + r * k_stride + t), acc[r]);
+    }
+    batch sums = xsimd::haddp(acc);
+    if (whole < d) {
+      alignas(16) float rest[kLanes];
+      for (std::size_t r = 0; r < kLanes; ++r) rest[r] = tail(row + r * k_stride);
+      sums += batch::load_aligned(rest);
+    }
+    sums.store_unaligned(out + j);
+  }
+  for (; j < keys; ++j) {
+    const float* row = k + j * k_stride;
+    batch acc(0.0f);
+    for (std::size_t t = 0; t < whole; t += kLanes) acc = madd(batch::load_unaligned(q + t), batch::load_unaligned(row + t), acc);
+    out[j] = xsimd::reduce_add(acc) + tail(row);
+  }
+}
+
+void weighted_rows(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d, float* z) {
+  // Columns in chunks of up to kChunk batches, whose sums stay in registers
+  // down all the keys.
+  constexpr std::size_t kChunk = 8;
+  std::size_t t0 = 0;
+  for (; t0 + kLanes <= d; t0 += kChunk * kLanes) {
+    const std::size_t n = std::min(kChunk, (d - t0) / kLanes);
+    batch acc[kChunk];
+    for (std::size_t c = 0; c < kChunk; ++c) acc[c] = batch(0.0f);
+    for (std::size_t j = 0; j < keys; ++j) {
+      const batch pj(p[j]);
+      const float* row = v + j * v_stride + t0;
+      for (std::size_t c = 0; c < n; ++c) acc[c] = madd(pj, batch::load_unaligned(row + c * kLanes), acc[c]);
+    }
+    for (std::size_t c = 0; c < n; ++c) acc[c].store_unaligned(z + t0 + c * kLanes);
+    if (n < kChunk) {
+      t0 += n * kLanes;
+      break;
+    }
+  }
+  for (std::size_t t = t0; t < d; ++t) {  // scalar tail
+    float sum = 0.0f;
+    for (std::size_t j = 0; j < keys; ++j) sum += p[j] * v[j * v_stride + t];
+    z[t] = sum;
+  }
+}
+
+void dot_rows4(const float* const* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d,
+               float* out) {
+  static_assert(kLanes == 4, "one batch holds the four queries' scores of a key");
+  const std::size_t whole = d / kLanes * kLanes;
+  auto finish = [&](batch (&acc)[4], const float* row, float* dst) {  // the sums, plus the features past whole batches
+    batch sums = xsimd::haddp(acc);
+    if (whole < d) {
+      alignas(16) float rest[4] = {};
+      for (std::size_t c = 0; c < 4; ++c)
+        for (std::size_t t = whole; t < d; ++t) rest[c] += q[c][t] * row[t];
+      sums += batch::load_aligned(rest);
+    }
+    sums.store_unaligned(dst);
+  };
+  std::size_t j = 0;
+  // Two keys at a time: eight independent sums, each query's batch loaded
+  // once for both.
+  for (; j + 2 <= keys; j += 2) {
+    const float* r0 = k + j * k_stride;
+    const float* r1 = r0 + k_stride;
+    batch a0[4], a1[4];
+    for (std::size_t c = 0; c < 4; ++c) a0[c] = a1[c] = batch(0.0f);
+    for (std::size_t t = 0; t < whole; t += kLanes) {
+      const batch k0 = batch::load_unaligned(r0 + t), k1 = batch::load_unaligned(r1 + t);
+      for (std::size_t c = 0; c < 4; ++c) {
+        const batch qc = batch::load_unaligned(q[c] + t);
+        a0[c] = madd(qc, k0, a0[c]);
+        a1[c] = madd(qc, k1, a1[c]);
+      }
+    }
+    finish(a0, r0, out + j * 4);
+    finish(a1, r1, out + (j + 1) * 4);
+  }
+  for (; j < keys; ++j) {
+    const float* row = k + j * k_stride;
+    batch acc[4];
+    for (std::size_t c = 0; c < 4; ++c) acc[c] = batch(0.0f);
+    for (std::size_t t = 0; t < whole; t += kLanes) {
+      const batch kt = batch::load_unaligned(row + t);
+      for (std::size_t c = 0; c < 4; ++c) acc[c] = madd(batch::load_unaligned(q[c] + t), kt, acc[c]);
+    }
+    finish(acc, row, out + j * 4);
+  }
+}
+
+void weighted_rows4(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
+                    float* const* z) {
+  // Two batches of columns for all four queries per pass: 8 sums in
+  // registers. The keys go in blocks whose value rows stay in L1 through
+  // every pass over the columns, so each row comes from memory once; the
+  // sums carry over from block to block through z.
+  constexpr std::size_t kChunk = 2, kBlockKeys = 32;
+  const std::size_t whole = d / (kChunk * kLanes) * (kChunk * kLanes);
+  for (std::size_t c = 0; c < 4; ++c) std::fill(z[c], z[c] + d, 0.0f);
+  for (std::size_t j0 = 0; j0 < keys; j0 += kBlockKeys) {
+    const std::size_t j1 = std::min(keys, j0 + kBlockKeys);
+    for (std::size_t t0 = 0; t0 < whole; t0 += kChunk * kLanes) {
+      batch acc[4][kChunk];
+      for (std::size_t c = 0; c < 4; ++c)
+        for (std::size_t u = 0; u < kChunk; ++u) acc[c][u] = batch::load_unaligned(z[c] + t0 + u * kLanes);
+      for (std::size_t j = j0; j < j1; ++j) {
+        const float* row = v + j * v_stride + t0;
+        batch vt[kChunk];
+        for (std::size_t u = 0; u < kChunk; ++u) vt[u] = batch::load_unaligned(row + u * kLanes);
+        for (std::size_t c = 0; c < 4; ++c) {
+          const batch pj(p[j * 4 + c]);
+          for (std::size_t u = 0; u < kChunk; ++u) acc[c][u] = madd(pj, vt[u], acc[c][u]);
+          keep_order();
+        }
+      }
+      for (std::size_t c = 0; c < 4; ++c)
+        for (std::size_t u = 0; u < kChunk; ++u) acc[c][u].store_unaligned(z[c] + t0 + u * kLanes);
+    }
+    for (std::size_t t = whole; t < d; ++t)  // the columns past whole chunks
+      for (std::size_t c = 0; c < 4; ++c) {
+        float sum = z[c][t];
+        for (std::size_t j = j0; j < j1; ++j) sum += p[j * 4 + c] * v[j * v_stride + t];
+        z[c][t] = sum;
+      }
+  }
+}
+
+void dot_rows2(const float* const* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d,
+               float* out) {
+  const std::size_t whole = d / kLanes * kLanes;
+  auto tail = [&](std::size_t c, const float* row) {  // the features past whole batches
+    float sum = 0.0f;
+    for (std::size_t t = whole; t < d; ++t) sum += q[c][t] * row[t];
+    return sum;
+  };
+  std::size_t j = 0;
+  // Two keys by two queries: four sums, one horizontal add for all of them.
+  for (; j + 2 <= keys; j += 2) {
+    const float* r0 = k + j * k_stride;
+    const float* r1 = r0 + k_stride;
+    batch acc[4];
+    for (std::size_t c = 0; c < 4; ++c) acc[c] = batch(0.0f);
+    for (std::size_t t = 0; t < whole; t += kLanes) {
+      const batch k0 = batch::load_unaligned(r0 + t), k1 = batch::load_unaligned(r1 + t);
+      const batch q0 = batch::load_unaligned(q[0] + t), q1 = batch::load_unaligned(q[1] + t);
+      acc[0] = madd(q0, k0, acc[0]);
+      acc[1] = madd(q1, k0, acc[1]);
+      acc[2] = madd(q0, k1, acc[2]);
+      acc[3] = madd(q1, k1, acc[3]);
+    }
+    alignas(16) float s[4];
+    xsimd::haddp(acc).store_aligned(s);  // (key j: q0, q1), (key j + 1: q0, q1)
+    float* o = out + j * 4;
+    o[0] = s[0] + tail(0, r0), o[1] = s[1] + tail(1, r0), o[2] = o[3] = 0.0f;
+    o[4] = s[2] + tail(0, r1), o[5] = s[3] + tail(1, r1), o[6] = o[7] = 0.0f;
+  }
+  for (; j < keys; ++j) {
+    const float* row = k + j * k_stride;
+    batch a0(0.0f), a1(0.0f);
+    for (std::size_t t = 0; t < whole; t += kLanes) {
+      const batch kt = batch::load_unaligned(row + t);
+      a0 = madd(batch::load_unaligned(q[0] + t), kt, a0);
+      a1 = madd(batch::load_unaligned(q[1] + t), kt, a1);
+    }
+    float* o = out + j * 4;
+    o[0] = xsimd::reduce_add(a0) + tail(0, row), o[1] = xsimd::reduce_add(a1) + tail(1, row), o[2] = o[3] = 0.0f;
+  }
+}
+
+void weighted_rows2(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
+                    float* const* z) {
+  // Four batches of columns for both queries per pass (8 sums), value rows
+  // in blocks of 32 keys that stay in L1 across the passes, as weighted_rows4.
+  constexpr std::size_t kChunk = 4, kBlockKeys = 32;
+  const std::size_t whole = d / (kChunk * kLanes) * (kChunk * kLanes);
+  for (std::size_t c = 0; c < 2; ++c) std::fill(z[c], z[c] + d, 0.0f);
+  for (std::size_t j0 = 0; j0 < keys; j0 += kBlockKeys) {
+    const std::size_t j1 = std::min(keys, j0 + kBlockKeys);
+    for (std::size_t t0 = 0; t0 < whole; t0 += kChunk * kLanes) {
+      batch acc[2][kChunk];
+      for (std::size_t c = 0; c < 2; ++c)
+        for (std::size_t u = 0; u < kChunk; ++u) acc[c][u] = batch::load_unaligned(z[c] + t0 + u * kLanes);
+      for (std::size_t j = j0; j < j1; ++j) {
+        const float* row = v + j * v_stride + t0;
+        const batch p0(p[j * 4]), p1(p[j * 4 + 1]);
+        for (std::size_t u = 0; u < kChunk; ++u) {
+          const batch vt = batch::load_unaligned(row + u * kLanes);
+          acc[0][u] = madd(p0, vt, acc[0][u]);
+          acc[1][u] = madd(p1, vt, acc[1][u]);
+        }
+        keep_order();
+      }
+      for (std::size_t c = 0; c < 2; ++c)
+        for (std::size_t u = 0; u < kChunk; ++u) acc[c][u].store_unaligned(z[c] + t0 + u * kLanes);
+    }
+    for (std::size_t t = whole; t < d; ++t)  // the columns past whole chunks
+      for (std::size_t c = 0; c < 2; ++c) {
+        float sum = z[c][t];
+        for (std::size_t j = j0; j < j1; ++j) sum += p[j * 4 + c] * v[j * v_stride + t];
+        z[c][t] = sum;
+      }
+  }
+}
+
+}  // namespace simd
+}  // namespace mha

@@ -1,0 +1,500 @@
+// The GEMM: weights packed into panels (any WeightFormat, widened in
+// registers), A packed into row groups block by block, a micro-kernel per
+// row group and panel, and a single-row kernel for decoding's m = 1.
+#include <algorithm>
+#include <cstring>
+
+#include "simd_batch.hpp"
+
+namespace mha {
+using namespace simd_lanes;
+namespace {
+
+// Rows per micro-kernel call: kGemmRows x kPanelBatches = 5 x 2 accumulators,
+// plus 2 weight batches, 1 broadcast and 1 product: 14 live f32x4 values, one
+// under the 15 xmm registers V8 allocates (the 16th is its scratch). Each k
+// step is 2 loads, 5 load-splats and 10 mul + 10 add: more arithmetic per
+// load and per loop step than 4 x 8, and faster (bench/limits.md, "Kernel
+// shapes").
+constexpr std::size_t kRows = kGemmRows;
+// Rows of A per cache block (whole row groups): they stay in L2 while every
+// panel of B streams past them once, so the weights stream once per block.
+// 160 rows: a 128-row projection is one block, not 80 + 48 (bench/limits.md).
+constexpr std::size_t kBlockRows = 32 * kRows;
+// Depth (k) of a cache block: a block of A is packed into kBlockRows x kDepth
+// floats (160 KiB, within the 512 KiB L2 of the smallest core measured), and
+// a panel's slice, kDepth x kPanel floats (8 KiB), stays in L1 while every
+// row group of the block reads it.
+constexpr std::size_t kDepth = 256;
+
+// The current block of A in row groups, RowGroups{a_block, depth * kRows,
+// kRows}. Per thread: each pool worker packs its own.
+alignas(16) thread_local float a_block[kBlockRows * kDepth];
+
+// A micro-kernel's ROWS x kPanel accumulators from init (rows init_stride
+// apart), and back to C (rows ldc apart).
+template <std::size_t ROWS>
+inline void load_tile(batch (&acc)[ROWS][kPanelBatches], const float* init, std::size_t init_stride) {
+  for (std::size_t r = 0; r < ROWS; ++r)
+    for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = batch::load_unaligned(init + r * init_stride + j * kLanes);
+}
+template <std::size_t ROWS>
+inline void store_tile(const batch (&acc)[ROWS][kPanelBatches], float* c, std::size_t ldc) {
+  for (std::size_t r = 0; r < ROWS; ++r)
+    for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j].store_unaligned(c + r * ldc + j * kLanes);
+}
+
+// C[ROWS, kPanel] = A[ROWS, depth] . panel[depth, kPanel] + init, for one row
+// group (pa: its row 0 at k = 0, a_step floats per k) and one panel. `init`
+// is ROWS x kPanel values, row r at init + r * init_stride (init_stride 0
+// broadcasts one bias row); C rows are ldc apart.
+//
+// Never inlined, one copy per ROWS, and nothing but this loop: V8 compiles
+// each into one known loop, checked spill-free by bench/codegen.js. Why so
+// bare: V8 (Node 20) unrolls innermost wasm loops of up to 50 nodes per level
+// of nesting, and inlined into gemm's loops this one qualified; the unrolled
+// copy had its load-splats scheduled together and spilled accumulators (L =
+// 512 ran far slower). Even un-nested, which order V8 gives the loads
+// depends on the code around the loop (a partial-panel store after it was
+// enough to spill), so partial panels go through row_group's buffer. A call
+// per row group and panel costs about 2% at depth 64 (attention's K . Q^T).
+template <std::size_t ROWS>
+__attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step, const float* pb, std::size_t depth,
+                                            const float* init, std::size_t init_stride, float* c, std::size_t ldc) {
+  batch acc[ROWS][kPanelBatches];
+  load_tile(acc, init, init_stride);
+  for (const float* end = pb + depth * kPanel; pb != end; pb += kPanel, pa += a_step) {
+    batch w[kPanelBatches];
+    for (std::size_t j = 0; j < kPanelBatches; ++j) w[j] = batch::load_unaligned(pb + j * kLanes);
+    for (std::size_t r = 0; r < ROWS; ++r) {
+      const batch x(pa[r]);
+      for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = madd(x, w[j], acc[r][j]);
+      keep_order();
+    }
+  }
+  store_tile(acc, c, ldc);
+}
+
+// One k row of a reduced panel (kPanel values) as kPanelBatches float
+// batches: the values weight_formats.cpp's conversions give, dequantized in
+// registers. f16 through its bits: sign-extended and shifted left by 13,
+// the sign lands in bit 31 and exponent and mantissa in a float's; clearing
+// bits 28-30 (copies of the sign) leaves the value times 2^-112, which one
+// exact multiply fixes, subnormals included (f16 weights are finite: see
+// first_unstorable). bf16 is a float's top half. int8: q times its block's
+// column scales.
+template <WeightFormat F>
+struct ReducedPanel;
+template <>
+struct ReducedPanel<WeightFormat::f32> {  // float32 panels, for row_kernel
+  const float* w;
+  const float* scales;  // unused
+  static constexpr std::size_t kBlock = 0;
+};
+template <>
+struct ReducedPanel<WeightFormat::f16> {
+  const std::uint16_t* w;
+  const float* scales;  // unused
+  static constexpr std::size_t kBlock = 0;
+};
+template <>
+struct ReducedPanel<WeightFormat::bf16> {
+  const std::uint16_t* w;
+  const float* scales;  // unused
+  static constexpr std::size_t kBlock = 0;
+};
+template <>
+struct ReducedPanel<WeightFormat::int8> {
+  const std::int8_t* w;
+  const float* scales;  // kPanel per block of kQuantBlock k rows
+  static constexpr std::size_t kBlock = kQuantBlock;
+};
+
+struct NoConstants {};
+
+inline void load_values(const float* w, const float*, NoConstants, batch* out, ReducedPanel<WeightFormat::f32>*) {
+  for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch::load_unaligned(w + j * kLanes);
+}
+
+#if defined(__wasm_simd128__)
+// The f16 conversion's two constants, as values the loop keeps in registers:
+// written as constants, V8 rebuilds each from immediates on every k step.
+struct F16Constants {
+  v128_t keep, rescale;
+};
+volatile std::int32_t f16_keep_bits = std::int32_t(0x8fffffffu);
+volatile float f16_rescale = 0x1p112f;
+inline F16Constants f16_constants() { return {wasm_i32x4_splat(f16_keep_bits), wasm_f32x4_splat(f16_rescale)}; }
+
+inline void load_values(const std::uint16_t* w, const float*, const F16Constants& k, batch* out,
+                        ReducedPanel<WeightFormat::f16>*) {
+  for (std::size_t j = 0; j < kPanelBatches; ++j)
+    out[j] = batch(wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_load16x4(w + j * kLanes), 13), k.keep), k.rescale));
+}
+inline void load_values(const std::uint16_t* w, const float*, NoConstants, batch* out, ReducedPanel<WeightFormat::bf16>*) {
+  for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch(wasm_i32x4_shl(wasm_u32x4_load16x4(w + j * kLanes), 16));
+}
+inline void load_values(const std::int8_t* w, const float* s, NoConstants, batch* out, ReducedPanel<WeightFormat::int8>*) {
+  static_assert(kPanel == 8, "one 8-byte load is a k row of a panel");
+  const v128_t q = wasm_i16x8_load8x8(w);
+  out[0] = batch(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(q)), wasm_v128_load(s)));
+  out[1] = batch(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(q)), wasm_v128_load(s + kLanes)));
+}
+#else
+// Natively (tests, fuzzing): the scalar conversions, the same values.
+template <typename E, typename Constants, WeightFormat F>
+inline void load_values(const E* w, const float* s, const Constants&, batch* out, ReducedPanel<F>*) {
+  alignas(16) float v[kPanel];
+  for (std::size_t c = 0; c < kPanel; ++c) {
+    if constexpr (F == WeightFormat::f16) v[c] = f16_value(w[c]);
+    else if constexpr (F == WeightFormat::bf16) v[c] = bf16_value(w[c]);
+    else v[c] = float(w[c]) * s[c];
+  }
+  for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch::load_aligned(v + j * kLanes);
+}
+#endif
+
+// What a format's conversion keeps in registers through the loop.
+template <WeightFormat F>
+inline auto loop_constants() {
+#if defined(__wasm_simd128__)
+  if constexpr (F == WeightFormat::f16) return f16_constants();
+  else return NoConstants{};
+#else
+  return NoConstants{};
+#endif
+}
+
+// micro_kernel over a reduced panel: the same loop, each k row's weights
+// converted as they are loaded. int8 walks its blocks of kQuantBlock rows,
+// each with its scales.
+template <std::size_t ROWS, WeightFormat F>
+__attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step, ReducedPanel<F> pb,
+                                            std::size_t depth, const float* init, std::size_t init_stride,
+                                            float* c, std::size_t ldc) {
+  batch acc[ROWS][kPanelBatches];
+  load_tile(acc, init, init_stride);
+  const std::size_t block = ReducedPanel<F>::kBlock == 0 ? depth : ReducedPanel<F>::kBlock;
+  auto pw = pb.w;
+  const float* s = pb.scales;
+  const auto constants = loop_constants<F>();
+  for (std::size_t k0 = 0; k0 < depth; k0 += block) {
+    for (const auto* end = pw + std::min(block, depth - k0) * kPanel; pw != end; pw += kPanel, pa += a_step) {
+      batch w[kPanelBatches];
+      load_values(pw, s, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
+      for (std::size_t r = 0; r < ROWS; ++r) {
+        const batch x(pa[r]);
+        for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = madd(x, w[j], acc[r][j]);
+        keep_order();
+      }
+    }
+    if constexpr (ReducedPanel<F>::kBlock != 0) s += kPanel;  // the next block's scales (others have none)
+  }
+  store_tile(acc, c, ldc);
+}
+
+// One row of A (m = 1: decoding's projections) against kRowPanels whole
+// panels at once, C's init in place: 2 x kRowPanels independent sums per k
+// step, where one panel's two would leave each multiply-add waiting for the
+// last, and one broadcast of A's value for all of them.
+constexpr std::size_t kRowPanels = 4;
+
+// int8 codes of one k row of a panel as floats, unscaled.
+inline void load_codes(const std::int8_t* w, batch* out) {
+#if defined(__wasm_simd128__)
+  const v128_t q = wasm_i16x8_load8x8(w);
+  out[0] = batch(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(q)));
+  out[1] = batch(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(q)));
+#else
+  alignas(16) float v[kPanel];
+  for (std::size_t c = 0; c < kPanel; ++c) v[c] = float(w[c]);
+  for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch::load_aligned(v + j * kLanes);
+#endif
+}
+
+// row_kernel for int8: each block of kQuantBlock k rows sums codes times
+// A's values in registers, and only then its scales multiply the sums into
+// C. One multiply per block instead of one per k row, and no scale loads in
+// the loop.
+__attribute__((noinline)) void row_kernel_int8(const float* pa, std::size_t a_step,
+                                               const ReducedPanel<WeightFormat::int8>* pb, std::size_t depth,
+                                               float* c) {
+  constexpr std::size_t P = kRowPanels;
+  ReducedPanel<WeightFormat::int8> at[P];
+  for (std::size_t p = 0; p < P; ++p) at[p] = pb[p];
+  for (std::size_t k0 = 0; k0 < depth; k0 += kQuantBlock) {
+    const std::size_t n = std::min(kQuantBlock, depth - k0);
+    batch acc[P][kPanelBatches];
+    for (std::size_t p = 0; p < P; ++p)
+      for (std::size_t j = 0; j < kPanelBatches; ++j) acc[p][j] = batch(0.0f);
+    for (std::size_t k = 0; k < n; ++k, pa += a_step) {
+      const batch x(*pa);
+      for (std::size_t p = 0; p < P; ++p) {
+        batch w[kPanelBatches];
+        load_codes(at[p].w + k * kPanel, w);
+        for (std::size_t j = 0; j < kPanelBatches; ++j) acc[p][j] = madd(x, w[j], acc[p][j]);
+        keep_order();
+      }
+    }
+    for (std::size_t p = 0; p < P; ++p) {
+      for (std::size_t j = 0; j < kPanelBatches; ++j) {
+        float* cj = c + p * kPanel + j * kLanes;
+        madd(acc[p][j], batch::load_unaligned(at[p].scales + j * kLanes), batch::load_unaligned(cj)).store_unaligned(cj);
+      }
+      at[p].w += n * kPanel;
+      at[p].scales += kPanel;
+    }
+  }
+}
+
+template <WeightFormat F>
+__attribute__((noinline)) void row_kernel(const float* pa, std::size_t a_step, const ReducedPanel<F>* pb,
+                                          std::size_t depth, float* c) {
+  if constexpr (F == WeightFormat::int8) return row_kernel_int8(pa, a_step, pb, depth, c);
+  constexpr std::size_t P = kRowPanels;
+  batch acc[P][kPanelBatches];
+  load_tile(acc, c, kPanel);
+  const auto constants = loop_constants<F>();
+  const std::size_t block = ReducedPanel<F>::kBlock == 0 ? depth : ReducedPanel<F>::kBlock;
+  ReducedPanel<F> at[P];
+  for (std::size_t p = 0; p < P; ++p) at[p] = pb[p];
+  for (std::size_t k0 = 0; k0 < depth; k0 += block) {
+    const std::size_t n = std::min(block, depth - k0);
+    for (std::size_t k = 0; k < n; ++k, pa += a_step) {
+      const batch x(*pa);
+      for (std::size_t p = 0; p < P; ++p) {
+        batch w[kPanelBatches];
+        load_values(at[p].w + k * kPanel, at[p].scales, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
+        for (std::size_t j = 0; j < kPanelBatches; ++j) acc[p][j] = madd(x, w[j], acc[p][j]);
+        keep_order();
+      }
+    }
+    for (std::size_t p = 0; p < P; ++p) {
+      at[p].w += n * kPanel;
+      if constexpr (ReducedPanel<F>::kBlock != 0) at[p].scales += kPanel;
+    }
+  }
+  store_tile(acc, c, kPanel);
+}
+
+inline ReducedPanel<WeightFormat::f32> as_panel(const float* w) { return {w, nullptr}; }
+template <WeightFormat F>
+inline ReducedPanel<F> as_panel(ReducedPanel<F> p) { return p; }
+
+// The panels of a GEMM's B operand, any format: panel(p) is what the
+// micro-kernel reads, from_depth(k0) the same panels from k row k0 on.
+struct F32Panels {
+  Panels b;
+  const float* panel(std::size_t p) const { return b.data + p * b.panel_stride; }
+  F32Panels from_depth(std::size_t k0) const { return {Panels{b.data + k0 * kPanel, b.panel_stride}}; }
+};
+template <WeightFormat F>
+struct ReducedPanels {
+  ReducedPanel<F> first;
+  std::size_t panel_stride;  // values
+  std::size_t scale_stride;  // floats
+  ReducedPanel<F> panel(std::size_t p) const { return {first.w + p * panel_stride, first.scales + p * scale_stride}; }
+  // k0 is a multiple of kQuantBlock (kDepth is).
+  ReducedPanels from_depth(std::size_t k0) const {
+    const float* s = ReducedPanel<F>::kBlock ? first.scales + k0 / kQuantBlock * kPanel : first.scales;
+    return {{first.w + k0 * kPanel, s}, panel_stride, scale_stride};
+  }
+};
+
+// One row group of up to kRows rows against one panel, of which the first
+// `cols` columns are C's: starts from the bias row, or (accumulate) from C.
+template <std::size_t ROWS, typename Panel>
+inline void row_group(const float* pa, std::size_t a_step, Panel pb, std::size_t depth,
+                      const float* bias_padded, bool accumulate, float* c, std::size_t ldc,
+                      std::size_t cols) {
+  if (cols == kPanel) {  // a whole panel of C: written in place, and its own starting value
+    if (accumulate) micro_kernel<ROWS>(pa, a_step, pb, depth, c, ldc, c, ldc);
+    else micro_kernel<ROWS>(pa, a_step, pb, depth, bias_padded, 0, c, ldc);
+    return;
+  }
+  // The last, partial panel: through a panel-wide buffer, whose padding
+  // columns are dropped.
+  alignas(16) float part[ROWS * kPanel] = {};
+  for (std::size_t r = 0; r < ROWS; ++r)
+    std::copy_n(accumulate ? c + r * ldc : bias_padded, cols, part + r * kPanel);
+  micro_kernel<ROWS>(pa, a_step, pb, depth, part, kPanel, part, kPanel);
+  for (std::size_t r = 0; r < ROWS; ++r) std::copy_n(part + r * kPanel, cols, c + r * ldc);
+}
+
+// pack_panels over rows found by row(i): W[i, :].
+template <typename Row>
+void pack_rows(Row row, std::size_t n, std::size_t k, float* dst) {
+  for (std::size_t p = 0; p * kPanel < n; ++p) {
+    float* panel = dst + p * k * kPanel;
+    const std::size_t cols = std::min(kPanel, n - p * kPanel);
+    for (std::size_t c = 0; c < cols; ++c) {
+      const float* w_row = row(p * kPanel + c);
+      for (std::size_t kk = 0; kk < k; ++kk) panel[kk * kPanel + c] = w_row[kk];
+    }
+    // The padding columns column by column too: a fill per k row would be a
+    // memset call per k row in WebAssembly (attention packs every query
+    // block so).
+    for (std::size_t c = cols; c < kPanel; ++c)
+      for (std::size_t kk = 0; kk < k; ++kk) panel[kk * kPanel + c] = 0.0f;
+  }
+}
+}  // namespace
+
+void pack_panels(const float* w, std::size_t n, std::size_t k, std::size_t w_stride, float* dst) {
+  pack_rows([&](std::size_t i) { return w + i * w_stride; }, n, k, dst);
+}
+
+PackedWeight pack_weight_rows(const std::vector<const float*>& rows, std::size_t k) {
+  PackedWeight packed;
+  packed.n = rows.size();
+  packed.k = k;
+  packed.data.resize((packed.n + kPanel - 1) / kPanel * k * kPanel);
+  pack_rows([&](std::size_t i) { return rows[i]; }, packed.n, k, packed.data.data());
+  return packed;
+}
+
+PackedWeight pack_weight(const float* w, std::size_t n, std::size_t k) {
+  PackedWeight packed;
+  packed.n = n;
+  packed.k = k;
+  packed.data.resize((n + kPanel - 1) / kPanel * k * kPanel);
+  pack_panels(w, n, k, k, packed.data.data());
+  return packed;
+}
+
+namespace simd {
+
+void pack_row_groups(const float* a, std::size_t lda, std::size_t rows, std::size_t depth, float* dst) {
+  static_assert(kRows == kLanes + 1, "the packing below transposes 4 rows and copies the fifth");
+  for (std::size_t g = 0; g * kRows < rows; ++g, dst += depth * kRows) {
+    const float* src = a + g * kRows * lda;
+    const std::size_t in_group = std::min(kRows, rows - g * kRows);
+    std::size_t kk = 0;
+    if (in_group == kRows)  // whole groups: rows 0-3 by 4 x 4 register transposes, row 4 as it is
+      for (; kk + kLanes <= depth; kk += kLanes) {
+        batch tile[kLanes];
+        for (std::size_t r = 0; r < kLanes; ++r) tile[r] = batch::load_unaligned(src + r * lda + kk);
+        xsimd::transpose(tile, tile + kLanes);
+        for (std::size_t j = 0; j < kLanes; ++j) {
+          tile[j].store_unaligned(dst + (kk + j) * kRows);
+          dst[(kk + j) * kRows + kLanes] = src[kLanes * lda + kk + j];
+        }
+      }
+    for (; kk < depth; ++kk)  // the rest, one element at a time; missing rows read 0
+      for (std::size_t r = 0; r < kRows; ++r) dst[kk * kRows + r] = r < in_group ? src[r * lda + kk] : 0.0f;
+  }
+}
+
+}  // namespace simd
+namespace {
+
+// gemm over row groups, for any panel format.
+template <typename PanelSet>
+void gemm_groups(RowGroups a, std::size_t m, const PanelSet& b, std::size_t k, std::size_t n, const float* bias,
+                 bool accumulate, float* c, std::size_t ldc) {
+  const std::size_t panels = (n + kPanel - 1) / kPanel, groups = m / kRows;
+  std::size_t p = 0;
+  if (m == 1)  // whole panels kRowPanels at a time; C's row is contiguous
+    for (; p + kRowPanels <= n / kPanel; p += kRowPanels) {
+      float* cp = c + p * kPanel;
+      if (!accumulate) {
+        if (bias != nullptr) std::copy(bias + p * kPanel, bias + (p + kRowPanels) * kPanel, cp);
+        else std::fill(cp, cp + kRowPanels * kPanel, 0.0f);
+      }
+      decltype(as_panel(b.panel(0))) pb[kRowPanels];
+      for (std::size_t q = 0; q < kRowPanels; ++q) pb[q] = as_panel(b.panel(p + q));
+      row_kernel(a.data, a.k_stride, pb, k, cp);
+    }
+  for (; p < panels; ++p) {
+    const auto pb = b.panel(p);
+    const std::size_t col0 = p * kPanel;
+    const std::size_t cols = std::min(kPanel, n - col0);
+    alignas(16) float bias_padded[kPanel] = {};
+    if (bias != nullptr && !accumulate) std::copy(bias + col0, bias + col0 + cols, bias_padded);
+    float* cp = c + col0;
+    for (std::size_t g = 0; g < groups; ++g)
+      row_group<kRows>(a.data + g * a.group_stride, a.k_stride, pb, k, bias_padded, accumulate,
+                       cp + g * kRows * ldc, ldc, cols);
+    const float* pa = a.data + groups * a.group_stride;
+    float* cr = cp + groups * kRows * ldc;
+    switch (m - groups * kRows) {  // the rows left over from whole groups
+      case 4: row_group<4>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols); break;
+      case 3: row_group<3>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols); break;
+      case 2: row_group<2>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols); break;
+      case 1: row_group<1>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols); break;
+      default: break;
+    }
+  }
+}
+
+// gemm over a plain A, packed block by block, for any panel format.
+template <typename PanelSet>
+void gemm_blocked(const float* a, std::size_t m, std::size_t lda, const PanelSet& b, std::size_t k, std::size_t n,
+                  const float* bias, bool accumulate, float* c, std::size_t ldc) {
+  for (std::size_t i0 = 0; i0 < m; i0 += kBlockRows) {
+    const std::size_t rows = std::min(kBlockRows, m - i0);
+    // A single row is all of its depth at once when it fits the block: it
+    // is in L1 anyway, and each weight panel then streams in one run.
+    const std::size_t block_depth = rows == 1 && k * kRows <= kBlockRows * kDepth ? std::max<std::size_t>(k, 1) : kDepth;
+    // k == 0 still runs one (empty) depth block: C = bias, or C unchanged.
+    for (std::size_t k0 = 0; k0 == 0 || k0 < k; k0 += block_depth) {
+      const std::size_t depth = std::min(block_depth, k - k0);
+      if (depth > 0) simd::pack_row_groups(a + i0 * lda + k0, lda, rows, depth, a_block);
+      // Later depth blocks add to what the earlier ones left in C: the same
+      // additions in the same order as one pass over k, so the result is too.
+      gemm_groups(RowGroups{a_block, depth * kRows, kRows}, rows, b.from_depth(k0), depth, n, bias,
+                  accumulate || k0 > 0, c + i0 * ldc, ldc);
+    }
+  }
+}
+
+static_assert(kDepth % kQuantBlock == 0, "a depth block is whole int8 blocks");
+
+template <WeightFormat F, typename E>
+ReducedPanels<F> reduced_panels(const PackedWeight& w, const E* values, std::size_t p0) {
+  const std::size_t panel_stride = w.k * kPanel;
+  const std::size_t scale_stride = F == WeightFormat::int8 ? (w.k + kQuantBlock - 1) / kQuantBlock * kPanel : 0;
+  const float* scales = F == WeightFormat::int8 ? w.scales.data() + p0 * scale_stride : nullptr;
+  return {{values + p0 * panel_stride, scales}, panel_stride, scale_stride};
+}
+
+
+}  // namespace
+namespace simd {
+
+void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, const float* bias,
+          bool accumulate, float* c, std::size_t ldc) {
+  gemm_groups(a, m, F32Panels{b}, k, n, bias, accumulate, c, ldc);
+}
+
+void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t k, std::size_t n,
+          const float* bias, bool accumulate, float* c, std::size_t ldc) {
+  gemm_blocked(a, m, lda, F32Panels{b}, k, n, bias, accumulate, c, ldc);
+}
+
+void linear_panels(const float* x, std::size_t m, std::size_t x_stride, const PackedWeight& w, std::size_t p0,
+                   std::size_t p1, const float* bias, float* y, std::size_t y_stride) {
+  const std::size_t n = std::min(w.n, p1 * kPanel) - p0 * kPanel;
+  switch (w.format) {
+    case WeightFormat::f32:
+      return gemm_blocked(x, m, x_stride, F32Panels{Panels{w.data.data() + p0 * w.k * kPanel, w.k * kPanel}}, w.k, n,
+                          bias, false, y, y_stride);
+    case WeightFormat::f16:
+      return gemm_blocked(x, m, x_stride, reduced_panels<WeightFormat::f16>(w, w.half.data(), p0), w.k, n, bias,
+                          false, y, y_stride);
+    case WeightFormat::bf16:
+      return gemm_blocked(x, m, x_stride, reduced_panels<WeightFormat::bf16>(w, w.half.data(), p0), w.k, n, bias,
+                          false, y, y_stride);
+    case WeightFormat::int8:
+      return gemm_blocked(x, m, x_stride, reduced_panels<WeightFormat::int8>(w, w.q8.data(), p0), w.k, n, bias,
+                          false, y, y_stride);
+  }
+}
+
+void linear(const float* x, std::size_t m, std::size_t x_stride, const PackedWeight& w,
+            const float* bias, float* y, std::size_t y_stride) {
+  linear_panels(x, m, x_stride, w, 0, (w.n + kPanel - 1) / kPanel, bias, y, y_stride);
+}
+
+}  // namespace simd
+}  // namespace mha
