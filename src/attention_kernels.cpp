@@ -241,41 +241,60 @@ void dot_rows4(const float* const* q, const float* k, std::size_t k_stride, std:
   }
 }
 
-void weighted_rows4(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
-                    float* const* z) {
-  // Two batches of columns for all four queries per pass: 8 sums in
-  // registers. The keys go in blocks whose value rows stay in L1 through
-  // every pass over the columns, so each row comes from memory once; the
-  // sums carry over from block to block through z.
-  constexpr std::size_t kChunk = 2, kBlockKeys = 32;
+}  // namespace simd
+namespace {
+
+// z[c] = sum_j p[j * 4 + c] * v_j for the first Q columns of p's [keys][4]
+// layout: 8 / Q batches of columns for all Q queries per pass (8 sums in
+// registers, each value batch loaded once for the Q of them). The keys go in
+// blocks whose value rows stay in L1 through every pass over the columns, so
+// each row comes from memory once; the sums carry over from block to block
+// through z.
+template <std::size_t Q>
+void weighted_rows_of(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
+                      float* const* z) {
+  constexpr std::size_t kChunk = 8 / Q, kBlockKeys = 32;
   const std::size_t whole = d / (kChunk * kLanes) * (kChunk * kLanes);
-  for (std::size_t c = 0; c < 4; ++c) std::fill(z[c], z[c] + d, 0.0f);
+  for (std::size_t c = 0; c < Q; ++c) std::fill(z[c], z[c] + d, 0.0f);
   for (std::size_t j0 = 0; j0 < keys; j0 += kBlockKeys) {
     const std::size_t j1 = std::min(keys, j0 + kBlockKeys);
     for (std::size_t t0 = 0; t0 < whole; t0 += kChunk * kLanes) {
-      batch acc[4][kChunk];
-      for (std::size_t c = 0; c < 4; ++c)
+      batch acc[Q][kChunk];
+      for (std::size_t c = 0; c < Q; ++c)
         for (std::size_t u = 0; u < kChunk; ++u) acc[c][u] = batch::load_unaligned(z[c] + t0 + u * kLanes);
       for (std::size_t j = j0; j < j1; ++j) {
         const float* row = v + j * v_stride + t0;
         batch vt[kChunk];
         for (std::size_t u = 0; u < kChunk; ++u) vt[u] = batch::load_unaligned(row + u * kLanes);
-        for (std::size_t c = 0; c < 4; ++c) {
+        for (std::size_t c = 0; c < Q; ++c) {
           const batch pj(p[j * 4 + c]);
           for (std::size_t u = 0; u < kChunk; ++u) acc[c][u] = madd(pj, vt[u], acc[c][u]);
           keep_order();
         }
       }
-      for (std::size_t c = 0; c < 4; ++c)
+      for (std::size_t c = 0; c < Q; ++c)
         for (std::size_t u = 0; u < kChunk; ++u) acc[c][u].store_unaligned(z[c] + t0 + u * kLanes);
     }
     for (std::size_t t = whole; t < d; ++t)  // the columns past whole chunks
-      for (std::size_t c = 0; c < 4; ++c) {
+      for (std::size_t c = 0; c < Q; ++c) {
         float sum = z[c][t];
         for (std::size_t j = j0; j < j1; ++j) sum += p[j * 4 + c] * v[j * v_stride + t];
         z[c][t] = sum;
       }
   }
+}
+
+}  // namespace
+namespace simd {
+
+void weighted_rows4(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
+                    float* const* z) {
+  weighted_rows_of<4>(p, v, v_stride, keys, d, z);
+}
+
+void weighted_rows2(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
+                    float* const* z) {
+  weighted_rows_of<2>(p, v, v_stride, keys, d, z);
 }
 
 void dot_rows2(const float* const* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d,
@@ -320,40 +339,6 @@ void dot_rows2(const float* const* q, const float* k, std::size_t k_stride, std:
   }
 }
 
-void weighted_rows2(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
-                    float* const* z) {
-  // Four batches of columns for both queries per pass (8 sums), value rows
-  // in blocks of 32 keys that stay in L1 across the passes, as weighted_rows4.
-  constexpr std::size_t kChunk = 4, kBlockKeys = 32;
-  const std::size_t whole = d / (kChunk * kLanes) * (kChunk * kLanes);
-  for (std::size_t c = 0; c < 2; ++c) std::fill(z[c], z[c] + d, 0.0f);
-  for (std::size_t j0 = 0; j0 < keys; j0 += kBlockKeys) {
-    const std::size_t j1 = std::min(keys, j0 + kBlockKeys);
-    for (std::size_t t0 = 0; t0 < whole; t0 += kChunk * kLanes) {
-      batch acc[2][kChunk];
-      for (std::size_t c = 0; c < 2; ++c)
-        for (std::size_t u = 0; u < kChunk; ++u) acc[c][u] = batch::load_unaligned(z[c] + t0 + u * kLanes);
-      for (std::size_t j = j0; j < j1; ++j) {
-        const float* row = v + j * v_stride + t0;
-        const batch p0(p[j * 4]), p1(p[j * 4 + 1]);
-        for (std::size_t u = 0; u < kChunk; ++u) {
-          const batch vt = batch::load_unaligned(row + u * kLanes);
-          acc[0][u] = madd(p0, vt, acc[0][u]);
-          acc[1][u] = madd(p1, vt, acc[1][u]);
-        }
-        keep_order();
-      }
-      for (std::size_t c = 0; c < 2; ++c)
-        for (std::size_t u = 0; u < kChunk; ++u) acc[c][u].store_unaligned(z[c] + t0 + u * kLanes);
-    }
-    for (std::size_t t = whole; t < d; ++t)  // the columns past whole chunks
-      for (std::size_t c = 0; c < 2; ++c) {
-        float sum = z[c][t];
-        for (std::size_t j = j0; j < j1; ++j) sum += p[j * 4 + c] * v[j * v_stride + t];
-        z[c][t] = sum;
-      }
-  }
-}
 
 }  // namespace simd
 }  // namespace mha

@@ -250,31 +250,25 @@ __attribute__((noinline)) void row_kernel_int8(const float* pa, std::size_t a_st
 template <WeightFormat F>
 __attribute__((noinline)) void row_kernel(const float* pa, std::size_t a_step, const ReducedPanel<F>* pb,
                                           std::size_t depth, float* c) {
-  if constexpr (F == WeightFormat::int8) return row_kernel_int8(pa, a_step, pb, depth, c);
-  constexpr std::size_t P = kRowPanels;
-  batch acc[P][kPanelBatches];
-  load_tile(acc, c, kPanel);
-  const auto constants = loop_constants<F>();
-  const std::size_t block = ReducedPanel<F>::kBlock == 0 ? depth : ReducedPanel<F>::kBlock;
-  ReducedPanel<F> at[P];
-  for (std::size_t p = 0; p < P; ++p) at[p] = pb[p];
-  for (std::size_t k0 = 0; k0 < depth; k0 += block) {
-    const std::size_t n = std::min(block, depth - k0);
-    for (std::size_t k = 0; k < n; ++k, pa += a_step) {
+  if constexpr (F == WeightFormat::int8) {
+    row_kernel_int8(pa, a_step, pb, depth, c);
+  } else {
+    constexpr std::size_t P = kRowPanels;
+    batch acc[P][kPanelBatches];
+    load_tile(acc, c, kPanel);
+    const auto constants = loop_constants<F>();
+    // f32, f16 and bf16 have no blocks: the whole depth in one run.
+    for (std::size_t k = 0; k < depth; ++k, pa += a_step) {
       const batch x(*pa);
       for (std::size_t p = 0; p < P; ++p) {
         batch w[kPanelBatches];
-        load_values(at[p].w + k * kPanel, at[p].scales, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
+        load_values(pb[p].w + k * kPanel, pb[p].scales, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
         for (std::size_t j = 0; j < kPanelBatches; ++j) acc[p][j] = madd(x, w[j], acc[p][j]);
         keep_order();
       }
     }
-    for (std::size_t p = 0; p < P; ++p) {
-      at[p].w += n * kPanel;
-      if constexpr (ReducedPanel<F>::kBlock != 0) at[p].scales += kPanel;
-    }
+    store_tile(acc, c, kPanel);
   }
-  store_tile(acc, c, kPanel);
 }
 
 inline ReducedPanel<WeightFormat::f32> as_panel(const float* w) { return {w, nullptr}; }

@@ -15,6 +15,17 @@ double dot(const float* a, const float* b, std::size_t n) {
   return sum;
 }
 
+// z[c] = sum_j p[j * 4 + c] * v_j for the first `queries` columns of p.
+void weighted_columns(const float* p, std::size_t queries, const float* v, std::size_t v_stride, std::size_t keys,
+                      std::size_t d, float* const* z) {
+  for (std::size_t c = 0; c < queries; ++c)
+    for (std::size_t t = 0; t < d; ++t) {
+      double sum = 0.0;
+      for (std::size_t j = 0; j < keys; ++j) sum += double(p[j * 4 + c]) * double(v[j * v_stride + t]);
+      z[c][t] = float(sum);
+    }
+}
+
 }  // namespace
 
 void axpy(float alpha, const float* x, float* y, std::size_t n) {
@@ -133,12 +144,7 @@ void dot_rows4(const float* const* q, const float* k, std::size_t k_stride, std:
 
 void weighted_rows4(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
                     float* const* z) {
-  for (std::size_t c = 0; c < 4; ++c)
-    for (std::size_t t = 0; t < d; ++t) {
-      double sum = 0.0;
-      for (std::size_t j = 0; j < keys; ++j) sum += double(p[j * 4 + c]) * double(v[j * v_stride + t]);
-      z[c][t] = float(sum);
-    }
+  weighted_columns(p, 4, v, v_stride, keys, d, z);
 }
 
 void dot_rows2(const float* const* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d,
@@ -149,12 +155,7 @@ void dot_rows2(const float* const* q, const float* k, std::size_t k_stride, std:
 
 void weighted_rows2(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
                     float* const* z) {
-  for (std::size_t c = 0; c < 2; ++c)
-    for (std::size_t t = 0; t < d; ++t) {
-      double sum = 0.0;
-      for (std::size_t j = 0; j < keys; ++j) sum += double(p[j * 4 + c]) * double(v[j * v_stride + t]);
-      z[c][t] = float(sum);
-    }
+  weighted_columns(p, 2, v, v_stride, keys, d, z);
 }
 
 void rms_norm(float* x, std::size_t d, const float* w, float eps) {

@@ -1,7 +1,7 @@
 // Run by every_build.test.js in a process of its own (a build is chosen once
 // per process): loads the package with the given simd mode and thread count,
 // runs every PyTorch fixture (nn.MultiheadAttention's, the decoder
-// attention's, and the cached sequences') through it, and reports the build, the worst errors and the
+// attention's, the reduced-weight cases' and the cached sequences') through it, and reports the build, the worst errors and the
 // digest of the standard run at each thread count it can use.
 import { MultiheadAttention, KVCache, EncoderMemory, capabilities, init, setThreads } from '../../dist/index.js';
 import {
@@ -31,7 +31,7 @@ for (const c of decoder.sequences) {
     failures.push(err.message);
   }
 }
-for (const c of decoder.single) {
+for (const c of [...decoder.single, ...decoder.dtypes]) {  // dtypes: f16, bf16 and int8 weights
   try {
     for (const [part, e] of Object.entries(await checkDecoderCase({ MultiheadAttention }, c))) worst[part] = Math.max(worst[part] ?? 0, e);
   } catch (err) {
