@@ -30,9 +30,9 @@
 // Every peer is measured so. The pause is busy (the main thread spins): an
 // idle pause let the VM's vCPUs halt, and the next calls ran slow for
 // milliseconds after (a Llama-3.2-1B decode step: 1.9 ms back to back, 3.1-3.7
-// ms after 150 ms idle and one untimed call). onnxruntime's sessions no
-// longer spin (peers/ort.js), and mha-wasm's workers spin 0.5 ms, so a few
-// milliseconds are enough.
+// ms after 150 ms idle and one untimed call). It lasts until the process's
+// other threads are quiet (bench/settle.js): onnxruntime's worker stays busy
+// ~20 ms after a run even with its sessions' spinning off (peers/ort.js).
 import './wasm_memory.js';  // first: wraps WebAssembly before any library loads
 import fs from 'node:fs';
 import os from 'node:os';
@@ -44,11 +44,11 @@ import { makeModelInputs, makeModelWeights } from './models.js';
 import { PROFILES, isTiny } from './profiles.js';
 import { maxAbsDiff, median, relativeSpread } from './stats.js';
 import { startContention } from './contention.js';
+import { settle } from './settle.js';
 
 const TOLERANCE = 1e-3;
-// Idle time before each multi-thread measurement: onnxruntime-web's idle
-// workers keep a core busy for about 60 ms after each run (seen in
-// /proc/self/task: one of its threads took 50 of the 100 ms after a run).
+// The least pause before each multi-thread measurement; settle() then waits
+// for the process's other threads to go quiet.
 const SETTLE_MS = 5;
 
 function parseArgs(argv) {
@@ -187,7 +187,7 @@ async function main() {
       // spinning, then an untimed call, so this peer's are awake (see the
       // header).
       if (threads > 1 && !isTiny(cell.shape)) {  // not tiny ones: thousands of runs, too little work to split
-        for (const until = performance.now() + SETTLE_MS; performance.now() < until;) { /* busy: no idle vCPU */ }
+        settle(SETTLE_MS);
         await timeCall(cell.peer);
       }
       const ms = await timeCall(cell.peer);
