@@ -9,6 +9,49 @@ namespace mha {
 using namespace simd_lanes;
 namespace {
 
+// Decoding reads a cache's rows straight from memory, and the CPU's
+// prefetchers follow a sweep through addresses in order, but not the
+// kernels' own orders: two or more rows interleaved, or a block of rows
+// column chunk by column chunk. So those kernels first sweep what they are
+// about to read, in address order, one load per 64-byte line; the kernel then
+// finds it in L1 or on its way there (bench/limits.md, "Decoding's reads").
+// The loads are folded into a sink whose one lane lands in a volatile, so
+// that none is dead code; an OR, so the fold adds no latency chain of note.
+volatile float g_sweep_sink;
+
+// Touches every line of [p, p + floats) without reading past its end.
+batch sweep(const float* p, std::size_t floats, batch sink) {
+  constexpr std::size_t kLine = 64 / sizeof(float);
+  if (floats < kLanes) return sink;  // a row this short shares its lines with its neighbours
+  for (std::size_t t = 0; t + kLanes <= floats; t += kLine) sink = sink | batch::load_unaligned(p + t);
+  return sink | batch::load_unaligned(p + floats - kLanes);
+}
+
+void keep(batch sink) { g_sweep_sink = sink.get(0); }
+
+// Rows at least this long are swept ahead by the score kernels: shorter
+// ones, two of them interleaved, the prefetchers follow by themselves (and
+// the sweep then only costs).
+constexpr std::size_t kSweptRowFloats = 128;
+// How far ahead of the row pair being scored the sweep runs.
+constexpr std::size_t kSweepAheadFloats = 4096 / sizeof(float);
+
+// The sweep of a score kernel that takes `step` keys at a time: at key j it
+// sweeps keys [j + ahead, j + ahead + step), ahead being kSweepAheadFloats
+// in whole steps; nothing for short rows or past the last key.
+struct SweepAhead {
+  const float* k;
+  std::size_t k_stride, keys, d, step, ahead;
+  SweepAhead(const float* k_, std::size_t k_stride_, std::size_t keys_, std::size_t d_, std::size_t step_)
+      : k(k_), k_stride(k_stride_), keys(keys_), d(d_), step(step_),
+        ahead(d_ >= kSweptRowFloats ? std::max<std::size_t>(1, kSweepAheadFloats / (k_stride_ * step_)) * step_ : 0) {}
+  batch operator()(std::size_t j, batch sink) const {
+    if (ahead == 0 || j + ahead + step > keys) return sink;
+    for (std::size_t r = 0; r < step; ++r) sink = sweep(k + (j + ahead + r) * k_stride, d, sink);
+    return sink;
+  }
+};
+
 // softmax_columns on NB batches of columns from c0: their running maxes and
 // sums stay in registers down the whole block, and no value crosses lanes.
 template <std::size_t NB>
@@ -142,11 +185,14 @@ void dot_rows(const float* q, const float* k, std::size_t k_stride, std::size_t 
     for (std::size_t t = whole; t < d; ++t) sum += q[t] * row[t];
     return sum;
   };
+  const SweepAhead ahead(k, k_stride, keys, d, kLanes);
+  batch sink(0.0f);
   std::size_t j = 0;
   // kLanes keys at a time: one accumulator each, then one horizontal add of
   // all of them (haddp) instead of one reduction per key.
   for (; j + kLanes <= keys; j += kLanes) {
     const float* row = k + j * k_stride;
+    sink = ahead(j, sink);
     batch acc[kLanes];
     for (std::size_t r = 0; r < kLanes; ++r) acc[r] = batch(0.0f);
     for (std::size_t t = 0; t < whole; t += kLanes) {
@@ -167,33 +213,39 @@ void dot_rows(const float* q, const float* k, std::size_t k_stride, std::size_t 
     for (std::size_t t = 0; t < whole; t += kLanes) acc = madd(batch::load_unaligned(q + t), batch::load_unaligned(row + t), acc);
     out[j] = xsimd::reduce_add(acc) + tail(row);
   }
+  keep(sink);
 }
 
 void weighted_rows(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d, float* z) {
-  // Columns in chunks of up to kChunk batches, whose sums stay in registers
-  // down all the keys.
-  constexpr std::size_t kChunk = 8;
-  std::size_t t0 = 0;
-  for (; t0 + kLanes <= d; t0 += kChunk * kLanes) {
-    const std::size_t n = std::min(kChunk, (d - t0) / kLanes);
-    batch acc[kChunk];
-    for (std::size_t c = 0; c < kChunk; ++c) acc[c] = batch(0.0f);
-    for (std::size_t j = 0; j < keys; ++j) {
-      const batch pj(p[j]);
-      const float* row = v + j * v_stride + t0;
-      for (std::size_t c = 0; c < n; ++c) acc[c] = madd(pj, batch::load_unaligned(row + c * kLanes), acc[c]);
+  // Keys in blocks whose value rows stay in L1 (swept in first) through
+  // every pass over the columns; columns in chunks of up to kChunk batches,
+  // whose sums stay in registers down the block and carry over to the next
+  // through z.
+  constexpr std::size_t kChunk = 8, kBlockKeys = 32;
+  const std::size_t batches = d / kLanes, whole = batches * kLanes;
+  std::fill(z, z + d, 0.0f);
+  batch sink(0.0f);
+  for (std::size_t j0 = 0; j0 < keys; j0 += kBlockKeys) {
+    const std::size_t j1 = std::min(keys, j0 + kBlockKeys);
+    for (std::size_t j = j0; j < j1; ++j) sink = sweep(v + j * v_stride, d, sink);
+    for (std::size_t b0 = 0; b0 < batches; b0 += kChunk) {
+      const std::size_t n = std::min(kChunk, batches - b0), t0 = b0 * kLanes;
+      batch acc[kChunk];
+      for (std::size_t c = 0; c < n; ++c) acc[c] = batch::load_unaligned(z + t0 + c * kLanes);
+      for (std::size_t j = j0; j < j1; ++j) {
+        const batch pj(p[j]);
+        const float* row = v + j * v_stride + t0;
+        for (std::size_t c = 0; c < n; ++c) acc[c] = madd(pj, batch::load_unaligned(row + c * kLanes), acc[c]);
+      }
+      for (std::size_t c = 0; c < n; ++c) acc[c].store_unaligned(z + t0 + c * kLanes);
     }
-    for (std::size_t c = 0; c < n; ++c) acc[c].store_unaligned(z + t0 + c * kLanes);
-    if (n < kChunk) {
-      t0 += n * kLanes;
-      break;
+    for (std::size_t t = whole; t < d; ++t) {  // scalar tail
+      float sum = z[t];
+      for (std::size_t j = j0; j < j1; ++j) sum += p[j] * v[j * v_stride + t];
+      z[t] = sum;
     }
   }
-  for (std::size_t t = t0; t < d; ++t) {  // scalar tail
-    float sum = 0.0f;
-    for (std::size_t j = 0; j < keys; ++j) sum += p[j] * v[j * v_stride + t];
-    z[t] = sum;
-  }
+  keep(sink);
 }
 
 void dot_rows4(const float* const* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d,
@@ -210,12 +262,15 @@ void dot_rows4(const float* const* q, const float* k, std::size_t k_stride, std:
     }
     sums.store_unaligned(dst);
   };
+  const SweepAhead ahead(k, k_stride, keys, d, 2);
+  batch sink(0.0f);
   std::size_t j = 0;
   // Two keys at a time: eight independent sums, each query's batch loaded
   // once for both.
   for (; j + 2 <= keys; j += 2) {
     const float* r0 = k + j * k_stride;
     const float* r1 = r0 + k_stride;
+    sink = ahead(j, sink);
     batch a0[4], a1[4];
     for (std::size_t c = 0; c < 4; ++c) a0[c] = a1[c] = batch(0.0f);
     for (std::size_t t = 0; t < whole; t += kLanes) {
@@ -239,6 +294,7 @@ void dot_rows4(const float* const* q, const float* k, std::size_t k_stride, std:
     }
     finish(acc, row, out + j * 4);
   }
+  keep(sink);
 }
 
 }  // namespace simd
@@ -256,8 +312,10 @@ void weighted_rows_of(const float* p, const float* v, std::size_t v_stride, std:
   constexpr std::size_t kChunk = 8 / Q, kBlockKeys = 32;
   const std::size_t whole = d / (kChunk * kLanes) * (kChunk * kLanes);
   for (std::size_t c = 0; c < Q; ++c) std::fill(z[c], z[c] + d, 0.0f);
+  batch sink(0.0f);
   for (std::size_t j0 = 0; j0 < keys; j0 += kBlockKeys) {
     const std::size_t j1 = std::min(keys, j0 + kBlockKeys);
+    for (std::size_t j = j0; j < j1; ++j) sink = sweep(v + j * v_stride, d, sink);
     for (std::size_t t0 = 0; t0 < whole; t0 += kChunk * kLanes) {
       batch acc[Q][kChunk];
       for (std::size_t c = 0; c < Q; ++c)
@@ -282,6 +340,7 @@ void weighted_rows_of(const float* p, const float* v, std::size_t v_stride, std:
         z[c][t] = sum;
       }
   }
+  keep(sink);
 }
 
 }  // namespace
@@ -305,11 +364,14 @@ void dot_rows2(const float* const* q, const float* k, std::size_t k_stride, std:
     for (std::size_t t = whole; t < d; ++t) sum += q[c][t] * row[t];
     return sum;
   };
+  const SweepAhead ahead(k, k_stride, keys, d, 2);
+  batch sink(0.0f);
   std::size_t j = 0;
   // Two keys by two queries: four sums, one horizontal add for all of them.
   for (; j + 2 <= keys; j += 2) {
     const float* r0 = k + j * k_stride;
     const float* r1 = r0 + k_stride;
+    sink = ahead(j, sink);
     batch acc[4];
     for (std::size_t c = 0; c < 4; ++c) acc[c] = batch(0.0f);
     for (std::size_t t = 0; t < whole; t += kLanes) {
@@ -337,6 +399,7 @@ void dot_rows2(const float* const* q, const float* k, std::size_t k_stride, std:
     float* o = out + j * 4;
     o[0] = xsimd::reduce_add(a0) + tail(0, row), o[1] = xsimd::reduce_add(a1) + tail(1, row), o[2] = o[3] = 0.0f;
   }
+  keep(sink);
 }
 
 

@@ -104,10 +104,11 @@ TEST(Kernels, LinearMatchesScalarAcrossTileEdges) {
 }
 
 // Decoding's in-place attention: rows of a cache, d around the lane count
-// and the 8-batch chunks of weighted_rows, key counts around 4 at a time.
+// and the 8-batch chunks of weighted_rows, key counts around 4 at a time
+// and the 32-key blocks; rows long enough to be swept ahead (d >= 128).
 TEST(Kernels, DotAndWeightedRowsMatchScalarOverStridedRows) {
-  for (std::size_t d : {1, 3, 4, 7, 8, 31, 32, 33, 64, 100})
-    for (std::size_t keys : {0, 1, 3, 4, 5, 9, 64}) {
+  for (std::size_t d : {1, 3, 4, 7, 8, 31, 32, 33, 64, 100, 128, 130})
+    for (std::size_t keys : {0, 1, 3, 4, 5, 9, 37, 64}) {
       const std::size_t stride = d + 5;
       auto q = random_vector(d, 91), rows = random_vector(keys * stride + 1, 92), p = random_vector(keys, 93, 0.0f, 1.0f);
       std::vector<float> s1(keys), s2(keys), z1(d), z2(d);
@@ -121,8 +122,8 @@ TEST(Kernels, DotAndWeightedRowsMatchScalarOverStridedRows) {
 }
 
 TEST(Kernels, FourQueryDotAndWeightedRowsMatchScalar) {
-  for (std::size_t d : {1, 3, 4, 7, 8, 9, 64, 100})
-    for (std::size_t keys : {0, 1, 5, 64}) {
+  for (std::size_t d : {1, 3, 4, 7, 8, 9, 64, 100, 128, 257})
+    for (std::size_t keys : {0, 1, 5, 37, 64}) {
       const std::size_t stride = d + 3;
       auto qs = random_vector(4 * d, 94), rows = random_vector(keys * stride + 1, 95), p = random_vector(keys * 4, 96, 0.0f, 1.0f);
       const float* q[4] = {qs.data(), qs.data() + d, qs.data() + 2 * d, qs.data() + 3 * d};
@@ -139,8 +140,8 @@ TEST(Kernels, FourQueryDotAndWeightedRowsMatchScalar) {
 }
 
 TEST(Kernels, TwoQueryDotAndWeightedRowsMatchScalarAndLeaveTheirLayout) {
-  for (std::size_t d : {1, 3, 4, 7, 16, 17, 64, 100, 128})
-    for (std::size_t keys : {0, 1, 2, 5, 64}) {
+  for (std::size_t d : {1, 3, 4, 7, 16, 17, 64, 100, 128, 257})
+    for (std::size_t keys : {0, 1, 2, 5, 37, 64}) {
       const std::size_t stride = d + 3;
       auto qs = random_vector(2 * d, 97), rows = random_vector(keys * stride + 1, 98), p = random_vector(keys * 4, 99, 0.0f, 1.0f);
       const float* q[2] = {qs.data(), qs.data() + d};
