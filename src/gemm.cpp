@@ -2,7 +2,9 @@
 // registers), A packed into row groups block by block, a micro-kernel per
 // row group and panel, and a single-row kernel for decoding's m = 1.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "simd_batch.hpp"
 
@@ -134,6 +136,14 @@ inline void load_values(const std::uint16_t* w, const float*, const F16Constants
 inline void load_values(const std::uint16_t* w, const float*, NoConstants, batch* out, ReducedPanel<WeightFormat::bf16>*) {
   for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch(wasm_i32x4_shl(wasm_u32x4_load16x4(w + j * kLanes), 16));
 }
+// f16 values times 2^-112 (exactly; subnormal floats for subnormal halves):
+// the conversion without its multiply, for a row kernel whose activations
+// carry the 2^112 instead (row_kernel).
+inline void load_f16_scaled_down(const std::uint16_t* w, const F16Constants& k, batch* out) {
+  for (std::size_t j = 0; j < kPanelBatches; ++j)
+    out[j] = batch(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_load16x4(w + j * kLanes), 13), k.keep));
+}
+inline batch f16_scale_up(const F16Constants& k) { return batch(k.rescale); }
 inline void load_values(const std::int8_t* w, const float* s, NoConstants, batch* out, ReducedPanel<WeightFormat::int8>*) {
   static_assert(kPanel == 8, "one 8-byte load is a k row of a panel");
   const v128_t q = wasm_i16x8_load8x8(w);
@@ -152,6 +162,12 @@ inline void load_values(const E* w, const float* s, const Constants&, batch* out
   }
   for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch::load_aligned(v + j * kLanes);
 }
+inline void load_f16_scaled_down(const std::uint16_t* w, NoConstants, batch* out) {
+  alignas(16) float v[kPanel];
+  for (std::size_t c = 0; c < kPanel; ++c) v[c] = f16_value(w[c]) * 0x1p-112f;
+  for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch::load_aligned(v + j * kLanes);
+}
+inline batch f16_scale_up(NoConstants) { return batch(0x1p112f); }
 #endif
 
 // What a format's conversion keeps in registers through the loop.
@@ -247,9 +263,15 @@ __attribute__((noinline)) void row_kernel_int8(const float* pa, std::size_t a_st
   }
 }
 
-template <WeightFormat F>
+// kScaledUp (f16 only): A's values are taken times 2^112 and the weights'
+// conversion skips its multiply by 2^112 (load_f16_scaled_down), one
+// multiply per k step for the four panels instead of eight. Each product is
+// the same real number x * w, so the sums are bit for bit the same, as long
+// as x * 2^112 stays finite: the caller checks |x| < 2^16 (f16_row_scales_up).
+template <WeightFormat F, bool kScaledUp = false>
 __attribute__((noinline)) void row_kernel(const float* pa, std::size_t a_step, const ReducedPanel<F>* pb,
                                           std::size_t depth, float* c) {
+  static_assert(!kScaledUp || F == WeightFormat::f16, "only f16's conversion has a multiply to move");
   if constexpr (F == WeightFormat::int8) {
     row_kernel_int8(pa, a_step, pb, depth, c);
   } else {
@@ -259,10 +281,12 @@ __attribute__((noinline)) void row_kernel(const float* pa, std::size_t a_step, c
     const auto constants = loop_constants<F>();
     // f32, f16 and bf16 have no blocks: the whole depth in one run.
     for (std::size_t k = 0; k < depth; ++k, pa += a_step) {
-      const batch x(*pa);
+      batch x(*pa);
+      if constexpr (kScaledUp) x = x * f16_scale_up(constants);
       for (std::size_t p = 0; p < P; ++p) {
         batch w[kPanelBatches];
-        load_values(pb[p].w + k * kPanel, pb[p].scales, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
+        if constexpr (kScaledUp) load_f16_scaled_down(pb[p].w + k * kPanel, constants, w);
+        else load_values(pb[p].w + k * kPanel, pb[p].scales, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
         for (std::size_t j = 0; j < kPanelBatches; ++j) acc[p][j] = madd(x, w[j], acc[p][j]);
         keep_order();
       }
@@ -382,23 +406,43 @@ void pack_row_groups(const float* a, std::size_t lda, std::size_t rows, std::siz
 }  // namespace simd
 namespace {
 
+// Whether a single row of A against f16 panels may take row_kernel's
+// scaled-up path: every |x| < 2^16, so that x * 2^112 is finite (a NaN or
+// infinite x takes the plain path).
+template <typename Panel>
+bool f16_row_scales_up(RowGroups, std::size_t, Panel*) { return false; }
+bool f16_row_scales_up(RowGroups a, std::size_t k, ReducedPanel<WeightFormat::f16>*) {
+  for (std::size_t kk = 0; kk < k; ++kk)
+    if (!(std::fabs(a.data[kk * a.k_stride]) < 0x1p16f)) return false;
+  return true;
+}
+
 // gemm over row groups, for any panel format.
 template <typename PanelSet>
 void gemm_groups(RowGroups a, std::size_t m, const PanelSet& b, std::size_t k, std::size_t n, const float* bias,
                  bool accumulate, float* c, std::size_t ldc) {
   const std::size_t panels = (n + kPanel - 1) / kPanel, groups = m / kRows;
   std::size_t p = 0;
-  if (m == 1)  // whole panels kRowPanels at a time; C's row is contiguous
+  if (m == 1) {  // whole panels kRowPanels at a time; C's row is contiguous
+    using Panel = decltype(as_panel(b.panel(0)));
+    const bool scaled_up = f16_row_scales_up(a, k, static_cast<Panel*>(nullptr));
     for (; p + kRowPanels <= n / kPanel; p += kRowPanels) {
       float* cp = c + p * kPanel;
       if (!accumulate) {
         if (bias != nullptr) std::copy(bias + p * kPanel, bias + (p + kRowPanels) * kPanel, cp);
         else std::fill(cp, cp + kRowPanels * kPanel, 0.0f);
       }
-      decltype(as_panel(b.panel(0))) pb[kRowPanels];
+      Panel pb[kRowPanels];
       for (std::size_t q = 0; q < kRowPanels; ++q) pb[q] = as_panel(b.panel(p + q));
+      if constexpr (std::is_same_v<Panel, ReducedPanel<WeightFormat::f16>>) {
+        if (scaled_up) {
+          row_kernel<WeightFormat::f16, true>(a.data, a.k_stride, pb, k, cp);
+          continue;
+        }
+      }
       row_kernel(a.data, a.k_stride, pb, k, cp);
     }
+  }
   for (; p < panels; ++p) {
     const auto pb = b.panel(p);
     const std::size_t col0 = p * kPanel;

@@ -6,6 +6,7 @@
 import { MultiheadAttention, KVCache, EncoderMemory, capabilities, init, setThreads } from '../../dist/index.js';
 import {
   loadFixtures, assertClose, runFixtureCase, toleranceOf, loadDecoderFixtures, checkDecoderCase, checkDecoderSequence,
+  checkF16SingleRow,
 } from './helpers.js';
 import { digestOfStandardRun } from './standard_run.js';
 
@@ -34,6 +35,13 @@ for (const c of decoder.sequences) {
 for (const c of [...decoder.single, ...decoder.dtypes]) {  // dtypes: f16, bf16 and int8 weights
   try {
     for (const [part, e] of Object.entries(await checkDecoderCase({ MultiheadAttention }, c))) worst[part] = Math.max(worst[part] ?? 0, e);
+  } catch (err) {
+    failures.push(err.message);
+  }
+}
+for (const big of [0.5, 70000]) {
+  try {
+    await checkF16SingleRow(MultiheadAttention, big);
   } catch (err) {
     failures.push(err.message);
   }

@@ -183,3 +183,20 @@ export async function checkDecoderSequence({ MultiheadAttention, KVCache, Encode
     mha.dispose();
   }
 }
+
+// One token through an f16 layer against row 0 of a two-token causal call,
+// bit for bit (weight_dtypes.test.js says why they are equal); `big` is one
+// activation of the token.
+export async function checkF16SingleRow(MultiheadAttention, big) {
+  const mha = await MultiheadAttention.create({ embedDim: 64, numHeads: 4, weightDtype: 'f16', seed: 11 });
+  try {
+    const x = new Float32Array(2 * 64).map((_, i) => Math.sin(i * 1.7) * 3);
+    x[5] = big;
+    const one = mha.forward({ data: x.slice(0, 64), dims: [1, 64] }).output.data;
+    const two = mha.forward({ data: x, dims: [2, 64] }, null, null, { isCausal: true }).output.data;
+    const differs = one.findIndex((v, i) => !Object.is(v, two[i]));
+    assert.equal(differs, -1, `f16 single row, activation ${big}, column ${differs}: ${one[differs]} against ${two[differs]}`);
+  } finally {
+    mha.dispose();
+  }
+}

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 
 import {
   MultiheadAttention, loadDecoderFixtures, checkDecoderCase, decoderCreateOptions, randomTensor, encodeSafetensors,
+  checkF16SingleRow,
 } from './helpers.js';
 
 const { dtypes } = loadDecoderFixtures();
@@ -151,3 +152,15 @@ test('fromSafetensors keeps F16 and BF16 weights as they are stored, unless told
   await assert.rejects(MultiheadAttention.fromSafetensors(layerFile(16, 'F16'), { numHeads: 2, weightDtype: 'q4' }),
     (err) => err instanceof RangeError && err.argument === 'weightDtype');
 });
+
+// A single row's f16 projections take their activations times 2^112 instead
+// of multiplying every weight by it (when every |x| < 2^16): the same
+// products, so one token's output is bit for bit row 0 of a two-token causal
+// call, whose projections take the multi-row kernel. With an activation past
+// 2^16 too, where the single row takes the plain path. (every_build runs it
+// on each build.)
+for (const big of [0.5, 70000]) {
+  test(`f16: one token's output is bit for bit row 0 of a two-token causal call (an activation of ${big})`, async () => {
+    await checkF16SingleRow(MultiheadAttention, big);
+  });
+}

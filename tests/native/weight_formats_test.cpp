@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -114,6 +115,30 @@ TEST(WeightFormats, LinearOverReducedPanelsMatchesScalarOverTheDequantizedWeight
           const double tolerance = 1e-6 * double(k) * (largest + 1);
           for (std::size_t i = 0; i < y1.size(); ++i) ASSERT_NEAR(y1[i], y2[i], tolerance) << "at " << i;
         }
+}
+
+// The single-row kernel takes f16 activations times 2^112 instead of
+// multiplying every weight by it, when every |x| < 2^16: the products are the
+// same real numbers, so a row's result is bit for bit what the multi-row
+// kernel gives it, with activations either side of that bound, subnormal
+// halves, zeros and a NaN among them.
+TEST(WeightFormats, Float16SingleRowEqualsItsRowOfAMultiRowCallBitForBit) {
+  const std::size_t k = 300, n = 64;
+  auto w = weights(n * k, 64);
+  w[3] = 3e-6f, w[k + 7] = -5e-8f, w[2 * k + 17] = 0.0f;  // subnormal halves, and a zero under x[17]
+  const mha::PackedWeight packed = mha::pack_reduced(w.data(), n, k, WeightFormat::f16);
+  auto bias = random_vector(n, 65);
+  for (float big : {1.0f, 65504.0f, 65536.0f, 3e9f, std::numeric_limits<float>::quiet_NaN()}) {
+    auto x = random_vector(2 * k, 66, -100.0f, 100.0f);
+    x[17] = big, x[k + 17] = big;
+    x[18] = 1e-40f, x[k + 18] = 1e-40f;  // a subnormal activation
+    std::vector<float> one(n), two(2 * n);
+    mha::simd::linear(x.data(), 1, k, packed, bias.data(), one.data(), n);
+    mha::simd::linear(x.data(), 2, k, packed, bias.data(), two.data(), n);
+    for (std::size_t j = 0; j < n; ++j)
+      ASSERT_EQ(std::memcmp(&one[j], &two[j], sizeof(float)), 0)
+          << "x[17] = " << big << ", column " << j << ": " << one[j] << " against " << two[j];
+  }
 }
 
 TEST(WeightFormats, LinearOverSomePanelsWritesThoseColumnsOnly) {
