@@ -10,13 +10,16 @@ using namespace simd_lanes;
 namespace {
 
 // Decoding reads a cache's rows straight from memory, and the CPU's
-// prefetchers follow a sweep through addresses in order, but not the
-// kernels' own orders: two or more rows interleaved, or a block of rows
-// column chunk by column chunk. So those kernels first sweep what they are
-// about to read, in address order, one load per 64-byte line; the kernel then
-// finds it in L1 or on its way there (bench/limits.md, "Decoding's reads").
-// The loads are folded into a sink whose one lane lands in a volatile, so
-// that none is dead code; an OR, so the fold adds no latency chain of note.
+// prefetchers follow rows read one after another in address order, but not
+// two or more rows read side by side, nor a block of rows read column chunk
+// by column chunk (bench/limits.md, "Decoding's reads"). The one- and
+// two-query score kernels therefore take one key at a time. Where a kernel
+// needs several rows at once (four queries' scores: two keys, to reuse each
+// query load; the weighted sums: blocks of keys) it first sweeps what it is
+// about to read, in address order, one load per 64-byte line, and then finds
+// it in L1 or on its way there. The loads are folded into a sink whose one
+// lane lands in a volatile, so that none is dead code; an OR, so the fold
+// adds no latency chain of note.
 volatile float g_sweep_sink;
 
 // Touches every line of [p, p + floats) without reading past its end.
@@ -29,9 +32,9 @@ batch sweep(const float* p, std::size_t floats, batch sink) {
 
 void keep(batch sink) { g_sweep_sink = sink.get(0); }
 
-// Rows at least this long are swept ahead by the score kernels: shorter
-// ones, two of them interleaved, the prefetchers follow by themselves (and
-// the sweep then only costs).
+// Rows at least this long are swept ahead by the four-query score kernel:
+// shorter ones, two of them side by side, the prefetchers follow by
+// themselves (and the sweep then only costs).
 constexpr std::size_t kSweptRowFloats = 128;
 // How far ahead of the row pair being scored the sweep runs.
 constexpr std::size_t kSweepAheadFloats = 4096 / sizeof(float);
@@ -179,41 +182,24 @@ void narrow_softmax_values(float* p, std::size_t keys, const float* v, std::size
 }
 
 void dot_rows(const float* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d, float* out) {
-  const std::size_t whole = d / kLanes * kLanes;
-  auto tail = [&](const float* row) {  // the features past whole batches
-    float sum = 0.0f;
+  // One key at a time, its row read in address order (which the
+  // prefetchers follow, where four rows side by side they did not), in four
+  // phases of its features: four independent sums.
+  constexpr std::size_t kPhases = 4, kStep = kPhases * kLanes;
+  const std::size_t steps = d / kStep * kStep, whole = d / kLanes * kLanes;
+  for (std::size_t j = 0; j < keys; ++j) {
+    const float* row = k + j * k_stride;
+    batch a[kPhases];
+    for (std::size_t u = 0; u < kPhases; ++u) a[u] = batch(0.0f);
+    for (std::size_t t = 0; t < steps; t += kStep)
+      for (std::size_t u = 0; u < kPhases; ++u)
+        a[u] = madd(batch::load_unaligned(q + t + u * kLanes), batch::load_unaligned(row + t + u * kLanes), a[u]);
+    for (std::size_t t = steps; t < whole; t += kLanes)  // whole batches past the last full step
+      a[0] = madd(batch::load_unaligned(q + t), batch::load_unaligned(row + t), a[0]);
+    float sum = xsimd::reduce_add((a[0] + a[1]) + (a[2] + a[3]));
     for (std::size_t t = whole; t < d; ++t) sum += q[t] * row[t];
-    return sum;
-  };
-  const SweepAhead ahead(k, k_stride, keys, d, kLanes);
-  batch sink(0.0f);
-  std::size_t j = 0;
-  // kLanes keys at a time: one accumulator each, then one horizontal add of
-  // all of them (haddp) instead of one reduction per key.
-  for (; j + kLanes <= keys; j += kLanes) {
-    const float* row = k + j * k_stride;
-    sink = ahead(j, sink);
-    batch acc[kLanes];
-    for (std::size_t r = 0; r < kLanes; ++r) acc[r] = batch(0.0f);
-    for (std::size_t t = 0; t < whole; t += kLanes) {
-      const batch qt = batch::load_unaligned(q + t);
-      for (std::size_t r = 0; r < kLanes; ++r) acc[r] = madd(qt, batch::load_unaligned(row + r * k_stride + t), acc[r]);
-    }
-    batch sums = xsimd::haddp(acc);
-    if (whole < d) {
-      alignas(16) float rest[kLanes];
-      for (std::size_t r = 0; r < kLanes; ++r) rest[r] = tail(row + r * k_stride);
-      sums += batch::load_aligned(rest);
-    }
-    sums.store_unaligned(out + j);
+    out[j] = sum;
   }
-  for (; j < keys; ++j) {
-    const float* row = k + j * k_stride;
-    batch acc(0.0f);
-    for (std::size_t t = 0; t < whole; t += kLanes) acc = madd(batch::load_unaligned(q + t), batch::load_unaligned(row + t), acc);
-    out[j] = xsimd::reduce_add(acc) + tail(row);
-  }
-  keep(sink);
 }
 
 void weighted_rows(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d, float* z) {
@@ -358,50 +344,36 @@ void weighted_rows2(const float* p, const float* v, std::size_t v_stride, std::s
 
 void dot_rows2(const float* const* q, const float* k, std::size_t k_stride, std::size_t keys, std::size_t d,
                float* out) {
-  const std::size_t whole = d / kLanes * kLanes;
-  auto tail = [&](std::size_t c, const float* row) {  // the features past whole batches
-    float sum = 0.0f;
-    for (std::size_t t = whole; t < d; ++t) sum += q[c][t] * row[t];
-    return sum;
-  };
-  const SweepAhead ahead(k, k_stride, keys, d, 2);
-  batch sink(0.0f);
-  std::size_t j = 0;
-  // Two keys by two queries: four sums, one horizontal add for all of them.
-  for (; j + 2 <= keys; j += 2) {
-    const float* r0 = k + j * k_stride;
-    const float* r1 = r0 + k_stride;
-    sink = ahead(j, sink);
-    batch acc[4];
-    for (std::size_t c = 0; c < 4; ++c) acc[c] = batch(0.0f);
-    for (std::size_t t = 0; t < whole; t += kLanes) {
-      const batch k0 = batch::load_unaligned(r0 + t), k1 = batch::load_unaligned(r1 + t);
-      const batch q0 = batch::load_unaligned(q[0] + t), q1 = batch::load_unaligned(q[1] + t);
-      acc[0] = madd(q0, k0, acc[0]);
-      acc[1] = madd(q1, k0, acc[1]);
-      acc[2] = madd(q0, k1, acc[2]);
-      acc[3] = madd(q1, k1, acc[3]);
-    }
-    alignas(16) float s[4];
-    xsimd::haddp(acc).store_aligned(s);  // (key j: q0, q1), (key j + 1: q0, q1)
-    float* o = out + j * 4;
-    o[0] = s[0] + tail(0, r0), o[1] = s[1] + tail(1, r0), o[2] = o[3] = 0.0f;
-    o[4] = s[2] + tail(0, r1), o[5] = s[3] + tail(1, r1), o[6] = o[7] = 0.0f;
-  }
-  for (; j < keys; ++j) {
+  // One key at a time, its row read in address order (which the
+  // prefetchers follow; two rows side by side they did not), in four
+  // phases of its features: eight independent sums, two queries by four
+  // phases, enough to keep both multiply-add pipes busy.
+  constexpr std::size_t kPhases = 4, kStep = kPhases * kLanes;
+  const std::size_t steps = d / kStep * kStep, whole = d / kLanes * kLanes;
+  for (std::size_t j = 0; j < keys; ++j) {
     const float* row = k + j * k_stride;
-    batch a0(0.0f), a1(0.0f);
-    for (std::size_t t = 0; t < whole; t += kLanes) {
+    batch a0[kPhases], a1[kPhases];
+    for (std::size_t u = 0; u < kPhases; ++u) a0[u] = a1[u] = batch(0.0f);
+    for (std::size_t t = 0; t < steps; t += kStep)
+      for (std::size_t u = 0; u < kPhases; ++u) {
+        const std::size_t at = t + u * kLanes;
+        const batch kt = batch::load_unaligned(row + at);
+        a0[u] = madd(batch::load_unaligned(q[0] + at), kt, a0[u]);
+        a1[u] = madd(batch::load_unaligned(q[1] + at), kt, a1[u]);
+      }
+    for (std::size_t t = steps; t < whole; t += kLanes) {  // whole batches past the last full step
       const batch kt = batch::load_unaligned(row + t);
-      a0 = madd(batch::load_unaligned(q[0] + t), kt, a0);
-      a1 = madd(batch::load_unaligned(q[1] + t), kt, a1);
+      a0[0] = madd(batch::load_unaligned(q[0] + t), kt, a0[0]);
+      a1[0] = madd(batch::load_unaligned(q[1] + t), kt, a1[0]);
     }
+    // (key j: q0, q1, 0, 0), one horizontal add for both.
+    const batch zero(0.0f);
+    batch sums[4] = {(a0[0] + a0[1]) + (a0[2] + a0[3]), (a1[0] + a1[1]) + (a1[2] + a1[3]), zero, zero};
     float* o = out + j * 4;
-    o[0] = xsimd::reduce_add(a0) + tail(0, row), o[1] = xsimd::reduce_add(a1) + tail(1, row), o[2] = o[3] = 0.0f;
+    xsimd::haddp(sums).store_unaligned(o);
+    for (std::size_t t = whole; t < d; ++t) o[0] += q[0][t] * row[t], o[1] += q[1][t] * row[t];
   }
-  keep(sink);
 }
-
 
 }  // namespace simd
 }  // namespace mha
