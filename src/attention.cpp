@@ -167,10 +167,10 @@ struct Projected {
 
 // Keys and values read where a cache or memory holds them.
 void read_from(Projected& x, const KVCache::Storage& s) {
-  x.k = const_cast<float*>(s.k.data());
-  x.v = const_cast<float*>(s.v.data());
+  x.k = const_cast<float*>(s.k.data()) + s.at(0, 0, 0);
+  x.v = const_cast<float*>(s.v.data()) + s.at(0, 0, 0);
   x.k_stride = x.v_stride = std::size_t(s.row_stride);
-  x.k_batch = x.v_batch = std::size_t(s.capacity * s.width);
+  x.k_batch = x.v_batch = std::size_t(s.rows * s.width);
   x.k_head = x.v_head = std::size_t(s.head_stride);
 }
 
@@ -257,8 +257,8 @@ ScoreRules rules_of(const Call& c, const Config& config, const std::vector<float
     r.q_offset = cache->length - std::int64_t(c.Lq);
     r.k_offset = cache->first;
     r.q_pos = cache->implicit ? nullptr : o.positions;
-    r.k_pos = cache->implicit ? nullptr : cache->positions.data();
-    r.k_pos_stride = cache->capacity;
+    r.k_pos = cache->implicit ? nullptr : cache->positions.data() + cache->offset;
+    r.k_pos_stride = cache->rows;
     r.mask_row = cache->length;
     r.mask_first = cache->first;
   }
@@ -516,11 +516,13 @@ void MultiheadAttention::project_memory(const float* input, std::int64_t batch, 
   ThreadPool& pool = thread_pool();
   const std::size_t rows = std::size_t(batch * length), kd = std::size_t(c.kdim), w = std::size_t(m.width);
   const std::size_t d = std::size_t(c.head_dim), heads = std::size_t(c.num_kv_heads), P = PackedWeight::kPanel;
+  m.offset = 0;
   if (d % P == 0) {
     // Head-major, as a cache's: each head's keys one run, which every decode
     // step streams. A GEMM per (sequence, head) over that head's rows of Wk
     // and Wv (whole panels) writes them there.
-    m.head_stride = m.capacity * c.head_dim;
+    m.rows = m.capacity;  // a memory is never a ring
+    m.head_stride = m.rows * c.head_dim;
     m.row_stride = c.head_dim;
     run_tasks(pool, std::size_t(batch) * heads, rows * kd * w, [&](std::size_t t, std::size_t) {
       const std::size_t b = t / heads, g = t % heads, p0 = g * d / P, p1 = p0 + d / P;

@@ -10,19 +10,20 @@ KVCache::KVCache(const MultiheadAttention& layer, std::int64_t batch, std::int64
   const Config& c = layer.config();
   if (batch < 1) throw Error(Error::Kind::range, "cache batch must be >= 1, got " + std::to_string(batch));
   if (capacity < 1) throw Error(Error::Kind::range, "cache capacity must be >= 1, got " + std::to_string(capacity));
-  const std::int64_t width = c.num_kv_heads * c.head_dim;
-  const std::int64_t floats = checked_mul(checked_mul(batch, capacity, "cache"), width, "cache");
+  const std::int64_t width = c.num_kv_heads * c.head_dim, rows = Storage::rows_for(c, capacity);
+  const std::int64_t floats = checked_mul(checked_mul(batch, rows, "cache"), width, "cache");
   s_ = std::make_unique<Storage>();
   s_->owner = &layer;
   s_->batch = batch;
   s_->capacity = capacity;
+  s_->rows = rows;
   s_->width = width;
   s_->head_dim = c.head_dim;
-  s_->head_stride = capacity * c.head_dim;  // head-major
+  s_->head_stride = rows * c.head_dim;  // head-major
   s_->row_stride = c.head_dim;
   s_->k.assign(std::size_t(floats), 0.0f);
   s_->v.assign(std::size_t(floats), 0.0f);
-  s_->positions.assign(std::size_t(batch * capacity), 0);
+  s_->positions.assign(std::size_t(batch * rows), 0);
 }
 
 KVCache::~KVCache() = default;
@@ -35,7 +36,7 @@ std::int64_t KVCache::length() const { return s_->length; }
 std::int64_t KVCache::held() const { return s_->held(); }
 
 void KVCache::reset() {
-  s_->length = s_->first = 0;
+  s_->length = s_->first = s_->offset = 0;
   s_->implicit = true;
 }
 
@@ -52,13 +53,16 @@ void KVCache::truncate(std::int64_t length) {
 }
 
 std::uint64_t KVCache::bytes(const Config& c, std::int64_t batch, std::int64_t capacity) {
-  const double rows = double(batch) * double(capacity);
+  const double rows = double(batch) * double(Storage::rows_for(c, capacity));
   const double bytes = rows * (2.0 * double(c.num_kv_heads * c.head_dim) + 1.0) * 4.0;
   return bytes >= 1.8e19 ? ~std::uint64_t(0) : std::uint64_t(bytes);
 }
 
 void KVCache::Storage::make_room(std::int64_t window, std::int64_t lq) {
-  if (held() + lq <= capacity) return;
+  if (held() + lq <= capacity) {
+    if (offset + held() + lq > rows) compact();  // a ring's slack is used up
+    return;
+  }
   if (window > 0) {
     const std::int64_t keep = std::min(held(), window - 1);
     if (keep + lq > capacity)
@@ -67,6 +71,7 @@ void KVCache::Storage::make_room(std::int64_t window, std::int64_t lq) {
                                           " (the window's " + std::to_string(keep) + " earlier keys and its own), got " +
                                           std::to_string(capacity));
     drop(held() - keep);
+    if (offset + held() + lq > rows) compact();
     return;
   }
   throw Error(Error::Kind::range, "cache: it holds " + std::to_string(held()) + " positions of its capacity " +
@@ -87,7 +92,7 @@ void KVCache::Storage::append(std::size_t batch_count, std::size_t lq, const flo
         std::copy_n(k_rows + row * k_stride + g * d, d, k.data() + at(std::int64_t(b), std::int64_t(g), r));
         std::copy_n(v_rows + row * v_stride + g * d, d, v.data() + at(std::int64_t(b), std::int64_t(g), r));
       }
-      positions[b * std::size_t(capacity) + std::size_t(r)] =
+      positions[b * std::size_t(rows) + std::size_t(offset + r)] =
           given_positions ? given_positions[row] : std::int32_t(first_position + std::int64_t(i));
     }
   if (given_positions) implicit = false;
@@ -96,17 +101,26 @@ void KVCache::Storage::append(std::size_t batch_count, std::size_t lq, const flo
 
 void KVCache::Storage::drop(std::int64_t n) {
   if (n <= 0) return;
-  const std::int64_t keep = held() - n, heads = width / head_dim;
-  for (std::int64_t b = 0; b < batch; ++b) {
-    for (std::int64_t g = 0; g < heads; ++g)
-      for (std::int64_t r = 0; r < keep; ++r) {  // forward: each row moves to an earlier one
-        std::copy_n(k.data() + at(b, g, n + r), head_dim, k.data() + at(b, g, r));
-        std::copy_n(v.data() + at(b, g, n + r), head_dim, v.data() + at(b, g, r));
-      }
-    std::int32_t* p = positions.data() + b * capacity;
-    std::copy(p + n, p + n + keep, p);
-  }
+  offset += n;
   first += n;
+}
+
+void KVCache::Storage::compact() {
+  if (offset == 0) return;
+  const std::int64_t n = held(), heads = width / head_dim;
+  for (std::int64_t b = 0; b < batch; ++b) {
+    // Head-major: a head's held rows are one run; forward, since each row
+    // moves to an earlier one.
+    for (std::int64_t g = 0; g < heads; ++g) {
+      const std::int64_t from = b * rows * width + g * head_stride + offset * row_stride;
+      const std::int64_t to = from - offset * row_stride;
+      std::copy_n(k.data() + from, n * head_dim, k.data() + to);
+      std::copy_n(v.data() + from, n * head_dim, v.data() + to);
+    }
+    std::int32_t* p = positions.data() + b * rows;
+    std::copy(p + offset, p + offset + n, p);
+  }
+  offset = 0;
 }
 
 }  // namespace mha

@@ -89,6 +89,13 @@ TEST(Cache, ASlidingWindowRingOfWMinus1PlusLqHoldsEnough) {
     SCOPED_TRACE("d=" + std::to_string(d));
     expect_pieces_match_whole(decoder(d, 4), 4, std::vector<std::int64_t>(12, 1));
     expect_pieces_match_whole(decoder(d, 4), 6, {3, 1, 3, 1, 1, 3});
+    // A ring stores 1/16 more rows than its capacity and moves them back
+    // only when those are used up: steps and chunks past several of those.
+    std::vector<std::int64_t> chunks = {20, 5};
+    for (int i = 0; i < 30; ++i) chunks.push_back(1);
+    for (std::int64_t n : {3, 5, 5, 2, 5}) chunks.push_back(n);
+    for (int i = 0; i < 10; ++i) chunks.push_back(1);
+    expect_pieces_match_whole(decoder(d, 36), 40, chunks);
   }
 }
 
