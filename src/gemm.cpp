@@ -88,10 +88,9 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
 template <WeightFormat F>
 struct ReducedPanel;
 template <>
-struct ReducedPanel<WeightFormat::f32> {  // float32 panels, for row_kernel
+struct ReducedPanel<WeightFormat::f32> {  // float32 panels, for row_kernel (never blocked)
   const float* w;
   const float* scales;  // unused
-  static constexpr std::size_t kBlock = 0;
 };
 template <>
 struct ReducedPanel<WeightFormat::f16> {
