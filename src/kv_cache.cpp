@@ -10,6 +10,7 @@ KVCache::KVCache(const MultiheadAttention& layer, std::int64_t batch, std::int64
   const Config& c = layer.config();
   if (batch < 1) throw Error(Error::Kind::range, "cache batch must be >= 1, got " + std::to_string(batch));
   if (capacity < 1) throw Error(Error::Kind::range, "cache capacity must be >= 1, got " + std::to_string(capacity));
+  checked_mul(batch, capacity, "cache");  // below 2^53, so that a ring's extra rows cannot overflow
   const std::int64_t width = c.num_kv_heads * c.head_dim, rows = Storage::rows_for(c, capacity);
   const std::int64_t floats = checked_mul(checked_mul(batch, rows, "cache"), width, "cache");
   s_ = std::make_unique<Storage>();

@@ -4,6 +4,7 @@
 // truncation rolls back; an encoder memory equals cross-attention.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -134,6 +135,20 @@ TEST(Cache, IsRefusedWhenFullAndTruncationRollsBack) {
   EXPECT_THROW(cache.truncate(8), mha::Error);
   mha::KVCache other(layer, 2, 8);
   EXPECT_THROW(call(layer, x.data(), 1, 1, 1, &other), mha::Error);  // batch 2 cache, batch 1 call
+}
+
+TEST(Cache, AnEnormousCapacityIsRefusedNotOverflowed) {
+  for (std::int64_t window : {0, 4}) {  // a ring stores 1/16 more rows
+    mha::MultiheadAttention layer(decoder(4, window), 7);
+    for (std::int64_t capacity : {std::numeric_limits<std::int64_t>::max(), std::int64_t(1) << 53}) {
+      try {
+        mha::KVCache cache(layer, 1, capacity);
+        ADD_FAILURE() << "a cache of " << capacity << " positions was made";
+      } catch (const mha::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("cache"), std::string::npos) << e.what();
+      }
+    }
+  }
 }
 
 // Heads of width 16 are stored head-major (whole panels of Wk), width 4 in
