@@ -278,14 +278,19 @@ __attribute__((noinline)) void row_kernel(const float* pa, std::size_t a_step, c
     batch acc[P][kPanelBatches];
     load_tile(acc, c, kPanel);
     const auto constants = loop_constants<F>();
+    // The panels' addresses as locals: read through pb, they were reloaded
+    // from memory on every k step (keep_order's barrier), four loads and four
+    // adds a step in V8's code.
+    decltype(pb[0].w) panel[P];
+    for (std::size_t p = 0; p < P; ++p) panel[p] = pb[p].w;
     // f32, f16 and bf16 have no blocks: the whole depth in one run.
     for (std::size_t k = 0; k < depth; ++k, pa += a_step) {
       batch x(*pa);
       if constexpr (kScaledUp) x = x * f16_scale_up(constants);
       for (std::size_t p = 0; p < P; ++p) {
         batch w[kPanelBatches];
-        if constexpr (kScaledUp) load_f16_scaled_down(pb[p].w + k * kPanel, constants, w);
-        else load_values(pb[p].w + k * kPanel, pb[p].scales, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
+        if constexpr (kScaledUp) load_f16_scaled_down(panel[p] + k * kPanel, constants, w);
+        else load_values(panel[p] + k * kPanel, nullptr, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
         for (std::size_t j = 0; j < kPanelBatches; ++j) acc[p][j] = madd(x, w[j], acc[p][j]);
         keep_order();
       }
