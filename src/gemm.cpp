@@ -79,12 +79,14 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
 
 // One k row of a reduced panel (kPanel values) as kPanelBatches float
 // batches: the values weight_formats.cpp's conversions give, dequantized in
-// registers. f16 through its bits: sign-extended and shifted left by 13,
+// registers. The 16-bit formats' rows are in half_slot's order: one load,
+// and each 32-bit lane's halves are columns j and j + 4. f16 through its
+// bits: a half moved to a lane's top and shifted right by 3 with its sign,
 // the sign lands in bit 31 and exponent and mantissa in a float's; clearing
-// bits 28-30 (copies of the sign) leaves the value times 2^-112, which one
-// exact multiply fixes, subnormals included (f16 weights are finite: see
-// first_unstorable). bf16 is a float's top half. int8: q times its block's
-// column scales.
+// bits 28-30 (copies of the sign) and 0-12 leaves the value times 2^-112,
+// which one exact multiply fixes, subnormals included (f16 weights are
+// finite: see first_unstorable). bf16 is a float's top half. int8: q times
+// its block's column scales.
 template <WeightFormat F>
 struct ReducedPanel;
 template <>
@@ -123,25 +125,35 @@ inline void load_values(const float* w, const float*, NoConstants, batch* out, R
 struct F16Constants {
   v128_t keep, rescale;
 };
-volatile std::int32_t f16_keep_bits = std::int32_t(0x8fffffffu);
+// A half in the top 16 bits of a lane, shifted right by 3 with its sign:
+// sign in bit 31 and exponent and mantissa in a float's, times 2^-112, once
+// bits 28-30 (copies of the sign) and 0-12 (the lane's other half) are
+// cleared.
+volatile std::int32_t f16_keep_bits = std::int32_t(0x8fffe000u);
 volatile float f16_rescale = 0x1p112f;
 inline F16Constants f16_constants() { return {wasm_i32x4_splat(f16_keep_bits), wasm_f32x4_splat(f16_rescale)}; }
 
+// A panel's k row of halves (half_slot's order) as columns 0-3 and 4-7:
+// f16 values times 2^-112 (exactly; subnormal floats for subnormal halves).
+inline void f16_scaled_down(const std::uint16_t* w, const F16Constants& k, batch* out) {
+  const v128_t v = wasm_v128_load(w);
+  out[0] = batch(wasm_v128_and(wasm_i32x4_shr(wasm_i32x4_shl(v, 16), 3), k.keep));
+  out[1] = batch(wasm_v128_and(wasm_i32x4_shr(v, 3), k.keep));
+}
 inline void load_values(const std::uint16_t* w, const float*, const F16Constants& k, batch* out,
                         ReducedPanel<WeightFormat::f16>*) {
-  for (std::size_t j = 0; j < kPanelBatches; ++j)
-    out[j] = batch(wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_load16x4(w + j * kLanes), 13), k.keep), k.rescale));
+  static_assert(kPanelBatches == 2, "a k row of halves is one v128 of two batches");
+  f16_scaled_down(w, k, out);
+  for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch(wasm_f32x4_mul(out[j], k.rescale));
 }
 inline void load_values(const std::uint16_t* w, const float*, NoConstants, batch* out, ReducedPanel<WeightFormat::bf16>*) {
-  for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch(wasm_i32x4_shl(wasm_u32x4_load16x4(w + j * kLanes), 16));
+  const v128_t v = wasm_v128_load(w);
+  out[0] = batch(wasm_i32x4_shl(v, 16));
+  out[1] = batch(wasm_v128_and(v, wasm_i32x4_const_splat(std::int32_t(0xffff0000u))));
 }
-// f16 values times 2^-112 (exactly; subnormal floats for subnormal halves):
-// the conversion without its multiply, for a row kernel whose activations
+// The conversion without its multiply, for a row kernel whose activations
 // carry the 2^112 instead (row_kernel).
-inline void load_f16_scaled_down(const std::uint16_t* w, const F16Constants& k, batch* out) {
-  for (std::size_t j = 0; j < kPanelBatches; ++j)
-    out[j] = batch(wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_load16x4(w + j * kLanes), 13), k.keep));
-}
+inline void load_f16_scaled_down(const std::uint16_t* w, const F16Constants& k, batch* out) { f16_scaled_down(w, k, out); }
 inline batch f16_scale_up(const F16Constants& k) { return batch(k.rescale); }
 inline void load_values(const std::int8_t* w, const float* s, NoConstants, batch* out, ReducedPanel<WeightFormat::int8>*) {
   static_assert(kPanel == 8, "one 8-byte load is a k row of a panel");
@@ -155,15 +167,15 @@ template <typename E, typename Constants, WeightFormat F>
 inline void load_values(const E* w, const float* s, const Constants&, batch* out, ReducedPanel<F>*) {
   alignas(16) float v[kPanel];
   for (std::size_t c = 0; c < kPanel; ++c) {
-    if constexpr (F == WeightFormat::f16) v[c] = f16_value(w[c]);
-    else if constexpr (F == WeightFormat::bf16) v[c] = bf16_value(w[c]);
+    if constexpr (F == WeightFormat::f16) v[c] = f16_value(w[PackedWeight::half_slot(c)]);
+    else if constexpr (F == WeightFormat::bf16) v[c] = bf16_value(w[PackedWeight::half_slot(c)]);
     else v[c] = float(w[c]) * s[c];
   }
   for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch::load_aligned(v + j * kLanes);
 }
 inline void load_f16_scaled_down(const std::uint16_t* w, NoConstants, batch* out) {
   alignas(16) float v[kPanel];
-  for (std::size_t c = 0; c < kPanel; ++c) v[c] = f16_value(w[c]) * 0x1p-112f;
+  for (std::size_t c = 0; c < kPanel; ++c) v[c] = f16_value(w[PackedWeight::half_slot(c)]) * 0x1p-112f;
   for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch::load_aligned(v + j * kLanes);
 }
 inline batch f16_scale_up(NoConstants) { return batch(0x1p112f); }

@@ -40,13 +40,18 @@ struct PackedWeight {
   std::size_t n = 0;                        // N
   std::size_t k = 0;                        // K
   std::vector<float> data;                  // f32: ceil(N / kPanel) * K * kPanel
-  std::vector<std::uint16_t> half;          // f16, bf16: the same layout
+  std::vector<std::uint16_t> half;          // f16, bf16: the same layout, but see half_slot
   std::vector<std::int8_t> q8;              // int8: the same layout
   std::vector<float> scales;                // int8: ceil(N / kPanel) * ceil(K / kQuantBlock) * kPanel
 
   std::uint64_t bytes() const {
     return data.size() * sizeof(float) + half.size() * sizeof(std::uint16_t) + q8.size() + scales.size() * sizeof(float);
   }
+  // Where column c of a k row of a panel is among its eight 16-bit values:
+  // c0 c4 c1 c5 c2 c6 c3 c7, so that each 32-bit lane j of a row holds
+  // columns j (low half) and j + 4 (high half), which two shifts (and a
+  // mask) take apart into two float batches in place of two widening loads.
+  static constexpr std::size_t half_slot(std::size_t c) { return c % 4 * 2 + c / 4; }
 };
 
 PackedWeight pack_weight(const float* w, std::size_t n, std::size_t k);

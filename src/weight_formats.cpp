@@ -107,7 +107,7 @@ PackedWeight pack_reduced(const float* w, std::size_t n, std::size_t k, WeightFo
   }
   for (std::size_t i = 0; i < n; ++i) {
     const float* row = w + i * k;
-    const std::size_t p = i / P, c = i % P, at = p * k * P + c;
+    const std::size_t p = i / P, c = i % P, at = p * k * P + (format == WeightFormat::int8 ? c : PackedWeight::half_slot(c));
     if (format == WeightFormat::int8) {
       for (std::size_t b = 0; b < blocks; ++b) {
         const std::size_t k0 = b * kQuantBlock, len = std::min(kQuantBlock, k - k0);
@@ -127,7 +127,9 @@ void unpack_weight(const PackedWeight& w, float* out) {
   constexpr std::size_t P = PackedWeight::kPanel;
   const std::size_t blocks = (w.k + kQuantBlock - 1) / kQuantBlock;
   for (std::size_t i = 0; i < w.n; ++i) {
-    const std::size_t p = i / P, c = i % P, at = p * w.k * P + c;
+    const std::size_t p = i / P, c = i % P;
+    const bool halves = w.format == WeightFormat::f16 || w.format == WeightFormat::bf16;
+    const std::size_t at = p * w.k * P + (halves ? PackedWeight::half_slot(c) : c);
     float* row = out + i * w.k;
     for (std::size_t kk = 0; kk < w.k; ++kk) {
       const std::size_t j = at + kk * P;
