@@ -60,11 +60,11 @@ std::uint64_t KVCache::bytes(const Config& c, std::int64_t batch, std::int64_t c
 }
 
 void KVCache::Storage::make_room(std::int64_t window, std::int64_t lq) {
-  if (held() + lq <= capacity) {
-    if (offset + held() + lq > rows) compact();  // a ring's slack is used up
-    return;
-  }
-  if (window > 0) {
+  if (held() + lq > capacity) {
+    if (window <= 0)
+      throw Error(Error::Kind::range, "cache: it holds " + std::to_string(held()) + " positions of its capacity " +
+                                          std::to_string(capacity) + " and this call appends " + std::to_string(lq) +
+                                          "; make it larger, or reset or truncate it");
     const std::int64_t keep = std::min(held(), window - 1);
     if (keep + lq > capacity)
       throw Error(Error::Kind::range, "cache: a call of " + std::to_string(lq) + " tokens under a sliding window of " +
@@ -72,12 +72,8 @@ void KVCache::Storage::make_room(std::int64_t window, std::int64_t lq) {
                                           " (the window's " + std::to_string(keep) + " earlier keys and its own), got " +
                                           std::to_string(capacity));
     drop(held() - keep);
-    if (offset + held() + lq > rows) compact();
-    return;
   }
-  throw Error(Error::Kind::range, "cache: it holds " + std::to_string(held()) + " positions of its capacity " +
-                                      std::to_string(capacity) + " and this call appends " + std::to_string(lq) +
-                                      "; make it larger, or reset or truncate it");
+  if (offset + held() + lq > rows) compact();  // a ring's slack is used up
 }
 
 void KVCache::Storage::append(std::size_t batch_count, std::size_t lq, const float* k_rows, std::size_t k_stride,
