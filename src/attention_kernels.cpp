@@ -39,22 +39,6 @@ constexpr std::size_t kSweptRowFloats = 128;
 // How far ahead of the row pair being scored the sweep runs.
 constexpr std::size_t kSweepAheadFloats = 4096 / sizeof(float);
 
-// The sweep of a score kernel that takes `step` keys at a time: at key j it
-// sweeps keys [j + ahead, j + ahead + step), ahead being kSweepAheadFloats
-// in whole steps; nothing for short rows or past the last key.
-struct SweepAhead {
-  const float* k;
-  std::size_t k_stride, keys, d, step, ahead;
-  SweepAhead(const float* k_, std::size_t k_stride_, std::size_t keys_, std::size_t d_, std::size_t step_)
-      : k(k_), k_stride(k_stride_), keys(keys_), d(d_), step(step_),
-        ahead(d_ >= kSweptRowFloats ? std::max<std::size_t>(1, kSweepAheadFloats / (k_stride_ * step_)) * step_ : 0) {}
-  batch operator()(std::size_t j, batch sink) const {
-    if (ahead == 0 || j + ahead + step > keys) return sink;
-    for (std::size_t r = 0; r < step; ++r) sink = sweep(k + (j + ahead + r) * k_stride, d, sink);
-    return sink;
-  }
-};
-
 // softmax_columns on NB batches of columns from c0: their running maxes and
 // sums stay in registers down the whole block, and no value crosses lanes.
 template <std::size_t NB>
@@ -248,7 +232,9 @@ void dot_rows4(const float* const* q, const float* k, std::size_t k_stride, std:
     }
     sums.store_unaligned(dst);
   };
-  const SweepAhead ahead(k, k_stride, keys, d, 2);
+  // The pair of rows kSweepAheadFloats ahead (in whole pairs) is swept
+  // while this one is scored; none for short rows.
+  const std::size_t ahead = d >= kSweptRowFloats ? std::max<std::size_t>(1, kSweepAheadFloats / (2 * k_stride)) * 2 : 0;
   batch sink(0.0f);
   std::size_t j = 0;
   // Two keys at a time: eight independent sums, each query's batch loaded
@@ -256,7 +242,8 @@ void dot_rows4(const float* const* q, const float* k, std::size_t k_stride, std:
   for (; j + 2 <= keys; j += 2) {
     const float* r0 = k + j * k_stride;
     const float* r1 = r0 + k_stride;
-    sink = ahead(j, sink);
+    if (ahead > 0 && j + ahead + 2 <= keys)
+      sink = sweep(r1 + ahead * k_stride, d, sweep(r0 + ahead * k_stride, d, sink));
     batch a0[4], a1[4];
     for (std::size_t c = 0; c < 4; ++c) a0[c] = a1[c] = batch(0.0f);
     for (std::size_t t = 0; t < whole; t += kLanes) {
