@@ -45,6 +45,7 @@ template <std::size_t NB>
 void softmax_column_batches(float* t, std::size_t ldt, std::size_t keys, std::size_t c0, float* m, float* l,
                             float* rescale) {
   const batch zero(0.0f);
+  const Exp2Constants k = exp2_constants();
   batch m_new[NB], shift[NB], sum[NB];
   for (std::size_t j = 0; j < NB; ++j) m_new[j] = batch::load_unaligned(m + c0 + j * kLanes);
   for (std::size_t r = 0; r < keys; ++r)
@@ -59,13 +60,13 @@ void softmax_column_batches(float* t, std::size_t ldt, std::size_t keys, std::si
   for (std::size_t r = 0; r < keys; ++r)
     for (std::size_t j = 0; j < NB; ++j) {
       float* p = t + r * ldt + c0 + j * kLanes;
-      const batch e = exp2_batch(batch::load_unaligned(p) - shift[j]);
+      const batch e = exp2_batch(batch::load_unaligned(p) - shift[j], k);
       e.store_unaligned(p);
       sum[j] += e;
     }
   for (std::size_t j = 0; j < NB; ++j) {
     const std::size_t c = c0 + j * kLanes;
-    const batch alpha = exp2_batch(batch::load_unaligned(m + c) - shift[j]);
+    const batch alpha = exp2_batch(batch::load_unaligned(m + c) - shift[j], k);
     alpha.store_unaligned(rescale + c);
     madd(batch::load_unaligned(l + c), alpha, sum[j]).store_unaligned(l + c);
     m_new[j].store_unaligned(m + c);
@@ -106,9 +107,10 @@ void narrow_softmax_values_of_width(float* p, std::size_t keys, const float* v, 
   // The exponentials and P . V in loops of their own: fused, the D
   // accumulators, the polynomial's constants and its temporaries outgrew
   // the registers, and ran slower (bench/limits.md).
+  const Exp2Constants k = exp2_constants();
   batch sum = zero;
   for (std::size_t j = 0; j < keys; ++j) {
-    const batch e = exp2_batch(batch::load_unaligned(p + j * kLanes) - shift);
+    const batch e = exp2_batch(batch::load_unaligned(p + j * kLanes) - shift, k);
     e.store_unaligned(p + j * kLanes);
     sum += e;
   }

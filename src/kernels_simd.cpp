@@ -27,10 +27,11 @@ void scale(float alpha, float* x, std::size_t n) {
 
 float exp_shifted_sum(float* x, std::size_t n, float shift) {
   const batch vs(shift);
+  const Exp2Constants k = exp2_constants();
   batch acc(0.0f);
   std::size_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    const batch e = exp2_batch(batch::load_unaligned(x + i) - vs);
+    const batch e = exp2_batch(batch::load_unaligned(x + i) - vs, k);
     e.store_unaligned(x + i);
     acc += e;
   }
@@ -38,7 +39,7 @@ float exp_shifted_sum(float* x, std::size_t n, float shift) {
     alignas(16) float tail[kLanes];
     std::fill(tail, tail + kLanes, -std::numeric_limits<float>::infinity());
     std::copy(x + i, x + n, tail);
-    const batch e = exp2_batch(batch::load_aligned(tail) - vs);
+    const batch e = exp2_batch(batch::load_aligned(tail) - vs, k);
     e.store_aligned(tail);
     std::copy(tail, tail + (n - i), x + i);
     acc += e;

@@ -83,10 +83,17 @@ inline void load_values(const std::uint16_t* w, const float*, const F16Constants
   load_f16_scaled_down(w, k, out);
   for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch(wasm_f32x4_mul(out[j], k.rescale));
 }
-inline void load_values(const std::uint16_t* w, const float*, NoConstants, batch* out, ReducedPanel<WeightFormat::bf16>*) {
+// bf16's one constant, the mask of a lane's high half, held the same way.
+struct Bf16Constants {
+  v128_t high;
+};
+inline volatile std::int32_t bf16_high_bits = std::int32_t(0xffff0000u);
+inline Bf16Constants bf16_constants() { return {wasm_i32x4_splat(bf16_high_bits)}; }
+inline void load_values(const std::uint16_t* w, const float*, const Bf16Constants& k, batch* out,
+                        ReducedPanel<WeightFormat::bf16>*) {
   const v128_t v = wasm_v128_load(w);
   out[0] = batch(wasm_i32x4_shl(v, 16));
-  out[1] = batch(wasm_v128_and(v, wasm_i32x4_const_splat(std::int32_t(0xffff0000u))));
+  out[1] = batch(wasm_v128_and(v, k.high));
 }
 inline batch f16_scale_up(const F16Constants& k) { return batch(k.rescale); }
 inline void load_values(const std::int8_t* w, const float* s, NoConstants, batch* out, ReducedPanel<WeightFormat::int8>*) {
@@ -120,6 +127,7 @@ template <WeightFormat F>
 inline auto loop_constants() {
 #if defined(__wasm_simd128__)
   if constexpr (F == WeightFormat::f16) return f16_constants();
+  else if constexpr (F == WeightFormat::bf16) return bf16_constants();
   else return NoConstants{};
 #else
   return NoConstants{};

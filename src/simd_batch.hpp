@@ -63,39 +63,58 @@ inline void keep_order() { asm volatile("" ::: "memory"); }
 inline void keep_order() {}
 #endif
 
+// exp2_batch's constants, as values its caller's loop holds. Written as
+// constants, each is rebuilt by V8 from immediates wherever it is used,
+// inside the loop: a 64-bit move to a general register, one to an xmm
+// register and a shuffle, 27 instructions per batch of exponentials for its
+// nine (seen in --print-wasm-code). Read through volatiles, they are values
+// LLVM cannot fold back into constants, and V8 keeps them in registers or
+// takes them as memory operands. Natively, plain constants.
+struct Exp2Constants {
+  batch lowest, magic, c[7];  // c: the polynomial's coefficients, highest degree first
+};
+#if defined(__wasm__)
+inline volatile float exp2_constant_values[9] = {
+#else
+inline constexpr float exp2_constant_values[9] = {
+#endif
+    // -126: below 2^-126 (FLT_MIN) the result is 0. 1.5 * 2^23 + 127: adding
+    // it rounds x to an integer n and leaves n + 127, the biased exponent of
+    // 2^n, in the low bits.
+    -126.0f, 12583039.0f,
+    // 2^f on |f| <= 1/2 (scripts/fit_exp2.cpp prints these).
+    1.546144485e-4f, 1.340042800e-3f, 9.618056938e-3f, 5.550327152e-2f, 2.402265072e-1f, 6.931471825e-1f, 1.0f};
+inline Exp2Constants exp2_constants() {
+  Exp2Constants k;
+  k.lowest = batch(exp2_constant_values[0]);
+  k.magic = batch(exp2_constant_values[1]);
+  for (std::size_t i = 0; i < 7; ++i) k.c[i] = batch(exp2_constant_values[2 + i]);
+  return k;
+}
+
 // 2^x for a batch with x <= 0 (a score minus its column's max; scores are in
 // base-2 units, see kLog2e), to under 2 ulp: x = n + f with n an integer and
 // |f| <= 1/2, 2^f by a degree-6 polynomial (a relative-error minimax fit with
-// p(0) = 1, so the max itself weighs exactly 1; scripts/fit_exp2.cpp prints
-// these coefficients), 2^n put straight into the exponent bits. Base 2
-// because e^x needs x / ln 2 first and then an x - n ln 2 in two parts: 19
-// operations here against Cephes' expf's 25, in the loop the softmax spends
-// its time in. xsimd::exp is exact too but, in its WebAssembly build, took
-// ~80 cycles a batch. Below 2^-126 (FLT_MIN) the result is 0 exactly (so a
-// masked score's weight is exactly 0, as in PyTorch); NaN stays NaN. x <= 0
-// is why there is no clamp at the top: a clamp cost a NaN-safe min, 7 x86
-// instructions in V8, and one more constant than the 16 xmm registers hold
+// p(0) = 1, so the max itself weighs exactly 1), 2^n put straight into the
+// exponent bits. Base 2 because e^x needs x / ln 2 first and then an
+// x - n ln 2 in two parts: 19 operations here against Cephes' expf's 25, in
+// the loop the softmax spends its time in. xsimd::exp is exact too but, in
+// its WebAssembly build, took ~80 cycles a batch. Below 2^-126 the result is
+// 0 exactly (so a masked score's weight is exactly 0, as in PyTorch); NaN
+// stays NaN. x <= 0 is why there is no clamp at the top: a clamp cost a
+// NaN-safe min, 7 x86 instructions in V8, and one more constant to hold
 // along with the loop's own values.
-inline batch exp2_batch(batch x) {
-  const batch lowest(-126.0f);
-  // 1.5 * 2^23 + 127: adding it rounds x to an integer n and leaves n + 127,
-  // the biased exponent of 2^n, in the low bits of t.
-  const batch magic(12583039.0f);
-  const batch t = x + magic;
-  const batch f = x - (t - magic);  // |f| <= 1/2
-  batch p(1.546144485e-4f);
-  p = madd(p, f, batch(1.340042800e-3f));
-  p = madd(p, f, batch(9.618056938e-3f));
-  p = madd(p, f, batch(5.550327152e-2f));
-  p = madd(p, f, batch(2.402265072e-1f));
-  p = madd(p, f, batch(6.931471825e-1f));
-  p = madd(p, f, batch(1.0f));
+inline batch exp2_batch(batch x, const Exp2Constants& k) {
+  const batch t = x + k.magic;
+  const batch f = x - (t - k.magic);  // |f| <= 1/2
+  batch p = k.c[0];
+  for (std::size_t i = 1; i < 7; ++i) p = madd(p, f, k.c[i]);
   // 2^n: shifting t's bits left by 23 drops everything above n + 127 and
   // puts n + 127 in the exponent field.
   const batch scale = xsimd::bitwise_cast<float>(xsimd::bitwise_cast<std::int32_t>(t) << 23);
   // Below FLT_MIN (and -inf, a masked score, whose f is NaN): 0 exactly, by
   // clearing the bits. A NaN x compares false and stays NaN.
-  return xsimd::bitwise_andnot(p * scale, batch((x < lowest).data));
+  return xsimd::bitwise_andnot(p * scale, batch((x < k.lowest).data));
 }
 
 // softmax_shift per lane.
