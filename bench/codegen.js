@@ -86,6 +86,25 @@ export function microKernelLoops(distDir = DEFAULT_DIST, simd = 'strict') {
     .map((loop) => ({ function: fn.name, instructions: loop.length, stackMoves: count(loop, /xmm.*\[r[bs]p|\[r[bs]p.*xmm/), code: loop })));
 }
 
+/**
+ * Every innermost loop that computes exp2_batch (src/simd_batch.hpp: found
+ * by its polynomial's six multiply-adds and its shift of 2^n into the
+ * exponent field, by 23), with how many of its
+ * instructions move a general register into an xmm one: V8 rebuilds a v128
+ * constant used in a loop from immediates on every use (a move to a general
+ * register, one to an xmm register, a shuffle), which the exponential's
+ * nine once cost the softmax; they are values read outside the loop, and
+ * this counts 0 while they stay so.
+ */
+export function exponentialLoops(distDir = DEFAULT_DIST, simd = 'strict') {
+  return optimisedCode(distDir, simd).flatMap((fn) => loopsOf(fn)
+    .filter((loop) => loop.filter((t) => /cmpq rsp,/.test(t)).length === 1  // innermost
+      && loop.some((t) => /^v?pslld xmm\d+,(xmm\d+,)?(23|0x17)$/.test(t))
+      && loop.filter((t) => /^vfn?madd\d+ps|^v?mulps/.test(t)).length >= 6)  // the polynomial
+    .map((loop) => ({ function: fn.name, instructions: loop.length,
+      constantMoves: loop.filter((t) => /^v?mov[dq] xmm\d+,r/.test(t)).length, code: loop })));
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const loops = microKernelLoops(process.argv[2] ? path.resolve(process.argv[2]) : DEFAULT_DIST, process.argv[3] ?? 'strict');
   if (loops.length === 0) console.log('no 5 x 8 micro-kernel loop found in the optimised code');
