@@ -14,19 +14,23 @@ using namespace simd_lanes;
 using namespace panel_values;
 namespace {
 
-// Rows per micro-kernel call: kGemmRows x kPanelBatches = 5 x 2 accumulators,
-// plus 2 weight batches, 1 broadcast and 1 product: 14 live f32x4 values, one
-// under the 15 xmm registers V8 allocates (the 16th is its scratch). Each k
-// step is 2 loads, 5 load-splats and 10 mul + 10 add: more arithmetic per
-// load and per loop step than 4 x 8, and faster (bench/limits.md, "Kernel
-// shapes").
+// Rows per micro-kernel call. SIMD128: kGemmRows x kPanelBatches = 5 x 2
+// accumulators, plus 2 weight batches, 1 broadcast and 1 product: 14 live
+// f32x4 values, one under the 15 xmm registers V8 allocates (the 16th is its
+// scratch). Each k step is 2 loads, 5 load-splats and 10 mul + 10 add: more
+// arithmetic per load and per loop step than 4 x 8, and faster
+// (bench/limits.md, "Kernel shapes"). Relaxed SIMD's fused multiply-add
+// leaves no product to hold, so a sixth row fits: 6 x 2 + 2 + 1 = 15 values,
+// 12 multiply-adds per 2 loads, 6 load-splats and the same loop control.
 constexpr std::size_t kRows = kGemmRows;
 // Rows of A per cache block (whole row groups): they stay in L2 while every
 // panel of B streams past them once, so the weights stream once per block.
-// 160 rows: a 128-row projection is one block, not 80 + 48 (bench/limits.md).
+// 32 groups (160 rows, 192 with relaxed SIMD): a 128-row projection is one
+// block, not 80 + 48 (bench/limits.md).
 constexpr std::size_t kBlockRows = 32 * kRows;
 // Depth (k) of a cache block: a block of A is packed into kBlockRows x kDepth
-// floats (160 KiB, within the 512 KiB L2 of the smallest core measured), and
+// floats (160 or 192 KiB, within the 512 KiB L2 of the smallest core
+// measured), and
 // a panel's slice, kDepth x kPanel floats (8 KiB), stays in L1 while every
 // row group of the block reads it.
 constexpr std::size_t kDepth = 256;
@@ -273,19 +277,19 @@ PackedWeight pack_weight(const float* w, std::size_t n, std::size_t k) {
 namespace simd {
 
 void pack_row_groups(const float* a, std::size_t lda, std::size_t rows, std::size_t depth, float* dst) {
-  static_assert(kRows == kLanes + 1, "the packing below transposes 4 rows and copies the fifth");
+  static_assert(kRows > kLanes && kRows < 2 * kLanes, "the packing below transposes 4 rows and copies the rest");
   for (std::size_t g = 0; g * kRows < rows; ++g, dst += depth * kRows) {
     const float* src = a + g * kRows * lda;
     const std::size_t in_group = std::min(kRows, rows - g * kRows);
     std::size_t kk = 0;
-    if (in_group == kRows)  // whole groups: rows 0-3 by 4 x 4 register transposes, row 4 as it is
+    if (in_group == kRows)  // whole groups: rows 0-3 by 4 x 4 register transposes, the rest as they are
       for (; kk + kLanes <= depth; kk += kLanes) {
         batch tile[kLanes];
         for (std::size_t r = 0; r < kLanes; ++r) tile[r] = batch::load_unaligned(src + r * lda + kk);
         xsimd::transpose(tile, tile + kLanes);
         for (std::size_t j = 0; j < kLanes; ++j) {
           tile[j].store_unaligned(dst + (kk + j) * kRows);
-          dst[(kk + j) * kRows + kLanes] = src[kLanes * lda + kk + j];
+          for (std::size_t r = kLanes; r < kRows; ++r) dst[(kk + j) * kRows + r] = src[r * lda + kk + j];
         }
       }
     for (; kk < depth; ++kk)  // the rest, one element at a time; missing rows read 0
@@ -345,7 +349,11 @@ void gemm_groups(RowGroups a, std::size_t m, const PanelSet& b, std::size_t k, s
                        cp + g * kRows * ldc, ldc, cols);
     const float* pa = a.data + groups * a.group_stride;
     float* cr = cp + groups * kRows * ldc;
+    static_assert(kRows <= 6, "the switch below covers up to 5 rows left over");
     switch (m - groups * kRows) {  // the rows left over from whole groups
+      case 5:
+        if constexpr (kRows > 5) row_group<5>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols);
+        break;
       case 4: row_group<4>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols); break;
       case 3: row_group<3>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols); break;
       case 2: row_group<2>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols); break;

@@ -86,7 +86,14 @@ struct Panels {
 inline Panels panels_of(const PackedWeight& w) { return {w.data.data(), w.k * PackedWeight::kPanel}; }
 
 // Rows of A the micro-kernel takes at once: kGemmRows x kPanel accumulators.
+// Six with relaxed SIMD, whose multiply-add needs no register for the
+// product: 12 accumulators, 2 weight batches and 1 broadcast fill V8's 15
+// xmm registers. Five otherwise (10 + 2 + 1 + the product). See gemm.cpp.
+#if defined(__wasm_relaxed_simd__)
+inline constexpr std::size_t kGemmRows = 6;
+#else
 inline constexpr std::size_t kGemmRows = 5;
+#endif
 
 // The A operand of a GEMM, already in the micro-kernel's order: groups of
 // kGemmRows rows, element (row r of group g, kk) at
