@@ -63,11 +63,25 @@ struct HeadRules {
 // finite: Hugging Face pads with finfo(float32).min, which times log2(e)
 // would overflow to -inf and make a row of padding fully masked, where
 // PyTorch's scores are all that same finite value and its weights uniform.
-inline float mask_in_base2(float add) {
-  const float scaled = kLog2e * add;
-  constexpr float kMax = std::numeric_limits<float>::max();
-  return std::isinf(scaled) && !std::isinf(add) ? (add > 0 ? kMax : -kMax) : scaled;
+//
+// The constants come in as values: inside a WebAssembly loop, V8 rebuilds
+// every vector constant from immediates wherever it is used (see
+// simd_batch.hpp, Exp2Constants), and the loop below is vectorised.
+struct MaskConstants {
+  float log2e, max;
+};
+#if defined(__wasm__)
+inline volatile float mask_constant_values[2] = {kLog2e, std::numeric_limits<float>::max()};
+#else
+inline constexpr float mask_constant_values[2] = {kLog2e, std::numeric_limits<float>::max()};
+#endif
+inline MaskConstants mask_constants() { return {mask_constant_values[0], mask_constant_values[1]}; }
+inline float mask_in_base2(float add, MaskConstants k) {
+  const float scaled = k.log2e * add;
+  // |scaled| > max: it overflowed (add is finite) or add is infinite itself.
+  return std::fabs(scaled) > k.max && std::fabs(add) <= k.max ? (add > 0 ? k.max : -k.max) : scaled;
 }
+inline float mask_in_base2(float add) { return mask_in_base2(add, mask_constants()); }
 
 // tile[j - j0][i - i0] gets the rules of (b, h, i, j) for keys j in
 // [j0, min(j1, Lk)) and queries i in [i0, i1): the scores of a block of keys
@@ -99,13 +113,14 @@ inline void apply_score_rules(float* tile, std::size_t ldt, const HeadRules& hr,
     const std::int64_t first = o.attn_layout == ScoreRules::AttnLayout::per_head  ? (b * o.num_heads + hr.h) * o.lq
                                : o.attn_layout == ScoreRules::AttnLayout::per_batch ? b * o.lq
                                                                                     : 0;
+    const MaskConstants k = mask_constants();
     for (std::int64_t j = j0; j < j1; ++j)
       for (std::int64_t c = 0; c < cols; ++c) {
         const std::int64_t at = (first + i0 + c) * o.mask_row + o.mask_first + j;
         if (o.attn.blocked) {
           if (o.attn.blocked[at]) row(j)[c] += kNegInf;
         } else {
-          row(j)[c] += mask_in_base2(o.attn.additive[at]);
+          row(j)[c] += mask_in_base2(o.attn.additive[at], k);
         }
       }
   }
