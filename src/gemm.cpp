@@ -23,11 +23,17 @@ namespace {
 // leaves no product to hold, so a sixth row fits: 6 x 2 + 2 + 1 = 15 values,
 // 12 multiply-adds per 2 loads, 6 load-splats and the same loop control.
 constexpr std::size_t kRows = kGemmRows;
+// Rows per call over a reduced panel (f16, bf16, int8) in every build: its
+// conversion holds a temporary and up to two constants besides, so six rows
+// spilled accumulators in the relaxed build (4 moves to or from the stack
+// per k step), and five fit.
+constexpr std::size_t kReducedRows = 5;
 // Rows of A per cache block (whole row groups): they stay in L2 while every
 // panel of B streams past them once, so the weights stream once per block.
 // 32 groups (160 rows, 192 with relaxed SIMD): a 128-row projection is one
 // block, not 80 + 48 (bench/limits.md).
-constexpr std::size_t kBlockRows = 32 * kRows;
+constexpr std::size_t kBlockGroups = 32;
+constexpr std::size_t kBlockRows = kBlockGroups * std::max(kRows, kReducedRows);
 // Depth (k) of a cache block: a block of A is packed into kBlockRows x kDepth
 // floats (160 or 192 KiB, within the 512 KiB L2 of the smallest core
 // measured), and
@@ -35,8 +41,9 @@ constexpr std::size_t kBlockRows = 32 * kRows;
 // row group of the block reads it.
 constexpr std::size_t kDepth = 256;
 
-// The current block of A in row groups, RowGroups{a_block, depth * kRows,
-// kRows}. Per thread: each pool worker packs its own.
+// The current block of A in row groups of R rows (kRows or kReducedRows),
+// RowGroups{a_block, depth * R, R}. Per thread: each pool worker packs its
+// own.
 alignas(16) thread_local float a_block[kBlockRows * kDepth];
 
 // A micro-kernel's ROWS x kPanel accumulators from init (rows init_stride
@@ -85,8 +92,11 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
 
 // micro_kernel over a reduced panel: the same loop, each k row's weights
 // converted as they are loaded. int8 walks its blocks of kQuantBlock rows,
-// each with its scales.
-template <std::size_t ROWS, WeightFormat F>
+// each with its scales. kScaledUp (f16 only): A's values were packed times
+// 2^112 and the conversion skips its multiply by 2^112, as in row_kernel
+// below: the same products, and one multiply and one held constant fewer
+// per k step, which is what keeps the accumulators out of the stack.
+template <std::size_t ROWS, WeightFormat F, bool kScaledUp = false>
 __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step, ReducedPanel<F> pb,
                                             std::size_t depth, const float* init, std::size_t init_stride,
                                             float* c, std::size_t ldc) {
@@ -99,7 +109,9 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
   for (std::size_t k0 = 0; k0 < depth; k0 += block) {
     for (const auto* end = pw + std::min(block, depth - k0) * kPanel; pw != end; pw += kPanel, pa += a_step) {
       batch w[kPanelBatches];
-      load_values(pw, s, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
+      if constexpr (kScaledUp) load_f16_scaled_down(pw, constants, w);
+      else load_values(pw, s, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
+      for (batch& wj : w) keep_value(wj);
       for (std::size_t r = 0; r < ROWS; ++r) {
         const batch x(pa[r]);
         for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = madd(x, w[j], acc[r][j]);
@@ -213,6 +225,21 @@ struct ReducedPanels {
   }
 };
 
+// f16 panels against an A packed times 2^112 (gemm_blocked decides):
+// micro_kernel's kScaledUp loop.
+struct ScaledF16Panel {
+  ReducedPanel<WeightFormat::f16> f16;
+};
+template <std::size_t ROWS>
+inline void micro_kernel(const float* pa, std::size_t a_step, ScaledF16Panel pb, std::size_t depth, const float* init,
+                         std::size_t init_stride, float* c, std::size_t ldc) {
+  micro_kernel<ROWS, WeightFormat::f16, true>(pa, a_step, pb.f16, depth, init, init_stride, c, ldc);
+}
+struct ScaledF16Panels {
+  ReducedPanels<WeightFormat::f16> f16;
+  ScaledF16Panel panel(std::size_t p) const { return {f16.panel(p)}; }
+};
+
 // One row group of up to kRows rows against one panel, of which the first
 // `cols` columns are C's: starts from the bias row, or (accumulate) from C.
 template <std::size_t ROWS, typename Panel>
@@ -274,27 +301,36 @@ PackedWeight pack_weight(const float* w, std::size_t n, std::size_t k) {
   return packed;
 }
 
-namespace simd {
+namespace {
 
-void pack_row_groups(const float* a, std::size_t lda, std::size_t rows, std::size_t depth, float* dst) {
-  static_assert(kRows > kLanes && kRows < 2 * kLanes, "the packing below transposes 4 rows and copies the rest");
-  for (std::size_t g = 0; g * kRows < rows; ++g, dst += depth * kRows) {
-    const float* src = a + g * kRows * lda;
-    const std::size_t in_group = std::min(kRows, rows - g * kRows);
+// pack_row_groups for groups of R rows.
+template <std::size_t R>
+void pack_groups(const float* a, std::size_t lda, std::size_t rows, std::size_t depth, float* dst) {
+  static_assert(R >= kLanes && R < 2 * kLanes, "the packing below transposes 4 rows and copies the rest");
+  for (std::size_t g = 0; g * R < rows; ++g, dst += depth * R) {
+    const float* src = a + g * R * lda;
+    const std::size_t in_group = std::min(R, rows - g * R);
     std::size_t kk = 0;
-    if (in_group == kRows)  // whole groups: rows 0-3 by 4 x 4 register transposes, the rest as they are
+    if (in_group == R)  // whole groups: rows 0-3 by 4 x 4 register transposes, the rest as they are
       for (; kk + kLanes <= depth; kk += kLanes) {
         batch tile[kLanes];
         for (std::size_t r = 0; r < kLanes; ++r) tile[r] = batch::load_unaligned(src + r * lda + kk);
         xsimd::transpose(tile, tile + kLanes);
         for (std::size_t j = 0; j < kLanes; ++j) {
-          tile[j].store_unaligned(dst + (kk + j) * kRows);
-          for (std::size_t r = kLanes; r < kRows; ++r) dst[(kk + j) * kRows + r] = src[r * lda + kk + j];
+          tile[j].store_unaligned(dst + (kk + j) * R);
+          for (std::size_t r = kLanes; r < R; ++r) dst[(kk + j) * R + r] = src[r * lda + kk + j];
         }
       }
     for (; kk < depth; ++kk)  // the rest, one element at a time; missing rows read 0
-      for (std::size_t r = 0; r < kRows; ++r) dst[kk * kRows + r] = r < in_group ? src[r * lda + kk] : 0.0f;
+      for (std::size_t r = 0; r < R; ++r) dst[kk * R + r] = r < in_group ? src[r * lda + kk] : 0.0f;
   }
+}
+
+}  // namespace
+namespace simd {
+
+void pack_row_groups(const float* a, std::size_t lda, std::size_t rows, std::size_t depth, float* dst) {
+  pack_groups<kRows>(a, lda, rows, depth, dst);
 }
 
 }  // namespace simd
@@ -311,12 +347,23 @@ bool f16_row_scales_up(RowGroups a, std::size_t k, ReducedPanel<WeightFormat::f1
   return true;
 }
 
-// gemm over row groups, for any panel format.
-template <typename PanelSet>
+// Multiplies a packed block of A by 2^112 in place when every |x| < 2^16,
+// so that each product stays finite (NaN and infinities fail the test and
+// leave the block as it is); says whether it did.
+bool scale_up_for_f16(float* block, std::size_t floats) {
+  for (std::size_t i = 0; i < floats; ++i)
+    if (!(std::fabs(block[i]) < 0x1p16f)) return false;
+  for (std::size_t i = 0; i < floats; ++i) block[i] *= 0x1p112f;
+  return true;
+}
+
+// gemm over row groups of R rows, for any panel format.
+template <std::size_t R, typename PanelSet>
 void gemm_groups(RowGroups a, std::size_t m, const PanelSet& b, std::size_t k, std::size_t n, const float* bias,
                  bool accumulate, float* c, std::size_t ldc) {
-  const std::size_t panels = (n + kPanel - 1) / kPanel, groups = m / kRows;
+  const std::size_t panels = (n + kPanel - 1) / kPanel, groups = m / R;
   std::size_t p = 0;
+  if constexpr (!std::is_same_v<PanelSet, ScaledF16Panels>)  // (A scaled up: never a single row)
   if (m == 1) {  // whole panels kRowPanels at a time; C's row is contiguous
     using Panel = decltype(as_panel(b.panel(0)));
     const bool scaled_up = f16_row_scales_up(a, k, static_cast<Panel*>(nullptr));
@@ -345,14 +392,14 @@ void gemm_groups(RowGroups a, std::size_t m, const PanelSet& b, std::size_t k, s
     if (bias != nullptr && !accumulate) std::copy(bias + col0, bias + col0 + cols, bias_padded);
     float* cp = c + col0;
     for (std::size_t g = 0; g < groups; ++g)
-      row_group<kRows>(a.data + g * a.group_stride, a.k_stride, pb, k, bias_padded, accumulate,
-                       cp + g * kRows * ldc, ldc, cols);
+      row_group<R>(a.data + g * a.group_stride, a.k_stride, pb, k, bias_padded, accumulate,
+                   cp + g * R * ldc, ldc, cols);
     const float* pa = a.data + groups * a.group_stride;
-    float* cr = cp + groups * kRows * ldc;
-    static_assert(kRows <= 6, "the switch below covers up to 5 rows left over");
-    switch (m - groups * kRows) {  // the rows left over from whole groups
+    float* cr = cp + groups * R * ldc;
+    static_assert(R <= 6, "the switch below covers up to 5 rows left over");
+    switch (m - groups * R) {  // the rows left over from whole groups
       case 5:
-        if constexpr (kRows > 5) row_group<5>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols);
+        if constexpr (R > 5) row_group<5>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols);
         break;
       case 4: row_group<4>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols); break;
       case 3: row_group<3>(pa, a.k_stride, pb, k, bias_padded, accumulate, cr, ldc, cols); break;
@@ -363,23 +410,38 @@ void gemm_groups(RowGroups a, std::size_t m, const PanelSet& b, std::size_t k, s
   }
 }
 
+// Rows per group for a panel format: kRows over float32 panels,
+// kReducedRows over reduced ones.
+template <typename PanelSet>
+constexpr std::size_t kGroupRows = kReducedRows;
+template <>
+constexpr std::size_t kGroupRows<F32Panels> = kRows;
+
 // gemm over a plain A, packed block by block, for any panel format.
 template <typename PanelSet>
 void gemm_blocked(const float* a, std::size_t m, std::size_t lda, const PanelSet& b, std::size_t k, std::size_t n,
                   const float* bias, bool accumulate, float* c, std::size_t ldc) {
-  for (std::size_t i0 = 0; i0 < m; i0 += kBlockRows) {
-    const std::size_t rows = std::min(kBlockRows, m - i0);
+  constexpr std::size_t R = kGroupRows<PanelSet>, block_rows = kBlockGroups * R;
+  for (std::size_t i0 = 0; i0 < m; i0 += block_rows) {
+    const std::size_t rows = std::min(block_rows, m - i0);
     // A single row is all of its depth at once when it fits the block: it
     // is in L1 anyway, and each weight panel then streams in one run.
-    const std::size_t block_depth = rows == 1 && k * kRows <= kBlockRows * kDepth ? std::max<std::size_t>(k, 1) : kDepth;
+    const std::size_t block_depth = rows == 1 && k * R <= block_rows * kDepth ? std::max<std::size_t>(k, 1) : kDepth;
     // k == 0 still runs one (empty) depth block: C = bias, or C unchanged.
     for (std::size_t k0 = 0; k0 == 0 || k0 < k; k0 += block_depth) {
       const std::size_t depth = std::min(block_depth, k - k0);
-      if (depth > 0) simd::pack_row_groups(a + i0 * lda + k0, lda, rows, depth, a_block);
+      if (depth > 0) pack_groups<R>(a + i0 * lda + k0, lda, rows, depth, a_block);
       // Later depth blocks add to what the earlier ones left in C: the same
       // additions in the same order as one pass over k, so the result is too.
-      gemm_groups(RowGroups{a_block, depth * kRows, kRows}, rows, b.from_depth(k0), depth, n, bias,
-                  accumulate || k0 > 0, c + i0 * ldc, ldc);
+      const RowGroups groups{a_block, depth * R, R};
+      if constexpr (std::is_same_v<PanelSet, ReducedPanels<WeightFormat::f16>>) {
+        if (rows > 1 && scale_up_for_f16(a_block, (rows + R - 1) / R * R * depth)) {
+          gemm_groups<R>(groups, rows, ScaledF16Panels{b.from_depth(k0)}, depth, n, bias, accumulate || k0 > 0,
+                         c + i0 * ldc, ldc);
+          continue;
+        }
+      }
+      gemm_groups<R>(groups, rows, b.from_depth(k0), depth, n, bias, accumulate || k0 > 0, c + i0 * ldc, ldc);
     }
   }
 }
@@ -400,7 +462,7 @@ namespace simd {
 
 void gemm(RowGroups a, std::size_t m, Panels b, std::size_t k, std::size_t n, const float* bias,
           bool accumulate, float* c, std::size_t ldc) {
-  gemm_groups(a, m, F32Panels{b}, k, n, bias, accumulate, c, ldc);
+  gemm_groups<kRows>(a, m, F32Panels{b}, k, n, bias, accumulate, c, ldc);
 }
 
 void gemm(const float* a, std::size_t m, std::size_t lda, Panels b, std::size_t k, std::size_t n,

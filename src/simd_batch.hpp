@@ -63,6 +63,16 @@ inline void keep_order() { asm volatile("" ::: "memory"); }
 inline void keep_order() {}
 #endif
 
+// Makes `b` computed here, before the next keep_order(): LLVM otherwise
+// sinks a computation to its first use, and a weight batch converted between
+// two rows' multiply-adds holds its source and the next row's broadcast live
+// at once (the reduced formats' micro-kernel then spilled an accumulator).
+#if defined(__wasm__)
+inline void keep_value(batch& b) { asm volatile("" : "+r"(b.data)); }
+#else
+inline void keep_value(batch&) {}
+#endif
+
 // exp2_batch's constants, as values its caller's loop holds. Written as
 // constants, each is rebuilt by V8 from immediates wherever it is used,
 // inside the loop: a 64-bit move to a general register, one to an xmm

@@ -184,18 +184,28 @@ export async function checkDecoderSequence({ MultiheadAttention, KVCache, Encode
   }
 }
 
-// One token through an f16 layer against row 0 of a two-token causal call,
-// bit for bit (weight_dtypes.test.js says why they are equal); `big` is one
-// activation of the token.
-export async function checkF16SingleRow(MultiheadAttention, big) {
-  const mha = await MultiheadAttention.create({ embedDim: 64, numHeads: 4, weightDtype: 'f16', seed: 11 });
+// f16 projections take their activations times 2^112 wherever every |x| of
+// the block (or the single row) is < 2^16: the same products, so the same
+// bits as the plain path. One token and five tokens (scaled up unless `big`
+// is one of their activations) against the first rows of a causal call whose
+// sixth token has an activation of 70000, so that its projections take the
+// plain path; weight_dtypes.test.js says more. Five and six tokens attend
+// the same way (tiles), and a first token's output is its value row whatever
+// the path, so any difference is the projections'.
+export async function checkF16ScaledRows(MultiheadAttention, big) {
+  const E = 64, rows = 6;
+  const mha = await MultiheadAttention.create({ embedDim: E, numHeads: 4, weightDtype: 'f16', seed: 11 });
   try {
-    const x = new Float32Array(2 * 64).map((_, i) => Math.sin(i * 1.7) * 3);
+    const x = new Float32Array(rows * E).map((_, i) => Math.sin(i * 1.7) * 3);
     x[5] = big;
-    const one = mha.forward({ data: x.slice(0, 64), dims: [1, 64] }).output.data;
-    const two = mha.forward({ data: x, dims: [2, 64] }, null, null, { isCausal: true }).output.data;
-    const differs = one.findIndex((v, i) => !Object.is(v, two[i]));
-    assert.equal(differs, -1, `f16 single row, activation ${big}, column ${differs}: ${one[differs]} against ${two[differs]}`);
+    x[(rows - 1) * E + 9] = 70000;
+    const run = (n) => mha.forward({ data: x.slice(0, n * E), dims: [n, E] }, null, null, { isCausal: true }).output.data;
+    const all = run(rows);
+    for (const n of [1, rows - 1]) {
+      const some = run(n);
+      const differs = some.findIndex((v, i) => !Object.is(v, all[i]));
+      assert.equal(differs, -1, `f16, ${n} token(s), activation ${big}, value ${differs}: ${some[differs]} against ${all[differs]} in the ${rows}-token call`);
+    }
   } finally {
     mha.dispose();
   }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 
 import {
   MultiheadAttention, loadDecoderFixtures, checkDecoderCase, decoderCreateOptions, randomTensor, encodeSafetensors,
-  checkF16SingleRow,
+  checkF16ScaledRows,
 } from './helpers.js';
 
 const { dtypes } = loadDecoderFixtures();
@@ -153,14 +153,16 @@ test('fromSafetensors keeps F16 and BF16 weights as they are stored, unless told
     (err) => err instanceof RangeError && err.argument === 'weightDtype');
 });
 
-// A single row's f16 projections take their activations times 2^112 instead
-// of multiplying every weight by it (when every |x| < 2^16): the same
-// products, so one token's output is bit for bit row 0 of a two-token causal
-// call, whose projections take the multi-row kernel. With an activation past
-// 2^16 too, where the single row takes the plain path. (every_build runs it
-// on each build.)
+// f16 projections take their activations times 2^112 instead of
+// multiplying every weight by it, when every |x| of the row (single-row
+// kernel) or of the packed block (multi-row kernel) is < 2^16: the same
+// products, so the same bits. One and five tokens, whose projections scale
+// up, are bit for bit the first rows of a six-token causal call whose last
+// token's activation of 70000 keeps its block on the plain path; with an
+// activation past 2^16 in the first token too, where every path is plain.
+// (every_build runs it on each build.)
 for (const big of [0.5, 70000]) {
-  test(`f16: one token's output is bit for bit row 0 of a two-token causal call (an activation of ${big})`, async () => {
-    await checkF16SingleRow(MultiheadAttention, big);
+  test(`f16: one and five tokens' outputs are bit for bit the first rows of a call that cannot scale up (an activation of ${big})`, async () => {
+    await checkF16ScaledRows(MultiheadAttention, big);
   });
 }

@@ -122,22 +122,30 @@ TEST(WeightFormats, LinearOverReducedPanelsMatchesScalarOverTheDequantizedWeight
 // same real numbers, so a row's result is bit for bit what the multi-row
 // kernel gives it, with activations either side of that bound, subnormal
 // halves, zeros and a NaN among them.
-TEST(WeightFormats, Float16SingleRowEqualsItsRowOfAMultiRowCallBitForBit) {
+// f16 projections take A times 2^112 (and skip the weights' multiply by it)
+// when every |x| of the row or the packed block is < 2^16: the same products,
+// so the same bits. One and two rows, against the first rows of a three-row
+// call whose third row's 70000 keeps its block on the plain path.
+TEST(WeightFormats, Float16ScaledUpRowsEqualThePlainPathBitForBit) {
   const std::size_t k = 300, n = 64;
   auto w = weights(n * k, 64);
   w[3] = 3e-6f, w[k + 7] = -5e-8f, w[2 * k + 17] = 0.0f;  // subnormal halves, and a zero under x[17]
   const mha::PackedWeight packed = mha::pack_reduced(w.data(), n, k, WeightFormat::f16);
   auto bias = random_vector(n, 65);
   for (float big : {1.0f, 65504.0f, 65536.0f, 3e9f, std::numeric_limits<float>::quiet_NaN()}) {
-    auto x = random_vector(2 * k, 66, -100.0f, 100.0f);
+    auto x = random_vector(3 * k, 66, -100.0f, 100.0f);
     x[17] = big, x[k + 17] = big;
     x[18] = 1e-40f, x[k + 18] = 1e-40f;  // a subnormal activation
-    std::vector<float> one(n), two(2 * n);
-    mha::simd::linear(x.data(), 1, k, packed, bias.data(), one.data(), n);
-    mha::simd::linear(x.data(), 2, k, packed, bias.data(), two.data(), n);
-    for (std::size_t j = 0; j < n; ++j)
-      ASSERT_EQ(std::memcmp(&one[j], &two[j], sizeof(float)), 0)
-          << "x[17] = " << big << ", column " << j << ": " << one[j] << " against " << two[j];
+    x[2 * k + 5] = 70000.0f;
+    std::vector<float> three(3 * n);
+    mha::simd::linear(x.data(), 3, k, packed, bias.data(), three.data(), n);
+    for (std::size_t rows : {1, 2}) {
+      std::vector<float> some(rows * n);
+      mha::simd::linear(x.data(), rows, k, packed, bias.data(), some.data(), n);
+      for (std::size_t j = 0; j < rows * n; ++j)
+        ASSERT_EQ(std::memcmp(&some[j], &three[j], sizeof(float)), 0)
+            << rows << " row(s), x[17] = " << big << ", value " << j << ": " << some[j] << " against " << three[j];
+    }
   }
 }
 
