@@ -39,6 +39,14 @@ constexpr std::size_t kSweptRowFloats = 128;
 // How far ahead of the row pair being scored the sweep runs.
 constexpr std::size_t kSweepAheadFloats = 4096 / sizeof(float);
 
+// Keys per block of the weighted sums: about 4 KB of value rows, 8 to 32
+// of them. Each block is swept, then read pass by pass (a chunk of columns
+// at a time); from memory, blocks of 32 rows of 128 floats took 1.6-1.7
+// times as long as blocks of 8 (bench/limits.md, "Decoding's reads").
+std::size_t value_block_keys(std::size_t d) {
+  return std::clamp<std::size_t>(4096 / sizeof(float) / std::max<std::size_t>(d, 1), 8, 32);
+}
+
 // softmax_columns on NB batches of columns from c0: their running maxes and
 // sums stay in registers down the whole block, and no value crosses lanes.
 template <std::size_t NB>
@@ -193,12 +201,13 @@ void weighted_rows(const float* p, const float* v, std::size_t v_stride, std::si
   // every pass over the columns; columns in chunks of up to kChunk batches,
   // whose sums stay in registers down the block and carry over to the next
   // through z.
-  constexpr std::size_t kChunk = 8, kBlockKeys = 32;
+  constexpr std::size_t kChunk = 8;
+  const std::size_t block_keys = value_block_keys(d);
   const std::size_t batches = d / kLanes, whole = batches * kLanes;
   std::fill(z, z + d, 0.0f);
   batch sink(0.0f);
-  for (std::size_t j0 = 0; j0 < keys; j0 += kBlockKeys) {
-    const std::size_t j1 = std::min(keys, j0 + kBlockKeys);
+  for (std::size_t j0 = 0; j0 < keys; j0 += block_keys) {
+    const std::size_t j1 = std::min(keys, j0 + block_keys);
     for (std::size_t j = j0; j < j1; ++j) sink = sweep(v + j * v_stride, d, sink);
     for (std::size_t b0 = 0; b0 < batches; b0 += kChunk) {
       const std::size_t n = std::min(kChunk, batches - b0), t0 = b0 * kLanes;
@@ -284,12 +293,13 @@ namespace {
 template <std::size_t Q>
 void weighted_rows_of(const float* p, const float* v, std::size_t v_stride, std::size_t keys, std::size_t d,
                       float* const* z) {
-  constexpr std::size_t kChunk = 8 / Q, kBlockKeys = 32;
+  constexpr std::size_t kChunk = 8 / Q;
+  const std::size_t block_keys = value_block_keys(d);
   const std::size_t whole = d / (kChunk * kLanes) * (kChunk * kLanes);
   for (std::size_t c = 0; c < Q; ++c) std::fill(z[c], z[c] + d, 0.0f);
   batch sink(0.0f);
-  for (std::size_t j0 = 0; j0 < keys; j0 += kBlockKeys) {
-    const std::size_t j1 = std::min(keys, j0 + kBlockKeys);
+  for (std::size_t j0 = 0; j0 < keys; j0 += block_keys) {
+    const std::size_t j1 = std::min(keys, j0 + block_keys);
     for (std::size_t j = j0; j < j1; ++j) sink = sweep(v + j * v_stride, d, sink);
     for (std::size_t t0 = 0; t0 < whole; t0 += kChunk * kLanes) {
       batch acc[Q][kChunk];
