@@ -132,19 +132,46 @@ constexpr std::size_t kRowPanels = 4;
 // row_kernel for int8: each block of kQuantBlock k rows sums codes times
 // A's values in registers, and only then its scales multiply the sums into
 // C. One multiply per block instead of one per k row, and no scale loads in
-// the loop.
+// the loop. kScaled (relaxed builds): two k rows at a time, the codes times
+// 2^24 (int8_codes_times_2p24) against A's values times 2^-24: each product
+// is the same real number, so the sums are bit for bit the same, as long as
+// no x * 2^-24 falls below 2^-126: the caller checks that every x is 0, NaN
+// or at least 2^-102 in magnitude (row_scales).
+inline volatile float int8_scale_down = 0x1p-24f;  // held, not rebuilt (see Exp2Constants)
+template <bool kScaled>
 __attribute__((noinline)) void row_kernel_int8(const float* pa, std::size_t a_step,
                                                const ReducedPanel<WeightFormat::int8>* pb, std::size_t depth,
                                                float* c) {
   constexpr std::size_t P = kRowPanels;
   ReducedPanel<WeightFormat::int8> at[P];
   for (std::size_t p = 0; p < P; ++p) at[p] = pb[p];
+#if defined(__wasm_relaxed_simd__)
+  const Int8Swizzles swizzles = int8_swizzles();
+  const float down = int8_scale_down;
+#else
+  static_assert(!kScaled, "two rows at a time need relaxed SIMD's swizzle");
+#endif
   for (std::size_t k0 = 0; k0 < depth; k0 += kQuantBlock) {
     const std::size_t n = std::min(kQuantBlock, depth - k0);
     batch acc[P][kPanelBatches];
     for (std::size_t p = 0; p < P; ++p)
       for (std::size_t j = 0; j < kPanelBatches; ++j) acc[p][j] = batch(0.0f);
-    for (std::size_t k = 0; k < n; ++k, pa += a_step) {
+    std::size_t k = 0;
+#if defined(__wasm_relaxed_simd__)
+    if constexpr (kScaled)
+      for (; k + 2 <= n; k += 2, pa += 2 * a_step) {
+        const batch x0(pa[0] * down), x1(pa[a_step] * down);
+        for (std::size_t p = 0; p < P; ++p) {
+          const v128_t rows = wasm_v128_load(at[p].w + k * kPanel);
+          for (std::size_t j = 0; j < kPanelBatches; ++j)
+            acc[p][j] = madd(x0, int8_codes_times_2p24(rows, swizzles, j), acc[p][j]);
+          for (std::size_t j = 0; j < kPanelBatches; ++j)
+            acc[p][j] = madd(x1, int8_codes_times_2p24(rows, swizzles, kPanelBatches + j), acc[p][j]);
+          keep_order();
+        }
+      }
+#endif
+    for (; k < n; ++k, pa += a_step) {  // (kScaled: an odd block's last row, unscaled)
       const batch x(*pa);
       for (std::size_t p = 0; p < P; ++p) {
         batch w[kPanelBatches];
@@ -168,13 +195,13 @@ __attribute__((noinline)) void row_kernel_int8(const float* pa, std::size_t a_st
 // conversion skips its multiply by 2^112 (load_f16_scaled_down), one
 // multiply per k step for the four panels instead of eight. Each product is
 // the same real number x * w, so the sums are bit for bit the same, as long
-// as x * 2^112 stays finite: the caller checks |x| < 2^16 (f16_row_scales_up).
+// as x * 2^112 stays finite: the caller checks |x| < 2^16 (row_scales).
 template <WeightFormat F, bool kScaledUp = false>
 __attribute__((noinline)) void row_kernel(const float* pa, std::size_t a_step, const ReducedPanel<F>* pb,
                                           std::size_t depth, float* c) {
-  static_assert(!kScaledUp || F == WeightFormat::f16, "only f16's conversion has a multiply to move");
+  static_assert(!kScaledUp || F == WeightFormat::f16 || F == WeightFormat::int8, "f16 and int8 have scaled paths");
   if constexpr (F == WeightFormat::int8) {
-    row_kernel_int8(pa, a_step, pb, depth, c);
+    row_kernel_int8<kScaledUp>(pa, a_step, pb, depth, c);
   } else {
     constexpr std::size_t P = kRowPanels;
     batch acc[P][kPanelBatches];
@@ -336,16 +363,27 @@ void pack_row_groups(const float* a, std::size_t lda, std::size_t rows, std::siz
 }  // namespace simd
 namespace {
 
-// Whether a single row of A against f16 panels may take row_kernel's
-// scaled-up path: every |x| < 2^16, so that x * 2^112 is finite (a NaN or
-// infinite x takes the plain path).
+// Whether a single row of A may take row_kernel's scaled path: against f16
+// panels every |x| < 2^16, so that x * 2^112 is finite (a NaN or infinite x
+// takes the plain path); against int8 panels (relaxed builds) no x with
+// 0 < |x| < 2^-102, whose x * 2^-24 would be subnormal. Other formats have
+// no scaled path.
 template <typename Panel>
-bool f16_row_scales_up(RowGroups, std::size_t, Panel*) { return false; }
-bool f16_row_scales_up(RowGroups a, std::size_t k, ReducedPanel<WeightFormat::f16>*) {
+bool row_scales(RowGroups, std::size_t, Panel*) { return false; }
+bool row_scales(RowGroups a, std::size_t k, ReducedPanel<WeightFormat::f16>*) {
   for (std::size_t kk = 0; kk < k; ++kk)
     if (!(std::fabs(a.data[kk * a.k_stride]) < 0x1p16f)) return false;
   return true;
 }
+#if defined(__wasm_relaxed_simd__)
+bool row_scales(RowGroups a, std::size_t k, ReducedPanel<WeightFormat::int8>*) {
+  for (std::size_t kk = 0; kk < k; ++kk) {
+    const float x = a.data[kk * a.k_stride];
+    if (x != 0.0f && std::fabs(x) < 0x1p-102f) return false;
+  }
+  return true;
+}
+#endif
 
 // Multiplies a packed block of A by 2^112 in place when every |x| < 2^16,
 // so that each product stays finite (NaN and infinities fail the test and
@@ -366,7 +404,7 @@ void gemm_groups(RowGroups a, std::size_t m, const PanelSet& b, std::size_t k, s
   if constexpr (!std::is_same_v<PanelSet, ScaledF16Panels>)  // (A scaled up: never a single row)
   if (m == 1) {  // whole panels kRowPanels at a time; C's row is contiguous
     using Panel = decltype(as_panel(b.panel(0)));
-    const bool scaled_up = f16_row_scales_up(a, k, static_cast<Panel*>(nullptr));
+    const bool scaled = row_scales(a, k, static_cast<Panel*>(nullptr));
     for (; p + kRowPanels <= n / kPanel; p += kRowPanels) {
       float* cp = c + p * kPanel;
       if (!accumulate) {
@@ -376,11 +414,19 @@ void gemm_groups(RowGroups a, std::size_t m, const PanelSet& b, std::size_t k, s
       Panel pb[kRowPanels];
       for (std::size_t q = 0; q < kRowPanels; ++q) pb[q] = as_panel(b.panel(p + q));
       if constexpr (std::is_same_v<Panel, ReducedPanel<WeightFormat::f16>>) {
-        if (scaled_up) {
+        if (scaled) {
           row_kernel<WeightFormat::f16, true>(a.data, a.k_stride, pb, k, cp);
           continue;
         }
       }
+#if defined(__wasm_relaxed_simd__)
+      if constexpr (std::is_same_v<Panel, ReducedPanel<WeightFormat::int8>>) {
+        if (scaled) {
+          row_kernel<WeightFormat::int8, true>(a.data, a.k_stride, pb, k, cp);
+          continue;
+        }
+      }
+#endif
       row_kernel(a.data, a.k_stride, pb, k, cp);
     }
   }

@@ -134,6 +134,35 @@ inline auto loop_constants() {
 #endif
 }
 
+#if defined(__wasm_relaxed_simd__)
+// Two k rows of an int8 panel (16 codes, one 16-byte load) as floats times
+// 2^24, exactly: relaxed_swizzle puts each code in the top byte of a 32-bit
+// lane and zeros the rest (indices of 128 and more give 0 on every engine),
+// and the conversion to float is then code * 2^24. One swizzle and one
+// conversion per four codes, where the widening takes three operations per
+// eight codes more. The four swizzle patterns are read from memory through
+// a pointer the compiler cannot see through: as constants, V8 rebuilds each
+// from immediates where it is used.
+struct Int8Swizzles {
+  v128_t rows[4];  // row k columns 0-3, 4-7; row k + 1 columns 0-3, 4-7
+};
+inline Int8Swizzles int8_swizzles() {
+  alignas(16) static const std::int8_t kPatterns[4][16] = {
+      {-128, -128, -128, 0, -128, -128, -128, 1, -128, -128, -128, 2, -128, -128, -128, 3},
+      {-128, -128, -128, 4, -128, -128, -128, 5, -128, -128, -128, 6, -128, -128, -128, 7},
+      {-128, -128, -128, 8, -128, -128, -128, 9, -128, -128, -128, 10, -128, -128, -128, 11},
+      {-128, -128, -128, 12, -128, -128, -128, 13, -128, -128, -128, 14, -128, -128, -128, 15}};
+  const std::int8_t(*patterns)[16] = kPatterns;
+  asm volatile("" : "+r"(patterns));
+  Int8Swizzles s;
+  for (std::size_t i = 0; i < 4; ++i) s.rows[i] = wasm_v128_load(patterns[i]);
+  return s;
+}
+inline batch int8_codes_times_2p24(v128_t two_rows, const Int8Swizzles& s, std::size_t i) {
+  return batch(wasm_f32x4_convert_i32x4(wasm_i8x16_relaxed_swizzle(two_rows, s.rows[i])));
+}
+#endif
+
 // int8 codes of one k row of a panel as floats, unscaled.
 inline void load_codes(const std::int8_t* w, batch* out) {
 #if defined(__wasm_simd128__)

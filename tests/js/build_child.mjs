@@ -6,7 +6,7 @@
 import { MultiheadAttention, KVCache, EncoderMemory, capabilities, init, setThreads } from '../../dist/index.js';
 import {
   loadFixtures, assertClose, runFixtureCase, toleranceOf, loadDecoderFixtures, checkDecoderCase, checkDecoderSequence,
-  checkF16ScaledRows,
+  checkF16ScaledRows, checkInt8ScaledRow,
 } from './helpers.js';
 import { digestOfStandardRun } from './standard_run.js';
 
@@ -45,6 +45,11 @@ for (const big of [0.5, 70000]) {
   } catch (err) {
     failures.push(err.message);
   }
+}
+try {
+  await checkInt8ScaledRow(MultiheadAttention);
+} catch (err) {
+  failures.push(err.message);
 }
 const digests = {};
 for (const n of [1, 2, 3]) {

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import {
   MultiheadAttention, loadDecoderFixtures, checkDecoderCase, decoderCreateOptions, randomTensor, encodeSafetensors,
   checkF16ScaledRows,
+  checkInt8ScaledRow,
 } from './helpers.js';
 
 const { dtypes } = loadDecoderFixtures();
@@ -166,3 +167,8 @@ for (const big of [0.5, 70000]) {
     await checkF16ScaledRows(MultiheadAttention, big);
   });
 }
+
+// (helpers.js, checkInt8ScaledRow, says why the two paths agree.)
+test('int8: a token on the two-rows-at-a-time path is bit for bit the plain path', async () => {
+  await checkInt8ScaledRow(MultiheadAttention);
+});
