@@ -73,6 +73,10 @@ inline void store_tile(const batch (&acc)[ROWS][kPanelBatches], float* c, std::s
 // depends on the code around the loop (a partial-panel store after it was
 // enough to spill), so partial panels go through row_group's buffer. A call
 // per row group and panel costs about 2% at depth 64 (attention's K . Q^T).
+// (Node 24's V8 inlines WebAssembly functions itself, noinline or not: copies
+// of this loop also appear inside their callers, some unrolled three times.
+// codegen.js checks every copy at one k step per iteration; in this
+// project's listings the unrolled ones kept every value in a register too.)
 template <std::size_t ROWS>
 __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step, const float* pb, std::size_t depth,
                                             const float* init, std::size_t init_stride, float* c, std::size_t ldc) {
