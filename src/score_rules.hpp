@@ -1,7 +1,7 @@
 // What happens to a head's scores between Q.K^T and the softmax, in the
 // order shared/DECODER_ATTENTION.md fixes: softcap, ALiBi, then every mask
 // (additive masks added, blocked keys -inf). Built once per call from the
-// options at the boundary (attention.cpp, rules_of); the per-head code sees
+// options at the boundary (attend_heads.cpp, rules_of); the per-head code sees
 // only this. The scores are already scaled and in the softmax's base-2
 // units (kLog2e), so every value added here is too.
 //
