@@ -140,8 +140,10 @@ constexpr std::size_t kRowPanels = 4;
 // 2^24 (int8_codes_times_2p24) against A's values times 2^-24: each product
 // is the same real number, so the sums are bit for bit the same, as long as
 // no x * 2^-24 falls below 2^-126: the caller checks that every x is 0, NaN
-// or at least 2^-102 in magnitude (row_scales).
+// or at least 2^-102 in magnitude (int8_row_scales).
+#if defined(__wasm_relaxed_simd__)
 inline volatile float int8_scale_down = 0x1p-24f;  // held, not rebuilt (see Exp2Constants)
+#endif
 template <bool kScaled>
 __attribute__((noinline)) void row_kernel_int8(const float* pa, std::size_t a_step,
                                                const ReducedPanel<WeightFormat::int8>* pb, std::size_t depth,
@@ -195,11 +197,10 @@ __attribute__((noinline)) void row_kernel_int8(const float* pa, std::size_t a_st
   }
 }
 
-// kScaledUp (f16 only): A's values are taken times 2^112 and the weights'
-// conversion skips its multiply by 2^112 (load_f16_scaled_down), one
-// multiply per k step for the four panels instead of eight. Each product is
-// the same real number x * w, so the sums are bit for bit the same, as long
-// as x * 2^112 stays finite: the caller checks |x| < 2^16 (row_scales).
+// kScaledUp (f16): A's values were packed times 2^112 (gemm_blocked) and the
+// weights' conversion skips its multiply by 2^112 (load_f16_scaled_down):
+// the same products, and no multiply per weight batch. (int8: see
+// row_kernel_int8.)
 template <WeightFormat F, bool kScaledUp = false>
 __attribute__((noinline)) void row_kernel(const float* pa, std::size_t a_step, const ReducedPanel<F>* pb,
                                           std::size_t depth, float* c) {
@@ -218,8 +219,7 @@ __attribute__((noinline)) void row_kernel(const float* pa, std::size_t a_step, c
     for (std::size_t p = 0; p < P; ++p) panel[p] = pb[p].w;
     // f32, f16 and bf16 have no blocks: the whole depth in one run.
     for (std::size_t k = 0; k < depth; ++k, pa += a_step) {
-      batch x(*pa);
-      if constexpr (kScaledUp) x = x * f16_scale_up(constants);
+      const batch x(*pa);
       for (std::size_t p = 0; p < P; ++p) {
         batch w[kPanelBatches];
         if constexpr (kScaledUp) load_f16_scaled_down(panel[p] + k * kPanel, constants, w);
@@ -257,7 +257,7 @@ struct ReducedPanels {
 };
 
 // f16 panels against an A packed times 2^112 (gemm_blocked decides):
-// micro_kernel's kScaledUp loop.
+// the kScaledUp loops of micro_kernel and row_kernel.
 struct ScaledF16Panel {
   ReducedPanel<WeightFormat::f16> f16;
 };
@@ -270,6 +270,7 @@ struct ScaledF16Panels {
   ReducedPanels<WeightFormat::f16> f16;
   ScaledF16Panel panel(std::size_t p) const { return {f16.panel(p)}; }
 };
+inline ReducedPanel<WeightFormat::f16> as_panel(ScaledF16Panel p) { return p.f16; }
 
 // One row group of up to kRows rows against one panel, of which the first
 // `cols` columns are C's: starts from the bias row, or (accumulate) from C.
@@ -367,20 +368,10 @@ void pack_row_groups(const float* a, std::size_t lda, std::size_t rows, std::siz
 }  // namespace simd
 namespace {
 
-// Whether a single row of A may take row_kernel's scaled path: against f16
-// panels every |x| < 2^16, so that x * 2^112 is finite (a NaN or infinite x
-// takes the plain path); against int8 panels (relaxed builds) no x with
-// 0 < |x| < 2^-102, whose x * 2^-24 would be subnormal. Other formats have
-// no scaled path.
-template <typename Panel>
-bool row_scales(RowGroups, std::size_t, Panel*) { return false; }
-bool row_scales(RowGroups a, std::size_t k, ReducedPanel<WeightFormat::f16>*) {
-  for (std::size_t kk = 0; kk < k; ++kk)
-    if (!(std::fabs(a.data[kk * a.k_stride]) < 0x1p16f)) return false;
-  return true;
-}
 #if defined(__wasm_relaxed_simd__)
-bool row_scales(RowGroups a, std::size_t k, ReducedPanel<WeightFormat::int8>*) {
+// Whether a single row of A may take row_kernel_int8's scaled path: no x
+// with 0 < |x| < 2^-102, whose x * 2^-24 would be subnormal.
+bool int8_row_scales(RowGroups a, std::size_t k) {
   for (std::size_t kk = 0; kk < k; ++kk) {
     const float x = a.data[kk * a.k_stride];
     if (x != 0.0f && std::fabs(x) < 0x1p-102f) return false;
@@ -405,10 +396,12 @@ void gemm_groups(RowGroups a, std::size_t m, const PanelSet& b, std::size_t k, s
                  bool accumulate, float* c, std::size_t ldc) {
   const std::size_t panels = (n + kPanel - 1) / kPanel, groups = m / R;
   std::size_t p = 0;
-  if constexpr (!std::is_same_v<PanelSet, ScaledF16Panels>)  // (A scaled up: never a single row)
   if (m == 1) {  // whole panels kRowPanels at a time; C's row is contiguous
     using Panel = decltype(as_panel(b.panel(0)));
-    const bool scaled = row_scales(a, k, static_cast<Panel*>(nullptr));
+#if defined(__wasm_relaxed_simd__)
+    bool int8_scaled = false;
+    if constexpr (std::is_same_v<Panel, ReducedPanel<WeightFormat::int8>>) int8_scaled = int8_row_scales(a, k);
+#endif
     for (; p + kRowPanels <= n / kPanel; p += kRowPanels) {
       float* cp = c + p * kPanel;
       if (!accumulate) {
@@ -417,15 +410,13 @@ void gemm_groups(RowGroups a, std::size_t m, const PanelSet& b, std::size_t k, s
       }
       Panel pb[kRowPanels];
       for (std::size_t q = 0; q < kRowPanels; ++q) pb[q] = as_panel(b.panel(p + q));
-      if constexpr (std::is_same_v<Panel, ReducedPanel<WeightFormat::f16>>) {
-        if (scaled) {
-          row_kernel<WeightFormat::f16, true>(a.data, a.k_stride, pb, k, cp);
-          continue;
-        }
+      if constexpr (std::is_same_v<PanelSet, ScaledF16Panels>) {
+        row_kernel<WeightFormat::f16, true>(a.data, a.k_stride, pb, k, cp);
+        continue;
       }
 #if defined(__wasm_relaxed_simd__)
       if constexpr (std::is_same_v<Panel, ReducedPanel<WeightFormat::int8>>) {
-        if (scaled) {
+        if (int8_scaled) {
           row_kernel<WeightFormat::int8, true>(a.data, a.k_stride, pb, k, cp);
           continue;
         }
@@ -484,8 +475,9 @@ void gemm_blocked(const float* a, std::size_t m, std::size_t lda, const PanelSet
       // Later depth blocks add to what the earlier ones left in C: the same
       // additions in the same order as one pass over k, so the result is too.
       const RowGroups groups{a_block, depth * R, R};
+      // f16: A times 2^112 when it can be, for every kernel (see micro_kernel).
       if constexpr (std::is_same_v<PanelSet, ReducedPanels<WeightFormat::f16>>) {
-        if (rows > 1 && scale_up_for_f16(a_block, (rows + R - 1) / R * R * depth)) {
+        if (depth > 0 && scale_up_for_f16(a_block, (rows + R - 1) / R * R * depth)) {
           gemm_groups<R>(groups, rows, ScaledF16Panels{b.from_depth(k0)}, depth, n, bias, accumulate || k0 > 0,
                          c + i0 * ldc, ldc);
           continue;

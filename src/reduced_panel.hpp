@@ -71,7 +71,7 @@ inline F16Constants f16_constants() { return {wasm_i32x4_splat(f16_keep_bits), w
 
 // A panel's k row of halves (half_slot's order) as columns 0-3 and 4-7:
 // f16 values times 2^-112 (exactly; subnormal floats for subnormal halves).
-// Alone, for a row kernel whose activations carry the 2^112 (row_kernel).
+// Alone, for kernels whose activations were packed times 2^112 (gemm.cpp).
 inline void load_f16_scaled_down(const std::uint16_t* w, const F16Constants& k, batch* out) {
   const v128_t v = wasm_v128_load(w);
   out[0] = batch(wasm_v128_and(wasm_i32x4_shr(wasm_i32x4_shl(v, 16), 3), k.keep));
@@ -95,7 +95,6 @@ inline void load_values(const std::uint16_t* w, const float*, const Bf16Constant
   out[0] = batch(wasm_i32x4_shl(v, 16));
   out[1] = batch(wasm_v128_and(v, k.high));
 }
-inline batch f16_scale_up(const F16Constants& k) { return batch(k.rescale); }
 inline void load_values(const std::int8_t* w, const float* s, NoConstants, batch* out, ReducedPanel<WeightFormat::int8>*) {
   static_assert(kPanel == 8, "one 8-byte load is a k row of a panel");
   const v128_t q = wasm_i16x8_load8x8(w);
@@ -119,7 +118,6 @@ inline void load_f16_scaled_down(const std::uint16_t* w, NoConstants, batch* out
   for (std::size_t c = 0; c < kPanel; ++c) v[c] = f16_value(w[PackedWeight::half_slot(c)]) * 0x1p-112f;
   for (std::size_t j = 0; j < kPanelBatches; ++j) out[j] = batch::load_aligned(v + j * kLanes);
 }
-inline batch f16_scale_up(NoConstants) { return batch(0x1p112f); }
 #endif
 
 // What a format's conversion keeps in registers through the loop.
