@@ -36,9 +36,8 @@ constexpr std::size_t kBlockGroups = 32;
 constexpr std::size_t kBlockRows = kBlockGroups * std::max(kRows, kReducedRows);
 // Depth (k) of a cache block: a block of A is packed into kBlockRows x kDepth
 // floats (160 or 192 KiB, within the 512 KiB L2 of the smallest core
-// measured), and
-// a panel's slice, kDepth x kPanel floats (8 KiB), stays in L1 while every
-// row group of the block reads it.
+// measured), and a panel's slice, kDepth x kPanel floats (8 KiB), stays in
+// L1 while every row group of the block reads it.
 constexpr std::size_t kDepth = 256;
 
 // The current block of A in row groups of R rows (kRows or kReducedRows),
