@@ -462,6 +462,21 @@ template <typename PanelSet>
 void gemm_blocked(const float* a, std::size_t m, std::size_t lda, const PanelSet& b, std::size_t k, std::size_t n,
                   const float* bias, bool accumulate, float* c, std::size_t ldc) {
   constexpr std::size_t R = kGroupRows<PanelSet>, block_rows = kBlockGroups * R;
+  // A single row (decoding) is read where it is, k_stride 1, by the row
+  // kernel and the one-row micro-kernel: packed, it was a group of R rows,
+  // R times its length written (mostly zeros) in every task of a parallel
+  // projection. f16 copies it, to scale it up when it can.
+  if (m == 1 && k > 0 && k <= kBlockRows * kDepth) {
+    if constexpr (std::is_same_v<PanelSet, ReducedPanels<WeightFormat::f16>>) {
+      std::copy(a, a + k, a_block);
+      if (scale_up_for_f16(a_block, k)) {
+        gemm_groups<R>(RowGroups{a_block, 0, 1}, 1, ScaledF16Panels{b}, k, n, bias, accumulate, c, ldc);
+        return;
+      }
+    }
+    gemm_groups<R>(RowGroups{a, 0, 1}, 1, b, k, n, bias, accumulate, c, ldc);
+    return;
+  }
   for (std::size_t i0 = 0; i0 < m; i0 += block_rows) {
     const std::size_t rows = std::min(block_rows, m - i0);
     // A single row is all of its depth at once when it fits the block: it
