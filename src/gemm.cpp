@@ -1,17 +1,20 @@
 // The GEMM: weights packed into panels (any WeightFormat, widened in
 // registers), A packed into row groups block by block, a micro-kernel per
-// row group and panel, and a single-row kernel for decoding's m = 1.
+// row group and panel, and decoding's single-row kernels for m = 1
+// (row_kernels.hpp).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
 
 #include "reduced_panel.hpp"
+#include "row_kernels.hpp"
 #include "simd_batch.hpp"
 
 namespace mha {
 using namespace simd_lanes;
 using namespace panel_values;
+using namespace single_row;
 namespace {
 
 // Rows per micro-kernel call. SIMD128: kGemmRows x kPanelBatches = 5 x 2
@@ -44,19 +47,6 @@ constexpr std::size_t kDepth = 256;
 // RowGroups{a_block, depth * R, R}. Per thread: each pool worker packs its
 // own.
 alignas(16) thread_local float a_block[kBlockRows * kDepth];
-
-// A micro-kernel's ROWS x kPanel accumulators from init (rows init_stride
-// apart), and back to C (rows ldc apart).
-template <std::size_t ROWS>
-inline void load_tile(batch (&acc)[ROWS][kPanelBatches], const float* init, std::size_t init_stride) {
-  for (std::size_t r = 0; r < ROWS; ++r)
-    for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = batch::load_unaligned(init + r * init_stride + j * kLanes);
-}
-template <std::size_t ROWS>
-inline void store_tile(const batch (&acc)[ROWS][kPanelBatches], float* c, std::size_t ldc) {
-  for (std::size_t r = 0; r < ROWS; ++r)
-    for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j].store_unaligned(c + r * ldc + j * kLanes);
-}
 
 // C[ROWS, kPanel] = A[ROWS, depth] . panel[depth, kPanel] + init, for one row
 // group (pa: its row 0 at k = 0, a_step floats per k) and one panel. `init`
@@ -124,111 +114,6 @@ __attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step,
     if constexpr (ReducedPanel<F>::kBlock != 0) s += kPanel;  // the next block's scales (others have none)
   }
   store_tile(acc, c, ldc);
-}
-
-// One row of A (m = 1: decoding's projections) against kRowPanels whole
-// panels at once, C's init in place: 2 x kRowPanels independent sums per k
-// step, where one panel's two would leave each multiply-add waiting for the
-// last, and one broadcast of A's value for all of them.
-constexpr std::size_t kRowPanels = 4;
-
-// row_kernel for int8: each block of kQuantBlock k rows sums codes times
-// A's values in registers, and only then its scales multiply the sums into
-// C. One multiply per block instead of one per k row, and no scale loads in
-// the loop. kScaled (relaxed builds): two k rows at a time, the codes times
-// 2^24 (int8_codes_times_2p24) against A's values times 2^-24: each product
-// is the same real number, so the sums are bit for bit the same, as long as
-// no x * 2^-24 falls below 2^-126: the caller checks that every x is 0, NaN
-// or at least 2^-102 in magnitude (int8_row_scales).
-#if defined(__wasm_relaxed_simd__)
-inline volatile float int8_scale_down = 0x1p-24f;  // held, not rebuilt (see Exp2Constants)
-#endif
-template <bool kScaled>
-__attribute__((noinline)) void row_kernel_int8(const float* pa, std::size_t a_step,
-                                               const ReducedPanel<WeightFormat::int8>* pb, std::size_t depth,
-                                               float* c) {
-  constexpr std::size_t P = kRowPanels;
-  ReducedPanel<WeightFormat::int8> at[P];
-  for (std::size_t p = 0; p < P; ++p) at[p] = pb[p];
-#if defined(__wasm_relaxed_simd__)
-  const Int8Swizzles swizzles = int8_swizzles();
-  const float down = int8_scale_down;
-#else
-  static_assert(!kScaled, "two rows at a time need relaxed SIMD's swizzle");
-#endif
-  for (std::size_t k0 = 0; k0 < depth; k0 += kQuantBlock) {
-    const std::size_t n = std::min(kQuantBlock, depth - k0);
-    batch acc[P][kPanelBatches];
-    for (std::size_t p = 0; p < P; ++p)
-      for (std::size_t j = 0; j < kPanelBatches; ++j) acc[p][j] = batch(0.0f);
-    std::size_t k = 0;
-#if defined(__wasm_relaxed_simd__)
-    if constexpr (kScaled)
-      for (; k + 2 <= n; k += 2, pa += 2 * a_step) {
-        const batch x0(pa[0] * down), x1(pa[a_step] * down);
-        for (std::size_t p = 0; p < P; ++p) {
-          const v128_t rows = wasm_v128_load(at[p].w + k * kPanel);
-          for (std::size_t j = 0; j < kPanelBatches; ++j)
-            acc[p][j] = madd(x0, int8_codes_times_2p24(rows, swizzles, j), acc[p][j]);
-          for (std::size_t j = 0; j < kPanelBatches; ++j)
-            acc[p][j] = madd(x1, int8_codes_times_2p24(rows, swizzles, kPanelBatches + j), acc[p][j]);
-          keep_order();
-        }
-      }
-#endif
-    for (; k < n; ++k, pa += a_step) {  // (kScaled: an odd block's last row, unscaled)
-      const batch x(*pa);
-      for (std::size_t p = 0; p < P; ++p) {
-        batch w[kPanelBatches];
-        load_codes(at[p].w + k * kPanel, w);
-        for (std::size_t j = 0; j < kPanelBatches; ++j) acc[p][j] = madd(x, w[j], acc[p][j]);
-        keep_order();
-      }
-    }
-    for (std::size_t p = 0; p < P; ++p) {
-      for (std::size_t j = 0; j < kPanelBatches; ++j) {
-        float* cj = c + p * kPanel + j * kLanes;
-        madd(acc[p][j], batch::load_unaligned(at[p].scales + j * kLanes), batch::load_unaligned(cj)).store_unaligned(cj);
-      }
-      at[p].w += n * kPanel;
-      at[p].scales += kPanel;
-    }
-  }
-}
-
-// kScaledUp (f16): A's values were packed times 2^112 (gemm_blocked) and the
-// weights' conversion skips its multiply by 2^112 (load_f16_scaled_down):
-// the same products, and no multiply per weight batch. (int8: see
-// row_kernel_int8.)
-template <WeightFormat F, bool kScaledUp = false>
-__attribute__((noinline)) void row_kernel(const float* pa, std::size_t a_step, const ReducedPanel<F>* pb,
-                                          std::size_t depth, float* c) {
-  static_assert(!kScaledUp || F == WeightFormat::f16 || F == WeightFormat::int8, "f16 and int8 have scaled paths");
-  if constexpr (F == WeightFormat::int8) {
-    row_kernel_int8<kScaledUp>(pa, a_step, pb, depth, c);
-  } else {
-    constexpr std::size_t P = kRowPanels;
-    batch acc[P][kPanelBatches];
-    load_tile(acc, c, kPanel);
-    const auto constants = loop_constants<F>();
-    // The panels' addresses as locals: read through pb, they were reloaded
-    // from memory on every k step (keep_order's barrier), four loads and four
-    // adds a step in V8's code.
-    decltype(pb[0].w) panel[P];
-    for (std::size_t p = 0; p < P; ++p) panel[p] = pb[p].w;
-    // f32, f16 and bf16 have no blocks: the whole depth in one run.
-    for (std::size_t k = 0; k < depth; ++k, pa += a_step) {
-      const batch x(*pa);
-      for (std::size_t p = 0; p < P; ++p) {
-        batch w[kPanelBatches];
-        if constexpr (kScaledUp) load_f16_scaled_down(panel[p] + k * kPanel, constants, w);
-        else load_values(panel[p] + k * kPanel, nullptr, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
-        for (std::size_t j = 0; j < kPanelBatches; ++j) acc[p][j] = madd(x, w[j], acc[p][j]);
-        keep_order();
-      }
-    }
-    store_tile(acc, c, kPanel);
-  }
 }
 
 inline ReducedPanel<WeightFormat::f32> as_panel(const float* w) { return {w, nullptr}; }
@@ -367,25 +252,14 @@ void pack_row_groups(const float* a, std::size_t lda, std::size_t rows, std::siz
 }  // namespace simd
 namespace {
 
-#if defined(__wasm_relaxed_simd__)
-// Whether a single row of A may take row_kernel_int8's scaled path: no x
-// with 0 < |x| < 2^-102, whose x * 2^-24 would be subnormal.
-bool int8_row_scales(RowGroups a, std::size_t k) {
-  for (std::size_t kk = 0; kk < k; ++kk) {
-    const float x = a.data[kk * a.k_stride];
-    if (x != 0.0f && std::fabs(x) < 0x1p-102f) return false;
-  }
-  return true;
-}
-#endif
 
-// Multiplies a packed block of A by 2^112 in place when every |x| < 2^16,
-// so that each product stays finite (NaN and infinities fail the test and
-// leave the block as it is); says whether it did.
-bool scale_up_for_f16(float* block, std::size_t floats) {
+// dst = src times 2^112 (in place if dst is src), when every |x| < 2^16, so
+// that each product with an f16 weight stays finite (NaN and infinities
+// fail the test, and nothing is written); says whether it did.
+bool scale_up_for_f16(const float* src, float* dst, std::size_t floats) {
   for (std::size_t i = 0; i < floats; ++i)
-    if (!(std::fabs(block[i]) < 0x1p16f)) return false;
-  for (std::size_t i = 0; i < floats; ++i) block[i] *= 0x1p112f;
+    if (!(std::fabs(src[i]) < 0x1p16f)) return false;
+  for (std::size_t i = 0; i < floats; ++i) dst[i] = src[i] * 0x1p112f;
   return true;
 }
 
@@ -457,41 +331,44 @@ constexpr std::size_t kGroupRows = kReducedRows;
 template <>
 constexpr std::size_t kGroupRows<F32Panels> = kRows;
 
+// One row of A (decoding's projections, or a row block's last row), read
+// where it is (k_stride 1) by the row kernel and the one-row micro-kernel:
+// packed, it would be a group of R rows, R times its length written, mostly
+// zeros, in every task of a parallel projection. f16 takes a copy times
+// 2^112 when it can (see micro_kernel).
+template <std::size_t R, typename PanelSet>
+void gemm_row(const float* a, const PanelSet& b, std::size_t k, std::size_t n, const float* bias, bool accumulate,
+              float* c) {
+  if constexpr (std::is_same_v<PanelSet, ReducedPanels<WeightFormat::f16>>) {
+    if (k <= kBlockRows * kDepth && scale_up_for_f16(a, a_block, k)) {
+      gemm_groups<R>(RowGroups{a_block, 0, 1}, 1, ScaledF16Panels{b}, k, n, bias, accumulate, c, 0);
+      return;
+    }
+  }
+  gemm_groups<R>(RowGroups{a, 0, 1}, 1, b, k, n, bias, accumulate, c, 0);
+}
+
 // gemm over a plain A, packed block by block, for any panel format.
 template <typename PanelSet>
 void gemm_blocked(const float* a, std::size_t m, std::size_t lda, const PanelSet& b, std::size_t k, std::size_t n,
                   const float* bias, bool accumulate, float* c, std::size_t ldc) {
   constexpr std::size_t R = kGroupRows<PanelSet>, block_rows = kBlockGroups * R;
-  // A single row (decoding) is read where it is, k_stride 1, by the row
-  // kernel and the one-row micro-kernel: packed, it was a group of R rows,
-  // R times its length written (mostly zeros) in every task of a parallel
-  // projection. f16 copies it, to scale it up when it can.
-  if (m == 1 && k > 0 && k <= kBlockRows * kDepth) {
-    if constexpr (std::is_same_v<PanelSet, ReducedPanels<WeightFormat::f16>>) {
-      std::copy(a, a + k, a_block);
-      if (scale_up_for_f16(a_block, k)) {
-        gemm_groups<R>(RowGroups{a_block, 0, 1}, 1, ScaledF16Panels{b}, k, n, bias, accumulate, c, ldc);
-        return;
-      }
-    }
-    gemm_groups<R>(RowGroups{a, 0, 1}, 1, b, k, n, bias, accumulate, c, ldc);
-    return;
-  }
   for (std::size_t i0 = 0; i0 < m; i0 += block_rows) {
     const std::size_t rows = std::min(block_rows, m - i0);
-    // A single row is all of its depth at once when it fits the block: it
-    // is in L1 anyway, and each weight panel then streams in one run.
-    const std::size_t block_depth = rows == 1 && k * R <= block_rows * kDepth ? std::max<std::size_t>(k, 1) : kDepth;
+    if (rows == 1) {
+      gemm_row<R>(a + i0 * lda, b, k, n, bias, accumulate, c + i0 * ldc);
+      continue;
+    }
     // k == 0 still runs one (empty) depth block: C = bias, or C unchanged.
-    for (std::size_t k0 = 0; k0 == 0 || k0 < k; k0 += block_depth) {
-      const std::size_t depth = std::min(block_depth, k - k0);
+    for (std::size_t k0 = 0; k0 == 0 || k0 < k; k0 += kDepth) {
+      const std::size_t depth = std::min(kDepth, k - k0);
       if (depth > 0) pack_groups<R>(a + i0 * lda + k0, lda, rows, depth, a_block);
       // Later depth blocks add to what the earlier ones left in C: the same
       // additions in the same order as one pass over k, so the result is too.
       const RowGroups groups{a_block, depth * R, R};
       // f16: A times 2^112 when it can be, for every kernel (see micro_kernel).
       if constexpr (std::is_same_v<PanelSet, ReducedPanels<WeightFormat::f16>>) {
-        if (depth > 0 && scale_up_for_f16(a_block, (rows + R - 1) / R * R * depth)) {
+        if (scale_up_for_f16(a_block, a_block, (rows + R - 1) / R * R * depth)) {
           gemm_groups<R>(groups, rows, ScaledF16Panels{b.from_depth(k0)}, depth, n, bias, accumulate || k0 > 0,
                          c + i0 * ldc, ldc);
           continue;

@@ -81,7 +81,6 @@ inline float mask_in_base2(float add, MaskConstants k) {
   // |scaled| > max: it overflowed (add is finite) or add is infinite itself.
   return std::fabs(scaled) > k.max && std::fabs(add) <= k.max ? (add > 0 ? k.max : -k.max) : scaled;
 }
-inline float mask_in_base2(float add) { return mask_in_base2(add, mask_constants()); }
 
 // tile[j - j0][i - i0] gets the rules of (b, h, i, j) for keys j in
 // [j0, min(j1, Lk)) and queries i in [i0, i1): the scores of a block of keys
@@ -124,14 +123,16 @@ inline void apply_score_rules(float* tile, std::size_t ldt, const HeadRules& hr,
         }
       }
   }
-  if (o.key_padding.present())  // [B, Lk]: one value for the whole row of queries
+  if (o.key_padding.present()) {  // [B, Lk]: one value for the whole row of queries
+    const MaskConstants k = mask_constants();
     for (std::int64_t j = j0; j < j1; ++j) {
       const std::int64_t at = b * o.mask_row + o.mask_first + j;
       const float add = o.key_padding.blocked ? (o.key_padding.blocked[at] ? kNegInf : 0.0f)
-                                              : mask_in_base2(o.key_padding.additive[at]);
+                                              : mask_in_base2(o.key_padding.additive[at], k);
       if (add != 0.0f)
         for (std::int64_t c = 0; c < cols; ++c) row(j)[c] += add;
     }
+  }
   if (o.causal && o.implicit_positions()) {  // torch.tril shifted: key j blocked for i + q_offset < j + k_offset
     const std::int64_t shift = o.q_offset - o.k_offset;
     for (std::int64_t j = j0; j < j1; ++j)

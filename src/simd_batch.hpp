@@ -48,6 +48,19 @@ inline batch madd(batch a, batch b, batch c) {
 #endif
 }
 
+// A GEMM kernel's ROWS x kPanel accumulators from init (rows init_stride
+// apart), and back to C (rows ldc apart).
+template <std::size_t ROWS>
+inline void load_tile(batch (&acc)[ROWS][kPanelBatches], const float* init, std::size_t init_stride) {
+  for (std::size_t r = 0; r < ROWS; ++r)
+    for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = batch::load_unaligned(init + r * init_stride + j * kLanes);
+}
+template <std::size_t ROWS>
+inline void store_tile(const batch (&acc)[ROWS][kPanelBatches], float* c, std::size_t ldc) {
+  for (std::size_t r = 0; r < ROWS; ++r)
+    for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j].store_unaligned(c + r * ldc + j * kLanes);
+}
+
 // Keeps the compiler from moving memory accesses across this point. Why: left
 // alone, LLVM hoists every load-splat of a k step above its multiplies, which
 // puts all five broadcasts in registers at once; V8, which allocates
