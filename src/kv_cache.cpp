@@ -109,8 +109,7 @@ void KVCache::Storage::compact() {
     // Head-major: a head's held rows are one run; forward, since each row
     // moves to an earlier one.
     for (std::int64_t g = 0; g < heads; ++g) {
-      const std::int64_t from = b * rows * width + g * head_stride + offset * row_stride;
-      const std::int64_t to = from - offset * row_stride;
+      const std::int64_t from = at(b, g, 0), to = from - offset * row_stride;
       std::copy_n(k.data() + from, n * head_dim, k.data() + to);
       std::copy_n(v.data() + from, n * head_dim, v.data() + to);
     }
