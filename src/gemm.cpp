@@ -31,22 +31,35 @@ constexpr std::size_t kRows = kGemmRows;
 // spilled accumulators in the relaxed build (4 moves to or from the stack
 // per k step), and five fit.
 constexpr std::size_t kReducedRows = 5;
-// Rows of A per cache block (whole row groups): they stay in L2 while every
-// panel of B streams past them once, so the weights stream once per block.
-// 32 groups (160 rows, 192 with relaxed SIMD): a 128-row projection is one
-// block, not 80 + 48 (bench/limits.md).
+// A cache block of A: up to kBlockGroups row groups (160 rows, 192 with
+// relaxed SIMD; a 128-row projection is one block, not 80 + 48: see
+// bench/limits.md), packed, at most kBlockFloats floats. The rows stay in L2
+// while every panel of B streams past them once, so the weights stream once
+// per block. The block takes the whole depth k when it can, with fewer rows
+// if it must: split over k, each later part of C re-reads C, whose tiles by
+// then have left L1 and L2, and a projection at k = 2048 ran 12 % slower in
+// four depth blocks than in one (bench/limits.md).
 constexpr std::size_t kBlockGroups = 32;
-constexpr std::size_t kBlockRows = kBlockGroups * std::max(kRows, kReducedRows);
-// Depth (k) of a cache block: a block of A is packed into kBlockRows x kDepth
-// floats (160 or 192 KiB, within the 512 KiB L2 of the smallest core
-// measured), and a panel's slice, kDepth x kPanel floats (8 KiB), stays in
-// L1 while every row group of the block reads it.
-constexpr std::size_t kDepth = 256;
+constexpr std::size_t kBlockFloats = 192 * 2048;
 
 // The current block of A in row groups of R rows (kRows or kReducedRows),
 // RowGroups{a_block, depth * R, R}. Per thread: each pool worker packs its
 // own.
-alignas(16) thread_local float a_block[kBlockRows * kDepth];
+alignas(16) thread_local float a_block[kBlockFloats];
+
+// A block's depth and rows for k and R: the whole depth in at least one
+// group when it fits (else whole int8 blocks of it), then as many groups as
+// fit, up to kBlockGroups.
+struct BlockShape {
+  std::size_t depth, rows;
+};
+template <std::size_t R>
+BlockShape block_shape(std::size_t k) {
+  constexpr std::size_t max_depth = kBlockFloats / R / kQuantBlock * kQuantBlock;
+  const std::size_t depth = std::max<std::size_t>(1, std::min(k, max_depth));  // k = 0: one empty block
+  const std::size_t groups = std::min(kBlockGroups, kBlockFloats / (depth * R));
+  return {depth, groups * R};
+}
 
 // C[ROWS, kPanel] = A[ROWS, depth] . panel[depth, kPanel] + init, for one row
 // group (pa: its row 0 at k = 0, a_step floats per k) and one panel. `init`
@@ -133,7 +146,7 @@ struct ReducedPanels {
   std::size_t panel_stride;  // values
   std::size_t scale_stride;  // floats
   ReducedPanel<F> panel(std::size_t p) const { return {first.w + p * panel_stride, first.scales + p * scale_stride}; }
-  // k0 is a multiple of kQuantBlock (kDepth is).
+  // k0 is a multiple of kQuantBlock (block_shape's depths are).
   ReducedPanels from_depth(std::size_t k0) const {
     const float* s = ReducedPanel<F>::kBlock ? first.scales + k0 / kQuantBlock * kPanel : first.scales;
     return {{first.w + k0 * kPanel, s}, panel_stride, scale_stride};
@@ -340,7 +353,7 @@ template <std::size_t R, typename PanelSet>
 void gemm_row(const float* a, const PanelSet& b, std::size_t k, std::size_t n, const float* bias, bool accumulate,
               float* c) {
   if constexpr (std::is_same_v<PanelSet, ReducedPanels<WeightFormat::f16>>) {
-    if (k <= kBlockRows * kDepth && scale_up_for_f16(a, a_block, k)) {
+    if (k <= kBlockFloats && scale_up_for_f16(a, a_block, k)) {
       gemm_groups<R>(RowGroups{a_block, 0, 1}, 1, ScaledF16Panels{b}, k, n, bias, accumulate, c, 0);
       return;
     }
@@ -352,7 +365,8 @@ void gemm_row(const float* a, const PanelSet& b, std::size_t k, std::size_t n, c
 template <typename PanelSet>
 void gemm_blocked(const float* a, std::size_t m, std::size_t lda, const PanelSet& b, std::size_t k, std::size_t n,
                   const float* bias, bool accumulate, float* c, std::size_t ldc) {
-  constexpr std::size_t R = kGroupRows<PanelSet>, block_rows = kBlockGroups * R;
+  constexpr std::size_t R = kGroupRows<PanelSet>;
+  const auto [block_depth, block_rows] = block_shape<R>(k);
   for (std::size_t i0 = 0; i0 < m; i0 += block_rows) {
     const std::size_t rows = std::min(block_rows, m - i0);
     if (rows == 1) {
@@ -360,8 +374,8 @@ void gemm_blocked(const float* a, std::size_t m, std::size_t lda, const PanelSet
       continue;
     }
     // k == 0 still runs one (empty) depth block: C = bias, or C unchanged.
-    for (std::size_t k0 = 0; k0 == 0 || k0 < k; k0 += kDepth) {
-      const std::size_t depth = std::min(kDepth, k - k0);
+    for (std::size_t k0 = 0; k0 == 0 || k0 < k; k0 += block_depth) {
+      const std::size_t depth = std::min(block_depth, k - k0);
       if (depth > 0) pack_groups<R>(a + i0 * lda + k0, lda, rows, depth, a_block);
       // Later depth blocks add to what the earlier ones left in C: the same
       // additions in the same order as one pass over k, so the result is too.
@@ -379,7 +393,7 @@ void gemm_blocked(const float* a, std::size_t m, std::size_t lda, const PanelSet
   }
 }
 
-static_assert(kDepth % kQuantBlock == 0, "a depth block is whole int8 blocks");
+
 
 template <WeightFormat F, typename E>
 ReducedPanels<F> reduced_panels(const PackedWeight& w, const E* values, std::size_t p0) {

@@ -81,8 +81,8 @@ TEST(Kernels, ExpShiftedSumOfMinusInfinityIsZero) {
 }
 
 // linear = GEMM + bias. Rows m cross the 5-row group and the 160-row cache
-// block, columns n the 8-column panel, depth k the 256-deep cache block
-// (later depth blocks add onto what the first left in C).
+// block, columns n the 8-column panel. (A depth too deep for one cache
+// block: WeightFormats.LinearSplitsADepthTooDeepForOneBlock.)
 TEST(Kernels, LinearMatchesScalarAcrossTileEdges) {
   for (std::size_t m : {1, 3, 4, 5, 6, 9, 65, 81, 161, 323})
     for (std::size_t n : {1, 3, 4, 5, 7, 8, 9, 64, 65})

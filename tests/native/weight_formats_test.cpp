@@ -96,7 +96,7 @@ std::vector<float> weights(std::size_t n, unsigned seed) {
 }
 
 // Every format, float32 too; m = 1 with n of 32 or more takes the single-row
-// kernel (four panels at a time), k = 300 crosses a depth block elsewhere.
+// kernel (four panels at a time).
 TEST(WeightFormats, LinearOverReducedPanelsMatchesScalarOverTheDequantizedWeights) {
   for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::bf16, WeightFormat::int8})
     for (std::size_t m : {1, 2, 5, 7, 13})
@@ -115,6 +115,31 @@ TEST(WeightFormats, LinearOverReducedPanelsMatchesScalarOverTheDequantizedWeight
           const double tolerance = 1e-6 * double(k) * (largest + 1);
           for (std::size_t i = 0; i < y1.size(); ++i) ASSERT_NEAR(y1[i], y2[i], tolerance) << "at " << i;
         }
+}
+
+// A depth too deep for one cache block of A (about 80000 floats in a row
+// group) is packed and multiplied in parts, each adding onto what the last
+// left in C: the same sums as one pass. Every format; two and seven rows
+// (one row group, and one and a part).
+TEST(WeightFormats, LinearSplitsADepthTooDeepForOneBlock) {
+  const std::size_t k = 80000 + 45, n = 9;
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::bf16, WeightFormat::int8})
+    for (std::size_t m : {2, 7}) {
+      SCOPED_TRACE(name_of(f) + " m=" + std::to_string(m));
+      auto x = random_vector(m * k, 71), w = weights(n * k, 72), bias = random_vector(n, 73);
+      const mha::PackedWeight packed = mha::pack_reduced(w.data(), n, k, f);
+      std::vector<float> deq(n * k);
+      mha::unpack_weight(packed, deq.data());
+      std::vector<float> y1(m * n), y2(m * n);
+      mha::simd::linear(x.data(), m, k, packed, bias.data(), y1.data(), n);
+      mha::scalar::linear(x.data(), m, k, deq.data(), n, k, bias.data(), y2.data(), n);
+      for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < n; ++j) {
+          double magnitude = std::fabs(double(bias[j]));  // what the rounding of a sum of k terms scales with
+          for (std::size_t t = 0; t < k; ++t) magnitude += std::fabs(double(x[i * k + t]) * deq[j * k + t]);
+          ASSERT_NEAR(y1[i * n + j], y2[i * n + j], 1e-5 * magnitude) << "at " << i << "," << j;
+        }
+    }
 }
 
 // The single-row kernel takes f16 activations times 2^112 instead of
