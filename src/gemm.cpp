@@ -361,7 +361,34 @@ void gemm_row(const float* a, const PanelSet& b, std::size_t k, std::size_t n, c
   gemm_groups<R>(RowGroups{a, 0, 1}, 1, b, k, n, bias, accumulate, c, 0);
 }
 
-// gemm over a plain A, packed block by block, for any panel format.
+// C rows [0, rows) of one block of A (a's rows, lda apart) in groups of G
+// rows, every depth block in turn: packed, then gemm_groups.
+template <std::size_t G, typename PanelSet>
+void gemm_block(const float* a, std::size_t rows, std::size_t lda, const PanelSet& b, std::size_t k,
+                std::size_t block_depth, std::size_t n, const float* bias, bool accumulate, float* c, std::size_t ldc) {
+  // k == 0 still runs one (empty) depth block: C = bias, or C unchanged.
+  for (std::size_t k0 = 0; k0 == 0 || k0 < k; k0 += block_depth) {
+    const std::size_t depth = std::min(block_depth, k - k0);
+    if (depth > 0) pack_groups<G>(a + k0, lda, rows, depth, a_block);
+    // Later depth blocks add to what the earlier ones left in C: the same
+    // additions in the same order as one pass over k, so the result is too.
+    const RowGroups groups{a_block, depth * G, G};
+    // f16: A times 2^112 when it can be, for every kernel (see micro_kernel).
+    if constexpr (std::is_same_v<PanelSet, ReducedPanels<WeightFormat::f16>>) {
+      if (scale_up_for_f16(a_block, a_block, (rows + G - 1) / G * G * depth)) {
+        gemm_groups<G>(groups, rows, ScaledF16Panels{b.from_depth(k0)}, depth, n, bias, accumulate || k0 > 0, c, ldc);
+        continue;
+      }
+    }
+    gemm_groups<G>(groups, rows, b.from_depth(k0), depth, n, bias, accumulate || k0 > 0, c, ldc);
+  }
+}
+
+// gemm over a plain A, packed block by block, for any panel format. The 1
+// to 3 rows a block may have after its whole groups of R would run on a
+// kernel of as many rows, whose few sums wait on one another's latency (at 2
+// rows half the speed): they join the last whole group, and those 7 to 9
+// rows run as groups of 4 or 5, at full speed or nearly (3 rows: 3/4).
 template <typename PanelSet>
 void gemm_blocked(const float* a, std::size_t m, std::size_t lda, const PanelSet& b, std::size_t k, std::size_t n,
                   const float* bias, bool accumulate, float* c, std::size_t ldc) {
@@ -369,31 +396,25 @@ void gemm_blocked(const float* a, std::size_t m, std::size_t lda, const PanelSet
   const auto [block_depth, block_rows] = block_shape<R>(k);
   for (std::size_t i0 = 0; i0 < m; i0 += block_rows) {
     const std::size_t rows = std::min(block_rows, m - i0);
+    const float* ai = a + i0 * lda;
+    float* ci = c + i0 * ldc;
     if (rows == 1) {
-      gemm_row<R>(a + i0 * lda, b, k, n, bias, accumulate, c + i0 * ldc);
+      gemm_row<R>(ai, b, k, n, bias, accumulate, ci);
       continue;
     }
-    // k == 0 still runs one (empty) depth block: C = bias, or C unchanged.
-    for (std::size_t k0 = 0; k0 == 0 || k0 < k; k0 += block_depth) {
-      const std::size_t depth = std::min(block_depth, k - k0);
-      if (depth > 0) pack_groups<R>(a + i0 * lda + k0, lda, rows, depth, a_block);
-      // Later depth blocks add to what the earlier ones left in C: the same
-      // additions in the same order as one pass over k, so the result is too.
-      const RowGroups groups{a_block, depth * R, R};
-      // f16: A times 2^112 when it can be, for every kernel (see micro_kernel).
-      if constexpr (std::is_same_v<PanelSet, ReducedPanels<WeightFormat::f16>>) {
-        if (scale_up_for_f16(a_block, a_block, (rows + R - 1) / R * R * depth)) {
-          gemm_groups<R>(groups, rows, ScaledF16Panels{b.from_depth(k0)}, depth, n, bias, accumulate || k0 > 0,
-                         c + i0 * ldc, ldc);
-          continue;
-        }
-      }
-      gemm_groups<R>(groups, rows, b.from_depth(k0), depth, n, bias, accumulate || k0 > 0, c + i0 * ldc, ldc);
+    const std::size_t tail = rows % R;
+    if (tail == 0 || tail > 3 || rows < R || block_rows < 2 * R) {  // (two groups of 5 must fit the block)
+      gemm_block<R>(ai, rows, lda, b, k, block_depth, n, bias, accumulate, ci, ldc);
+      continue;
     }
+    const std::size_t last = R + tail, first = rows - last;
+    if (first > 0) gemm_block<R>(ai, first, lda, b, k, block_depth, n, bias, accumulate, ci, ldc);
+    if (last <= 8)
+      gemm_block<4>(ai + first * lda, last, lda, b, k, block_depth, n, bias, accumulate, ci + first * ldc, ldc);
+    else
+      gemm_block<5>(ai + first * lda, last, lda, b, k, block_depth, n, bias, accumulate, ci + first * ldc, ldc);
   }
 }
-
-
 
 template <WeightFormat F, typename E>
 ReducedPanels<F> reduced_panels(const PackedWeight& w, const E* values, std::size_t p0) {
