@@ -43,6 +43,7 @@
 
 #include "checks.hpp"
 #include "core_cache.hpp"
+#include "config_of.hpp"
 #include "glue.hpp"
 #include "mha.hpp"
 
@@ -94,7 +95,7 @@ class CoreLayer {
     return guard(error_, [&] {
       const mha::Config c = config_of(config);
       admit_bytes(mha::MultiheadAttention::layer_bytes(mha::checked_config(c)), "a layer of this size");
-      const std::int64_t seed = whole(number(config, "seed"), "seed");
+      const std::int64_t seed = whole(number_field(config, "seed"), "seed");
       layer_ = std::make_unique<mha::MultiheadAttention>(c, std::uint64_t(seed));
     });
   }
@@ -262,71 +263,6 @@ class CoreLayer {
 
  private:
   using Counts = std::array<std::uint64_t, kSlotCount>;
-
-  static double number(const emscripten::val& o, const char* name) {
-    const emscripten::val v = o[name];
-    if (!v.isNumber()) throw mha::Error(mha::Error::Kind::type, std::string("configure: ") + name + " is not a number");
-    return v.as<double>();
-  }
-  static bool flag(const emscripten::val& o, const char* name) {
-    const emscripten::val v = o[name];
-    if (!v.isTrue() && !v.isFalse()) throw mha::Error(mha::Error::Kind::type, std::string("configure: ") + name + " is not a boolean");
-    return v.isTrue();
-  }
-  static std::string text(const emscripten::val& o, const char* name) {
-    const emscripten::val v = o[name];
-    if (!v.isString()) throw mha::Error(mha::Error::Kind::type, std::string("configure: ") + name + " is not a string");
-    return v.as<std::string>();
-  }
-
-  static mha::WeightFormat weight_format(const std::string& dtype) {
-    if (dtype == "f32") return mha::WeightFormat::f32;
-    if (dtype == "f16") return mha::WeightFormat::f16;
-    if (dtype == "bf16") return mha::WeightFormat::bf16;
-    if (dtype == "int8") return mha::WeightFormat::int8;
-    throw mha::Error(mha::Error::Kind::range, "weightDtype must be 'f32', 'f16', 'bf16' or 'int8', got '" + dtype + "'");
-  }
-
-  // index.js's checked configuration (create options, defaults applied).
-  static mha::Config config_of(const emscripten::val& o) {
-    mha::Config c;
-    c.embed_dim = whole(number(o, "embedDim"), "embedDim");
-    c.num_heads = whole(number(o, "numHeads"), "numHeads");
-    c.kdim = whole(number(o, "kdim"), "kdim");
-    c.vdim = whole(number(o, "vdim"), "vdim");
-    c.add_bias_kv = flag(o, "addBiasKV");
-    c.add_zero_attn = flag(o, "addZeroAttn");
-    c.names = text(o, "weightNames") == "hf" ? mha::WeightNames::hf : mha::WeightNames::torch;
-    c.num_kv_heads = whole(number(o, "numKVHeads"), "numKVHeads");
-    c.head_dim = whole(number(o, "headDim"), "headDim");
-    const emscripten::val bias = o["bias"];
-    c.bias = flag(bias, "q");
-    c.hf_bias = {flag(bias, "q"), flag(bias, "k"), flag(bias, "v"), flag(bias, "o")};
-    const emscripten::val rope = o["rope"];
-    if (!rope.isNull()) {
-      c.rope.dim = whole(number(rope, "dim"), "dim");
-      c.rope.base = number(rope, "base");
-      c.rope.layout = text(rope, "layout") == "interleaved" ? mha::Rope::Layout::interleaved : mha::Rope::Layout::half;
-      const emscripten::val scaling = rope["scaling"];
-      if (!scaling.isNull()) {
-        const std::string type = text(scaling, "type");
-        c.rope.scaling = type == "llama3" ? mha::Rope::Scaling::llama3 : mha::Rope::Scaling::linear;
-        c.rope.factor = number(scaling, "factor");
-        if (type == "llama3") {
-          c.rope.low_freq_factor = number(scaling, "lowFreqFactor");
-          c.rope.high_freq_factor = number(scaling, "highFreqFactor");
-          c.rope.original_max_positions = number(scaling, "originalMaxPositionEmbeddings");
-        }
-      }
-    }
-    c.scale = number(o, "scale");
-    c.softcap = number(o, "softcap");
-    c.alibi = flag(o, "alibi");
-    c.weights = weight_format(text(o, "weightDtype"));
-    c.sliding_window = whole(number(o, "slidingWindow"), "slidingWindow");
-    c.qk_norm_eps = number(o, "qkNormEps");
-    return c;
-  }
 
   static mha::NeedWeights need_weights_of(int flags) {
     return (flags & Flag::weightsPerHead)  ? mha::NeedWeights::per_head
