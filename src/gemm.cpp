@@ -1,12 +1,13 @@
 // The GEMM: weights packed into panels (any WeightFormat, widened in
 // registers), A packed into row groups block by block, a micro-kernel per
-// row group and panel, and decoding's single-row kernels for m = 1
-// (row_kernels.hpp).
+// row group and panel (micro_kernels.hpp), and decoding's single-row kernels
+// for m = 1 (row_kernels.hpp).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
 
+#include "micro_kernels.hpp"
 #include "reduced_panel.hpp"
 #include "row_kernels.hpp"
 #include "simd_batch.hpp"
@@ -16,6 +17,7 @@ using namespace simd_lanes;
 using namespace panel_values;
 using namespace single_row;
 namespace {
+using micro::micro_kernel;  // overloaded below for ScaledF16Panel
 
 // Rows per micro-kernel call. SIMD128: kGemmRows x kPanelBatches = 5 x 2
 // accumulators, plus 2 weight batches, 1 broadcast and 1 product: 14 live
@@ -59,74 +61,6 @@ BlockShape block_shape(std::size_t k) {
   const std::size_t depth = std::max<std::size_t>(1, std::min(k, max_depth));  // k = 0: one empty block
   const std::size_t groups = std::min(kBlockGroups, kBlockFloats / (depth * R));
   return {depth, groups * R};
-}
-
-// C[ROWS, kPanel] = A[ROWS, depth] . panel[depth, kPanel] + init, for one row
-// group (pa: its row 0 at k = 0, a_step floats per k) and one panel. `init`
-// is ROWS x kPanel values, row r at init + r * init_stride (init_stride 0
-// broadcasts one bias row); C rows are ldc apart.
-//
-// Never inlined, one copy per ROWS, and nothing but this loop: V8 compiles
-// each into one known loop, checked spill-free by bench/codegen.js. Why so
-// bare: V8 (Node 20) unrolls innermost wasm loops of up to 50 nodes per level
-// of nesting, and inlined into gemm's loops this one qualified; the unrolled
-// copy had its load-splats scheduled together and spilled accumulators (L =
-// 512 ran far slower). Even un-nested, which order V8 gives the loads
-// depends on the code around the loop (a partial-panel store after it was
-// enough to spill), so partial panels go through row_group's buffer. A call
-// per row group and panel costs about 2% at depth 64 (attention's K . Q^T).
-// (Node 24's V8 inlines WebAssembly functions itself, noinline or not: copies
-// of this loop also appear inside their callers, some unrolled three times.
-// codegen.js checks every copy at one k step per iteration; in this
-// project's listings the unrolled ones kept every value in a register too.)
-template <std::size_t ROWS>
-__attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step, const float* pb, std::size_t depth,
-                                            const float* init, std::size_t init_stride, float* c, std::size_t ldc) {
-  batch acc[ROWS][kPanelBatches];
-  load_tile(acc, init, init_stride);
-  for (const float* end = pb + depth * kPanel; pb != end; pb += kPanel, pa += a_step) {
-    batch w[kPanelBatches];
-    for (std::size_t j = 0; j < kPanelBatches; ++j) w[j] = batch::load_unaligned(pb + j * kLanes);
-    for (std::size_t r = 0; r < ROWS; ++r) {
-      const batch x(pa[r]);
-      for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = madd(x, w[j], acc[r][j]);
-      keep_order();
-    }
-  }
-  store_tile(acc, c, ldc);
-}
-
-// micro_kernel over a reduced panel: the same loop, each k row's weights
-// converted as they are loaded. int8 walks its blocks of kQuantBlock rows,
-// each with its scales. kScaledUp (f16 only): A's values were packed times
-// 2^112 and the conversion skips its multiply by 2^112, as in row_kernel
-// below: the same products, and one multiply and one held constant fewer
-// per k step, which is what keeps the accumulators out of the stack.
-template <std::size_t ROWS, WeightFormat F, bool kScaledUp = false>
-__attribute__((noinline)) void micro_kernel(const float* pa, std::size_t a_step, ReducedPanel<F> pb,
-                                            std::size_t depth, const float* init, std::size_t init_stride,
-                                            float* c, std::size_t ldc) {
-  batch acc[ROWS][kPanelBatches];
-  load_tile(acc, init, init_stride);
-  const std::size_t block = ReducedPanel<F>::kBlock == 0 ? depth : ReducedPanel<F>::kBlock;
-  auto pw = pb.w;
-  const float* s = pb.scales;
-  const auto constants = loop_constants<F>();
-  for (std::size_t k0 = 0; k0 < depth; k0 += block) {
-    for (const auto* end = pw + std::min(block, depth - k0) * kPanel; pw != end; pw += kPanel, pa += a_step) {
-      batch w[kPanelBatches];
-      if constexpr (kScaledUp) load_f16_scaled_down(pw, constants, w);
-      else load_values(pw, s, constants, w, static_cast<ReducedPanel<F>*>(nullptr));
-      for (batch& wj : w) keep_value(wj);
-      for (std::size_t r = 0; r < ROWS; ++r) {
-        const batch x(pa[r]);
-        for (std::size_t j = 0; j < kPanelBatches; ++j) acc[r][j] = madd(x, w[j], acc[r][j]);
-        keep_order();
-      }
-    }
-    if constexpr (ReducedPanel<F>::kBlock != 0) s += kPanel;  // the next block's scales (others have none)
-  }
-  store_tile(acc, c, ldc);
 }
 
 inline ReducedPanel<WeightFormat::f32> as_panel(const float* w) { return {w, nullptr}; }
@@ -344,21 +278,30 @@ constexpr std::size_t kGroupRows = kReducedRows;
 template <>
 constexpr std::size_t kGroupRows<F32Panels> = kRows;
 
-// One row of A (decoding's projections, or a row block's last row), read
-// where it is (k_stride 1) by the row kernel and the one-row micro-kernel:
-// packed, it would be a group of R rows, R times its length written, mostly
-// zeros, in every task of a parallel projection. f16 takes a copy times
-// 2^112 when it can (see micro_kernel).
-template <std::size_t R, typename PanelSet>
-void gemm_row(const float* a, const PanelSet& b, std::size_t k, std::size_t n, const float* bias, bool accumulate,
-              float* c) {
+// gemm_groups over A's first `floats` values as they are, or for f16 panels
+// times 2^112 in a_block (in place when A is a_block) when every |x| < 2^16:
+// the one place that decides, for every kernel (see micro_kernel).
+template <std::size_t G, typename PanelSet>
+void gemm_groups_scaled(RowGroups a, std::size_t floats, std::size_t m, const PanelSet& b, std::size_t k,
+                        std::size_t n, const float* bias, bool accumulate, float* c, std::size_t ldc) {
   if constexpr (std::is_same_v<PanelSet, ReducedPanels<WeightFormat::f16>>) {
-    if (k <= kBlockFloats && scale_up_for_f16(a, a_block, k)) {
-      gemm_groups<R>(RowGroups{a_block, 0, 1}, 1, ScaledF16Panels{b}, k, n, bias, accumulate, c, 0);
+    if (floats <= kBlockFloats && scale_up_for_f16(a.data, a_block, floats)) {
+      gemm_groups<G>(RowGroups{a_block, a.group_stride, a.k_stride}, m, ScaledF16Panels{b}, k, n, bias, accumulate,
+                     c, ldc);
       return;
     }
   }
-  gemm_groups<R>(RowGroups{a, 0, 1}, 1, b, k, n, bias, accumulate, c, 0);
+  gemm_groups<G>(a, m, b, k, n, bias, accumulate, c, ldc);
+}
+
+// One row of A (decoding's projections, or a row block's last row), read
+// where it is (k_stride 1) by the row kernel and the one-row micro-kernel:
+// packed, it would be a group of R rows, R times its length written, mostly
+// zeros, in every task of a parallel projection. (f16: a copy times 2^112.)
+template <std::size_t R, typename PanelSet>
+void gemm_row(const float* a, const PanelSet& b, std::size_t k, std::size_t n, const float* bias, bool accumulate,
+              float* c) {
+  gemm_groups_scaled<R>(RowGroups{a, 0, 1}, k, 1, b, k, n, bias, accumulate, c, 0);
 }
 
 // C rows [0, rows) of one block of A (a's rows, lda apart) in groups of G
@@ -372,15 +315,8 @@ void gemm_block(const float* a, std::size_t rows, std::size_t lda, const PanelSe
     if (depth > 0) pack_groups<G>(a + k0, lda, rows, depth, a_block);
     // Later depth blocks add to what the earlier ones left in C: the same
     // additions in the same order as one pass over k, so the result is too.
-    const RowGroups groups{a_block, depth * G, G};
-    // f16: A times 2^112 when it can be, for every kernel (see micro_kernel).
-    if constexpr (std::is_same_v<PanelSet, ReducedPanels<WeightFormat::f16>>) {
-      if (scale_up_for_f16(a_block, a_block, (rows + G - 1) / G * G * depth)) {
-        gemm_groups<G>(groups, rows, ScaledF16Panels{b.from_depth(k0)}, depth, n, bias, accumulate || k0 > 0, c, ldc);
-        continue;
-      }
-    }
-    gemm_groups<G>(groups, rows, b.from_depth(k0), depth, n, bias, accumulate || k0 > 0, c, ldc);
+    gemm_groups_scaled<G>(RowGroups{a_block, depth * G, G}, (rows + G - 1) / G * G * depth, rows, b.from_depth(k0),
+                          depth, n, bias, accumulate || k0 > 0, c, ldc);
   }
 }
 

@@ -37,7 +37,7 @@ for (const name of ['mha-core-relaxed.wasm', 'mha-core-relaxed-mt.wasm']) {
 // The GEMM micro-kernel does nearly all the arithmetic and is only fast with
 // its 14 (SIMD128) or 15 (relaxed) live vectors in registers. Whether V8 keeps them there
 // depends on the order it gives the loads, which the code around the loop
-// can change (src/gemm.cpp, micro_kernel): a spill halved the layer's
+// can change (src/micro_kernels.hpp, micro_kernel): a spill halved the layer's
 // speed and failed nothing else. So: in this Node's optimised code, the
 // kernel's loop exists and moves no xmm register to or from the stack.
 for (const simd of ['strict', 'relaxed']) {
