@@ -6,6 +6,7 @@
 #include <emscripten/val.h>
 
 #include <string>
+#include <vector>
 
 #include "checks.hpp"
 #include "glue.hpp"
@@ -27,6 +28,27 @@ inline std::string text_field(const emscripten::val& o, const char* name) {
   const emscripten::val v = o[name];
   if (!v.isString()) throw mha::Error(mha::Error::Kind::type, std::string("configure: ") + name + " is not a string");
   return v.as<std::string>();
+}
+
+inline std::vector<double> numbers_field(const emscripten::val& o, const char* name) {
+  const emscripten::val v = o[name];
+  if (!v.isArray()) throw mha::Error(mha::Error::Kind::type, std::string("configure: ") + name + " is not an array");
+  const std::size_t n = v["length"].as<std::size_t>();
+  std::vector<double> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const emscripten::val x = v[i];
+    if (!x.isNumber()) throw mha::Error(mha::Error::Kind::type, std::string("configure: ") + name + " holds a non-number");
+    out[i] = x.as<double>();
+  }
+  return out;
+}
+
+inline mha::Rope::Scaling rope_scaling(const std::string& type) {
+  if (type == "linear") return mha::Rope::Scaling::linear;
+  if (type == "llama3") return mha::Rope::Scaling::llama3;
+  if (type == "yarn") return mha::Rope::Scaling::yarn;
+  if (type == "longrope") return mha::Rope::Scaling::longrope;
+  throw mha::Error(mha::Error::Kind::range, "rope.scaling.type must be 'linear', 'llama3', 'yarn' or 'longrope', got '" + type + "'");
 }
 
 inline mha::WeightFormat weight_format(const std::string& dtype) {
@@ -58,14 +80,26 @@ inline mha::Config config_of(const emscripten::val& o) {
     c.rope.layout = text_field(rope, "layout") == "interleaved" ? mha::Rope::Layout::interleaved : mha::Rope::Layout::half;
     const emscripten::val scaling = rope["scaling"];
     if (!scaling.isNull()) {
-      const std::string type = text_field(scaling, "type");
-      c.rope.scaling = type == "llama3" ? mha::Rope::Scaling::llama3 : mha::Rope::Scaling::linear;
+      c.rope.scaling = rope_scaling(text_field(scaling, "type"));
       c.rope.factor = number_field(scaling, "factor");
-      if (type == "llama3") {
+      using Scaling = mha::Rope::Scaling;
+      if (c.rope.scaling != Scaling::linear)
+        c.rope.original_max_positions = number_field(scaling, "originalMaxPositionEmbeddings");
+      if (c.rope.scaling == Scaling::llama3) {
         c.rope.low_freq_factor = number_field(scaling, "lowFreqFactor");
         c.rope.high_freq_factor = number_field(scaling, "highFreqFactor");
-        c.rope.original_max_positions = number_field(scaling, "originalMaxPositionEmbeddings");
       }
+      if (c.rope.scaling == Scaling::yarn) {
+        c.rope.beta_fast = number_field(scaling, "betaFast");
+        c.rope.beta_slow = number_field(scaling, "betaSlow");
+        c.rope.truncate = flag_field(scaling, "truncate");
+      }
+      if (c.rope.scaling == Scaling::longrope) {
+        c.rope.short_factor = numbers_field(scaling, "shortFactor");
+        c.rope.long_factor = numbers_field(scaling, "longFactor");
+      }
+      if (c.rope.scaling == Scaling::yarn || c.rope.scaling == Scaling::longrope)
+        c.rope.attention_factor = number_field(scaling, "attentionFactor");
     }
   }
   c.scale = number_field(o, "scale");

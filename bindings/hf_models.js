@@ -6,6 +6,7 @@
 // says which model does what. A config feature we do not implement is
 // refused by name, never ignored.
 import { typeError, rangeError, checkInteger } from './checks.js';
+import { yarnAttentionFactor, longropeAttentionFactor } from './layer_config.js';
 
 // Per family: where layer i's attention lives, how its projections are
 // stored, and which of the config's options apply.
@@ -38,18 +39,37 @@ function configNumber(config, name, { integer = false, optional = false } = {}) 
 }
 
 // A rope_scaling (or transformers 5's rope_parameters) object as the
-// layer's rope.scaling; types we do not implement are refused by name.
-function ropeScaling(s, where) {
+// layer's rope.scaling, as transformers 5's _compute_<type>_parameters read
+// it (yarn and longrope also read the config's max_position_embeddings);
+// types we do not implement are refused by name.
+function ropeScaling(s, where, config) {
   if (s === undefined || s === null) return null;
   if (typeof s !== 'object') throw typeError(where, 'null or an object', s);
-  const type = s.rope_type ?? s.type;
+  let type = s.rope_type ?? s.type;
+  if (type === 'su') type = 'longrope';  // Phi-3's first name for it
   if (type === 'default') return null;
   if (type === 'linear') return { type, factor: s.factor };
   if (type === 'llama3')
     return { type, factor: s.factor, lowFreqFactor: s.low_freq_factor, highFreqFactor: s.high_freq_factor,
       originalMaxPositionEmbeddings: s.original_max_position_embeddings };
-  throw rangeError(where, "rope_type 'linear' or 'llama3' (the RoPE scalings mha-wasm implements)", String(type),
-    `${where} has rope_type ${JSON.stringify(type)}, which mha-wasm does not implement (it implements 'linear' and 'llama3')`);
+  const maxPositions = () => configNumber(config, 'max_position_embeddings');
+  if (type === 'yarn') {
+    const original = s.original_max_position_embeddings ?? maxPositions();
+    const factor = s.factor ?? maxPositions() / original;
+    const attentionFactor = s.attention_factor ?? (s.mscale && s.mscale_all_dim
+      ? yarnAttentionFactor(factor, s.mscale) / yarnAttentionFactor(factor, s.mscale_all_dim)
+      : yarnAttentionFactor(factor));
+    return { type, factor, originalMaxPositionEmbeddings: original, betaFast: s.beta_fast || 32, betaSlow: s.beta_slow || 1,
+      truncate: s.truncate ?? true, attentionFactor };
+  }
+  if (type === 'longrope') {
+    const original = s.original_max_position_embeddings ?? config.original_max_position_embeddings ?? maxPositions();
+    const factor = s.factor ?? maxPositions() / original;
+    return { type, shortFactor: s.short_factor, longFactor: s.long_factor, originalMaxPositionEmbeddings: original, factor,
+      attentionFactor: s.attention_factor ?? longropeAttentionFactor(factor, original) };
+  }
+  throw rangeError(where, "rope_type 'linear', 'llama3', 'yarn' or 'longrope' (the RoPE scalings mha-wasm implements)", String(type),
+    `${where} has rope_type ${JSON.stringify(type)}, which mha-wasm does not implement (it implements 'linear', 'llama3', 'yarn' and 'longrope')`);
 }
 
 // RoPE's base and scaling for a layer: transformers 5's rope_parameters
@@ -63,13 +83,13 @@ function ropeBaseAndScaling(config, family, sliding) {
     const type = sliding ? 'sliding_attention' : 'full_attention';
     const params = Object.hasOwn(p, type) ? p[type] : p;
     const where = Object.hasOwn(p, type) ? `config.rope_parameters.${type}` : 'config.rope_parameters';
-    return { base: configNumber(params, 'rope_theta', { optional: true }) ?? 10000, scaling: ropeScaling(params, where) };
+    return { base: configNumber(params, 'rope_theta', { optional: true }) ?? 10000, scaling: ropeScaling(params, where, config) };
   }
   if (sliding && (family === 'gemma3' || family === 'gemma3_text'))
     return { base: configNumber(config, 'rope_local_base_freq', { optional: true }) ?? 10000, scaling: null };
   const base = configNumber(config, 'rope_theta', { optional: true }) ??
     configNumber(config, 'rotary_emb_base', { optional: true }) ?? 10000;
-  return { base, scaling: ropeScaling(config.rope_scaling, 'config.rope_scaling') };
+  return { base, scaling: ropeScaling(config.rope_scaling, 'config.rope_scaling', config) };
 }
 
 // Whether layer i attends through a sliding window, by the config's

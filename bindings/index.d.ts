@@ -132,10 +132,39 @@ export interface MemoryStats {
 }
 export declare function memoryStats(): Promise<MemoryStats>;
 
-/** RoPE's scaling of the frequencies (`rope_scaling` of a config.json). */
+/**
+ * RoPE's scaling of the frequencies (`rope_scaling` of a config.json), as
+ * Hugging Face's `_compute_<type>_parameters` (README, "RoPE scalings").
+ * yarn and longrope also multiply cos and sin by an attention factor.
+ */
 export type RopeScaling =
   | { type: 'linear'; factor: number }
-  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number }
+  | {
+      type: 'yarn';
+      factor: number;
+      originalMaxPositionEmbeddings: number;
+      /** Default 32. */
+      betaFast?: number;
+      /** Default 1. */
+      betaSlow?: number;
+      /** Round the ramp's ends outwards (floor, ceil). Default: true. */
+      truncate?: boolean;
+      /** Default: 0.1·ln(factor) + 1 (1 when factor <= 1). */
+      attentionFactor?: number;
+    }
+  | {
+      type: 'longrope';
+      /** rope.dim / 2 divisors of the pairs' frequencies, for calls within the original context. */
+      shortFactor: readonly number[];
+      /** The same, for a call whose largest position + 1 exceeds originalMaxPositionEmbeddings. */
+      longFactor: readonly number[];
+      originalMaxPositionEmbeddings: number;
+      /** The context's extension (max / original positions); used only for the default attentionFactor. Default: 1. */
+      factor?: number;
+      /** Default: sqrt(1 + ln(factor) / ln(originalMaxPositionEmbeddings)) (1 when factor <= 1). */
+      attentionFactor?: number;
+    };
 
 /** Rotary position embedding of q and k (Llama, Qwen, Mistral, Gemma, Phi, GPT-NeoX). */
 export interface RopeOptions {

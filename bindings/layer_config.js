@@ -47,7 +47,63 @@ function readBias(value, names) {
 }
 
 const ROPE_OPTIONS = ['dim', 'base', 'layout', 'scaling'];
-const LLAMA3_OPTIONS = ['lowFreqFactor', 'highFreqFactor', 'originalMaxPositionEmbeddings'];
+// Each RoPE scaling's options: required, then optional with their defaults
+// (a function of the others for the attention factors: Hugging Face's).
+const SCALINGS = {
+  linear: { required: ['factor'], optional: {} },
+  llama3: { required: ['factor', 'lowFreqFactor', 'highFreqFactor', 'originalMaxPositionEmbeddings'], optional: {} },
+  yarn: {
+    required: ['factor', 'originalMaxPositionEmbeddings'],
+    optional: { betaFast: () => 32, betaSlow: () => 1, truncate: () => true, attentionFactor: (s) => yarnAttentionFactor(s.factor) },
+  },
+  longrope: {
+    required: ['shortFactor', 'longFactor', 'originalMaxPositionEmbeddings'],
+    optional: { factor: () => 1, attentionFactor: (s) => longropeAttentionFactor(s.factor, s.originalMaxPositionEmbeddings) },
+  },
+};
+const SCALING_OPTIONS = [...new Set(Object.values(SCALINGS).flatMap((t) => [...t.required, ...Object.keys(t.optional)]))];
+
+/** YaRN's default attention factor (Hugging Face's get_mscale). */
+export function yarnAttentionFactor(factor, mscale = 1) {
+  return factor <= 1 ? 1 : 0.1 * mscale * Math.log(factor) + 1;
+}
+/** LongRoPE's default attention factor. */
+export function longropeAttentionFactor(factor, originalMaxPositionEmbeddings) {
+  return factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(originalMaxPositionEmbeddings));
+}
+
+// longrope's per-pair factors: rope.dim / 2 finite numbers > 0, copied and frozen.
+function pairFactors(value, name, half) {
+  if (!Array.isArray(value) && !ArrayBuffer.isView(value)) throw typeError(name, `an array of ${half} numbers`, value);
+  if (value.length !== half)
+    throw rangeError(name, `${half} values (rope.dim / 2: one per rotated pair)`, value);
+  return Object.freeze(Array.from(value, (f, i) => positiveNumber(f, `${name}[${i}]`)));
+}
+
+function readScaling(value, dim) {
+  const s = readOptions(value, ['type', ...SCALING_OPTIONS], 'rope.scaling');
+  const type = s.type;
+  if (!Object.hasOwn(SCALINGS, type))
+    throw rangeError('rope.scaling.type', "'linear', 'llama3', 'yarn' or 'longrope' (other RoPE scalings are not implemented)", type);
+  const { required, optional } = SCALINGS[type];
+  const extra = SCALING_OPTIONS.find((name) => s[name] !== undefined && !required.includes(name) && !Object.hasOwn(optional, name));
+  if (extra) throw rangeError(`rope.scaling.${extra}`, `absent with type '${type}'`, s[extra]);
+  const scaling = { type };
+  const read = (name) => {
+    const where = `rope.scaling.${name}`;
+    if (name === 'shortFactor' || name === 'longFactor') return pairFactors(s[name], where, dim / 2);
+    if (name === 'truncate') return checkBoolean(s[name], where);
+    return positiveNumber(s[name], where);
+  };
+  for (const name of required) scaling[name] = read(name);
+  for (const [name, fallback] of Object.entries(optional)) scaling[name] = s[name] === undefined ? fallback(scaling) : read(name);
+  if (!(scaling.attentionFactor === undefined || Number.isFinite(scaling.attentionFactor)))
+    throw rangeError('rope.scaling.originalMaxPositionEmbeddings', '> 1 (the default attentionFactor divides by its logarithm), or an attentionFactor',
+      scaling.originalMaxPositionEmbeddings);
+  if (type === 'llama3' && !(scaling.highFreqFactor > scaling.lowFreqFactor))
+    throw rangeError('rope.scaling.highFreqFactor', `> lowFreqFactor (${scaling.lowFreqFactor})`, String(scaling.highFreqFactor));
+  return Object.freeze(scaling);
+}
 
 function readRope(value, headDim) {
   if (value === undefined || value === null || value === false) return null;
@@ -57,26 +113,7 @@ function readRope(value, headDim) {
   const base = o.base === undefined ? 10000 : positiveNumber(o.base, 'rope.base');
   if (!(base > 1)) throw rangeError('rope.base', '> 1', String(base));
   const layout = o.layout === undefined ? 'half' : checkEnum(o.layout, 'rope.layout', ['half', 'interleaved']);
-  let scaling = null;
-  if (o.scaling !== undefined && o.scaling !== null) {
-    const s = readOptions(o.scaling, ['type', 'factor', ...LLAMA3_OPTIONS], 'rope.scaling');
-    const type = s.type;
-    if (type !== 'linear' && type !== 'llama3')
-      throw rangeError('rope.scaling.type', "'linear' or 'llama3' (other RoPE scalings are not implemented)", type);
-    if (type === 'linear') {
-      const extra = LLAMA3_OPTIONS.find((name) => s[name] !== undefined);
-      if (extra) throw rangeError(`rope.scaling.${extra}`, "absent with type 'linear'", String(s[extra]));
-    }
-    scaling = { type, factor: positiveNumber(s.factor, 'rope.scaling.factor') };
-    if (type === 'llama3') {
-      scaling.lowFreqFactor = positiveNumber(s.lowFreqFactor, 'rope.scaling.lowFreqFactor');
-      scaling.highFreqFactor = positiveNumber(s.highFreqFactor, 'rope.scaling.highFreqFactor');
-      scaling.originalMaxPositionEmbeddings = positiveNumber(s.originalMaxPositionEmbeddings, 'rope.scaling.originalMaxPositionEmbeddings');
-      if (!(scaling.highFreqFactor > scaling.lowFreqFactor))
-        throw rangeError('rope.scaling.highFreqFactor', `> lowFreqFactor (${scaling.lowFreqFactor})`, String(scaling.highFreqFactor));
-    }
-    Object.freeze(scaling);
-  }
+  const scaling = o.scaling === undefined || o.scaling === null ? null : readScaling(o.scaling, dim);
   return Object.freeze({ dim, base, layout, scaling });
 }
 

@@ -60,15 +60,27 @@ int max_threads() { return int(ThreadPool::max_threads()); }
 struct MultiheadAttention::Impl {
   Impl(const Config& c, std::uint64_t seed)
       : config(c), params(c, seed), inv_freq(rope_inverse_frequencies(c.rope)),
+        long_inv_freq(c.rope.scaling == Rope::Scaling::longrope ? rope_inverse_frequencies(c.rope, true)
+                                                                : std::vector<double>{}),
         alibi(c.alibi ? alibi_slopes(c.num_heads) : std::vector<float>{}) {}
   Config config;
   Parameters params;
-  std::vector<double> inv_freq;  // rotary frequencies, or empty
+  std::vector<double> inv_freq;       // rotary frequencies, or empty
+  std::vector<double> long_inv_freq;  // longrope's for calls past the original context, or empty
   std::vector<float> alibi;      // slopes in base-2 units, or empty
   Workspace ws;
 
   Call plan(std::int64_t batch, std::int64_t query_len, std::int64_t key_len, bool self_attention,
             NeedWeights need_weights) const;
+  // The rotary frequencies of a call: longrope's long ones when the call's
+  // largest position reaches past the original context.
+  const std::vector<double>& rope_frequencies(const ForwardInput& in, const ForwardOptions& o,
+                                              std::int64_t first_position) const {
+    if (long_inv_freq.empty()) return inv_freq;
+    std::int64_t largest = first_position + in.query_len - 1;
+    if (o.positions) largest = *std::max_element(o.positions, o.positions + in.batch * in.query_len);
+    return rope_long_context(config.rope, largest) ? long_inv_freq : inv_freq;
+  }
   // Grows (or counts) every buffer a call of this shape needs: the
   // workspace, each thread's scratch, and the packed weights.
   void fit(const Call& call, Growth& grow);
@@ -184,6 +196,7 @@ void transform(ThreadPool& pool, const Call& c, const Projected& x, const Config
   t.rope_dim = std::size_t(config.rope.dim);
   t.layout = config.rope.layout;
   t.inv_freq = inv_freq.data();
+  t.attention_factor = config.rope.attention_factor;
   if (!t.active()) return;
   const std::size_t r = t.rope_dim;
   auto rows = [&](float* q, std::size_t q_stride, float* k, std::size_t k_stride, std::size_t n, std::size_t len) {
@@ -294,7 +307,7 @@ void MultiheadAttention::forward(const ForwardInput& in, const ForwardOptions& o
   ThreadPool& pool = thread_pool();
 
   Projected x = project(pool, call, in, c, p, impl_->ws);                     // 1. q, k, v
-  transform(pool, call, x, c, p, impl_->inv_freq, o, first_position, impl_->ws);  //    QK-norm, RoPE
+  transform(pool, call, x, c, p, impl_->rope_frequencies(in, o, first_position), o, first_position, impl_->ws);  // QK-norm, RoPE
   std::size_t columns = call.S;
   if (cache) {  // the call's keys and values join the cache; attention reads them there
     cache->append(call.B, call.Lq, x.k, x.k_stride, x.v, x.v_stride, o.positions, first_position);

@@ -54,6 +54,23 @@ void check_decoder_options(const Config& c) {
         !(r.low_freq_factor > 0 && r.high_freq_factor > r.low_freq_factor && r.original_max_positions > 0 &&
           std::isfinite(r.high_freq_factor) && std::isfinite(r.original_max_positions)))
       range_error("rope.scaling (llama3) needs 0 < lowFreqFactor < highFreqFactor and originalMaxPositionEmbeddings > 0");
+    const bool positive_finite_originals = r.original_max_positions > 0 && std::isfinite(r.original_max_positions);
+    if (r.scaling == Rope::Scaling::yarn &&
+        !(positive_finite_originals && r.beta_fast > 0 && std::isfinite(r.beta_fast) && r.beta_slow > 0 &&
+          std::isfinite(r.beta_slow)))
+      range_error("rope.scaling (yarn) needs betaFast > 0, betaSlow > 0 and originalMaxPositionEmbeddings > 0, finite");
+    if (r.scaling == Rope::Scaling::longrope) {
+      const std::size_t half = std::size_t(r.dim / 2);
+      if (r.short_factor.size() != half || r.long_factor.size() != half)
+        range_error("rope.scaling (longrope) needs shortFactor and longFactor of rope.dim / 2 = " + str(half) +
+                    " values each, got " + str(r.short_factor.size()) + " and " + str(r.long_factor.size()));
+      auto positive_finite = [](double f) { return f > 0 && std::isfinite(f); };
+      if (!std::all_of(r.short_factor.begin(), r.short_factor.end(), positive_finite) ||
+          !std::all_of(r.long_factor.begin(), r.long_factor.end(), positive_finite) || !positive_finite_originals)
+        range_error("rope.scaling (longrope) needs finite factors > 0 and originalMaxPositionEmbeddings > 0");
+    }
+    if (!(r.attention_factor > 0 && std::isfinite(r.attention_factor)))
+      range_error("rope.scaling.attentionFactor must be a finite number > 0, got " + std::to_string(r.attention_factor));
   }
   if (!(c.scale >= 0 && std::isfinite(c.scale))) range_error("scale must be a finite number > 0, got " + std::to_string(c.scale));
   if (!(c.softcap >= 0 && std::isfinite(c.softcap))) range_error("softcap must be a finite number > 0, got " + std::to_string(c.softcap));

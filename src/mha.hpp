@@ -57,15 +57,22 @@ enum class WeightNames { torch, hf };
 // applies it; see shared/DECODER_ATTENTION.md. Angles in double precision.
 struct Rope {
   enum class Layout { half, interleaved };  // pairs (x[t], x[t + r/2]) or (x[2t], x[2t+1])
-  enum class Scaling { none, linear, llama3 };
+  enum class Scaling { none, linear, llama3, yarn, longrope };
   std::int64_t dim = 0;  // r, even, <= head_dim; 0 = no RoPE
   double base = 10000.0;
   Layout layout = Layout::half;
   Scaling scaling = Scaling::none;
-  double factor = 1.0;                 // linear and llama3
-  double low_freq_factor = 1.0;        // llama3
-  double high_freq_factor = 4.0;       // llama3
-  double original_max_positions = 8192;  // llama3
+  double factor = 1.0;                   // linear, llama3, yarn (longrope: only for its attention factor)
+  double low_freq_factor = 1.0;          // llama3
+  double high_freq_factor = 4.0;         // llama3
+  double original_max_positions = 8192;  // llama3, yarn, longrope
+  double beta_fast = 32, beta_slow = 1;  // yarn
+  bool truncate = true;                  // yarn
+  std::vector<double> short_factor, long_factor;  // longrope: r/2 each
+  // yarn and longrope: cos and sin are multiplied by it (the scalings'
+  // "attention factor"; 1 for the others). The JS API fills in Hugging
+  // Face's default (bindings/layer_config.js); here it is given.
+  double attention_factor = 1.0;
 };
 
 // The layer's hyper-parameters: nn.MultiheadAttention's constructor's, then

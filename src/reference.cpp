@@ -1,5 +1,6 @@
 #include "reference.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -72,7 +73,8 @@ void norm_and_rotate(double* x, std::size_t d, const float* norm, double eps, co
   }
   const std::size_t half = std::size_t(c.rope.dim / 2);
   for (std::size_t t = 0; t < half; ++t) {
-    const double a = double(position) * inv_freq[t], cs = std::cos(a), sn = std::sin(a);
+    const double a = double(position) * inv_freq[t];
+    const double cs = std::cos(a) * c.rope.attention_factor, sn = std::sin(a) * c.rope.attention_factor;
     const std::size_t i = c.rope.layout == Rope::Layout::half ? t : 2 * t;
     const std::size_t j = c.rope.layout == Rope::Layout::half ? t + half : 2 * t + 1;
     const double u = x[i], v = x[j];
@@ -117,7 +119,13 @@ void forward(const MultiheadAttention& layer, const ForwardInput& in, const Forw
   auto k_pos = [&](std::size_t b, std::size_t j) -> std::int64_t {
     return o.positions ? o.positions[b * Lk + j] : std::int64_t(j);
   };
-  const std::vector<double> inv_freq = rope_inverse_frequencies(c.rope);
+  // longrope: one choice for the call, by its largest position.
+  std::int64_t largest = -1;
+  for (std::size_t b = 0; b < B; ++b) {
+    for (std::size_t i = 0; i < Lq; ++i) largest = std::max(largest, q_pos(b, i));
+    for (std::size_t j = 0; j < Lk; ++j) largest = std::max(largest, k_pos(b, j));
+  }
+  const std::vector<double> inv_freq = rope_inverse_frequencies(c.rope, rope_long_context(c.rope, largest));
   for (std::size_t b = 0; b < B; ++b) {
     for (std::size_t i = 0; i < Lq; ++i)
       for (std::size_t h = 0; h < H; ++h)

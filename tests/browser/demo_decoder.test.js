@@ -220,10 +220,10 @@ test('a layer of a 3-layer checkpoint from local files: only that layer read, nu
   await page.locator('#ckpt-layer').blur();
   await ready(page);
 
-  // A config the package refuses (YaRN RoPE scaling): its message, next to the files.
-  await page.setInputFiles('#ckpt-files', files(fixture('refused/config_yarn.json'), fixture('qwen2/model.safetensors')));
+  // A config the package refuses (dynamic NTK RoPE scaling): its message, next to the files.
+  await page.setInputFiles('#ckpt-files', files(fixture('refused/config_dynamic.json'), fixture('qwen2/model.safetensors')));
   await settle(page);
-  assert.match(await page.textContent('#ckpt-files-msg'), /rope_scaling.*yarn/);
+  assert.match(await page.textContent('#ckpt-files-msg'), /rope_scaling.*dynamic/);
   assert.equal(await page.getAttribute('#ckpt-files', 'aria-invalid'), 'true');
   assert.equal(await page.getAttribute('#app', 'data-state'), 'stale');
 

@@ -21,6 +21,20 @@ const createRows = [
   ['bias not a boolean', { embedDim: 16, numHeads: 2, bias: 'yes' }, TypeError, 'bias must be a boolean or { q, k, v, o } of booleans, got the string "yes"'],
   ['misspelt option', { embedDim: 16, numHead: 2 }, TypeError, "unknown option 'numHead'; did you mean 'numHeads'?"],
   ['no options at all', undefined, TypeError, 'MultiheadAttention.create options must be an object, got undefined'],
+  ['a RoPE scaling not implemented', { embedDim: 16, numHeads: 2, rope: { scaling: { type: 'dynamic', factor: 2 } } }, RangeError,
+    "rope.scaling.type must be 'linear', 'llama3', 'yarn' or 'longrope' (other RoPE scalings are not implemented), got the string \"dynamic\""],
+  ['yarn without its original context', { embedDim: 16, numHeads: 2, rope: { scaling: { type: 'yarn', factor: 4 } } }, TypeError,
+    'rope.scaling.originalMaxPositionEmbeddings must be a finite number > 0, got undefined'],
+  ['yarn given llama3\'s option', { embedDim: 16, numHeads: 2, rope: { scaling: { type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 64, lowFreqFactor: 1 } } },
+    RangeError, "rope.scaling.lowFreqFactor must be absent with type 'yarn', got number 1"],
+  ['yarn truncate not a boolean', { embedDim: 16, numHeads: 2, rope: { scaling: { type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 64, truncate: 1 } } },
+    TypeError, 'rope.scaling.truncate must be a boolean, got number 1'],
+  ['longrope factors not one per rotated pair', { embedDim: 16, numHeads: 2, rope: { scaling: { type: 'longrope', shortFactor: [1, 1, 1, 1], longFactor: [1, 1, 1], originalMaxPositionEmbeddings: 64 } } },
+    RangeError, 'rope.scaling.longFactor must be 4 values (rope.dim / 2: one per rotated pair), got an Array(3)'],
+  ['a longrope factor of 0', { embedDim: 16, numHeads: 2, rope: { scaling: { type: 'longrope', shortFactor: [1, 0, 1, 1], longFactor: [1, 1, 1, 1], originalMaxPositionEmbeddings: 64 } } },
+    RangeError, 'rope.scaling.shortFactor[1] must be a finite number > 0, got number 0'],
+  ['longrope\'s default attention factor over an original context of 1', { embedDim: 16, numHeads: 2, rope: { scaling: { type: 'longrope', shortFactor: [1, 1, 1, 1], longFactor: [1, 1, 1, 1], originalMaxPositionEmbeddings: 1, factor: 4 } } },
+    RangeError, 'rope.scaling.originalMaxPositionEmbeddings must be > 1 (the default attentionFactor divides by its logarithm), or an attentionFactor, got number 1'],
 ];
 
 for (const [what, options, Err, message] of createRows) {

@@ -410,6 +410,19 @@ function expectCreate(own) {
       } else if (sc.type === 'llama3') {
         const keys = ['type', 'factor', 'lowFreqFactor', 'highFreqFactor', 'originalMaxPositionEmbeddings'];
         if (Object.keys(sc).some((k) => !keys.includes(k)) || !keys.slice(1).every((k) => isPositive(sc[k])) || !(sc.highFreqFactor > sc.lowFreqFactor)) return err;
+      } else if (sc.type === 'yarn') {
+        const keys = ['type', 'factor', 'originalMaxPositionEmbeddings', 'betaFast', 'betaSlow', 'truncate', 'attentionFactor'];
+        if (Object.keys(sc).some((k) => !keys.includes(k)) || !isPositive(sc.factor) || !isPositive(sc.originalMaxPositionEmbeddings)) return err;
+        if (['betaFast', 'betaSlow', 'attentionFactor'].some((k) => sc[k] !== undefined && !isPositive(sc[k]))) return err;
+        if (sc.truncate !== undefined && typeof sc.truncate !== 'boolean') return err;
+      } else if (sc.type === 'longrope') {
+        const keys = ['type', 'shortFactor', 'longFactor', 'originalMaxPositionEmbeddings', 'factor', 'attentionFactor'];
+        if (Object.keys(sc).some((k) => !keys.includes(k)) || !isPositive(sc.originalMaxPositionEmbeddings)) return err;
+        // one factor per rotated pair
+        if ([sc.shortFactor, sc.longFactor].some((f) => !Array.isArray(f) || f.length !== dim / 2 || !f.every(isPositive))) return err;
+        if (['factor', 'attentionFactor'].some((k) => sc[k] !== undefined && !isPositive(sc[k]))) return err;
+        // the default attention factor divides by ln(originalMaxPositionEmbeddings)
+        if (sc.attentionFactor === undefined && (sc.factor ?? 1) > 1 && !(sc.originalMaxPositionEmbeddings > 1)) return err;
       } else return err;
     }
     rope = true;
@@ -499,7 +512,10 @@ const decoderOptions = fc.record({
     base: option(fc.constantFrom(10000, 500000, 1.5)),
     layout: option(fc.constantFrom('half', 'interleaved')),
     scaling: option(fc.constantFrom(null, { type: 'linear', factor: 2 },
-      { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64 })),
+      { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64 },
+      { type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 32 },
+      { type: 'yarn', factor: 2, originalMaxPositionEmbeddings: 64, betaFast: 8, betaSlow: 2, truncate: false, attentionFactor: 1.1 },
+      { type: 'longrope', shortFactor: [1, 1.5], longFactor: [2, 6], originalMaxPositionEmbeddings: 3, factor: 16 })),
   }, { requiredKeys: [] }))),
   scale: option(fc.constantFrom(0.125, 0.5, 1, 3)),
   softcap: option(fc.constantFrom(1, 20, 50)),
@@ -536,6 +552,11 @@ const validConfigOf = (withDecoder) => fc.integer({ min: 1, max: 64 }).chain((E)
     for (const k of Object.keys(rope)) if (rope[k] === undefined) delete rope[k];
     if (rope.dim !== undefined) rope.dim = evens[rope.dim % evens.length];
     else if (d % 2 !== 0) rope.dim = evens.at(-1);
+    if (rope.scaling?.type === 'longrope') {  // one factor per rotated pair
+      const half = (rope.dim ?? d) / 2;
+      rope.scaling = { ...rope.scaling, shortFactor: Array.from({ length: half }, (_, t) => 1 + t / 2),
+        longFactor: Array.from({ length: half }, (_, t) => 2 + 4 * t) };
+    }
     own.rope = decoder.rope === true && d % 2 === 0 ? true : rope;
   }
   for (const k of ['scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm', 'bias', 'weightNames'])

@@ -70,7 +70,8 @@ TEST(Decoder, RotaryEmbeddingsOfEveryLayoutAndScalingMatchReference) {
   unsigned seed = 310;
   for (std::int64_t d : {6, 16})
     for (auto layout : {mha::Rope::Layout::half, mha::Rope::Layout::interleaved})
-      for (auto scaling : {mha::Rope::Scaling::none, mha::Rope::Scaling::linear, mha::Rope::Scaling::llama3})
+      for (auto scaling : {mha::Rope::Scaling::none, mha::Rope::Scaling::linear, mha::Rope::Scaling::llama3,
+                           mha::Rope::Scaling::yarn, mha::Rope::Scaling::longrope})
         for (bool partial : {false, true}) {
           mha::Config c = hf(16, 4, 2, d);
           c.rope.dim = partial ? d - 2 : d;
@@ -78,7 +79,14 @@ TEST(Decoder, RotaryEmbeddingsOfEveryLayoutAndScalingMatchReference) {
           c.rope.layout = layout;
           c.rope.scaling = scaling;
           c.rope.factor = 8;
-          c.rope.original_max_positions = 64;
+          // longrope: the positions below reach past 64 (long factors) but not 5000 (short ones)
+          c.rope.original_max_positions = scaling == mha::Rope::Scaling::longrope && partial ? 5000 : 64;
+          for (std::int64_t t = 0; t < c.rope.dim / 2; ++t) {
+            c.rope.short_factor.push_back(1.0 + 0.25 * double(t));
+            c.rope.long_factor.push_back(2.0 + 3.0 * double(t));
+          }
+          if (scaling == mha::Rope::Scaling::yarn || scaling == mha::Rope::Scaling::longrope)
+            c.rope.attention_factor = 1.2;
           mha::ForwardOptions o = causal_per_head();
           o.positions = positions.data();
           SCOPED_TRACE("d=" + std::to_string(d) + " seed " + std::to_string(seed));
