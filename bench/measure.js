@@ -19,15 +19,18 @@
 // thread (one more instance) as one more cell: the thread-scaling targets
 // divide by that time, measured in the same rounds as the multi-thread calls.
 //
-// With more than one thread, each timed call comes after a pause and an
-// untimed call of the same peer. Why: thread pools differ in how long their
+// With more than one thread, each timed call comes after a pause and
+// untimed calls of the same peer. Why: thread pools differ in how long their
 // idle workers spin, and on 2 vCPUs a library measured right after another
 // shares a core with that one's spinning worker: onnxruntime-web's keep a
 // core busy for ~60 ms after each run, and mha-wasm at L = 128, 2 threads,
 // took 8 ms back to back but 16-17 ms interleaved with it (its 1-thread
-// time). The pause lets such workers go to sleep; the untimed call wakes the
+// time). The pause lets such workers go to sleep; the untimed calls wake the
 // measured peer's own, as back-to-back calls in an application find them.
-// Every peer is measured so. The pause is busy (the main thread spins): an
+// One call is not enough for a short one: a woken worker runs slow for a few
+// milliseconds (a Llama-3.2-1B decode step, interleaved in one process: 1.05
+// ms back to back, 1.26 ms after the pause and one untimed call, 1.08 ms after
+// 6 ms of untimed calls), so they go on for WARM_MS. Every peer is measured so. The pause is busy (the main thread spins): an
 // idle pause let the VM's vCPUs halt, and the next calls ran slow for
 // milliseconds after (a Llama-3.2-1B decode step: 1.9 ms back to back, 3.1-3.7
 // ms after 150 ms idle and one untimed call). It lasts until the process's
@@ -50,6 +53,8 @@ const TOLERANCE = 1e-3;
 // The least pause before each multi-thread measurement; settle() then waits
 // for the process's other threads to go quiet.
 const SETTLE_MS = 5;
+// How long the untimed calls after the pause last, at least (one call).
+const WARM_MS = 6;
 
 function parseArgs(argv) {
   const args = {};
@@ -184,11 +189,11 @@ async function main() {
       const cell = timed[(i + round) % timed.length];
       if (!needsMore(cell)) continue;
       // With threads: a pause, so the previous peer's idle workers stop
-      // spinning, then an untimed call, so this peer's are awake (see the
-      // header).
+      // spinning, then untimed calls, so this peer's are awake and up to
+      // speed (see the header).
       if (threads > 1 && !isTiny(cell.shape)) {  // not tiny ones: thousands of runs, too little work to split
         settle(SETTLE_MS);
-        await timeCall(cell.peer);
+        for (let warm = 0; warm < WARM_MS;) warm += await timeCall(cell.peer);
       }
       const ms = await timeCall(cell.peer);
       cell.samples.push(ms);
