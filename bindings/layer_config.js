@@ -77,7 +77,8 @@ function pairFactors(value, name, half) {
   if (!Array.isArray(value) && !ArrayBuffer.isView(value)) throw typeError(name, `an array of ${half} numbers`, value);
   if (value.length !== half)
     throw rangeError(name, `${half} values (rope.dim / 2: one per rotated pair)`, value);
-  return Object.freeze(Array.from(value, (f, i) => positiveNumber(f, `${name}[${i}]`)));
+  // By index, each read once (not the array's own iterator, which may yield anything).
+  return Object.freeze(Array.from({ length: half }, (_, i) => positiveNumber(value[i], `${name}[${i}]`)));
 }
 
 function readScaling(value, dim) {
