@@ -19,6 +19,7 @@ const FAMILIES = {
   gemma2: { attention: 'self_attn', fused: null },
   gemma3_text: { attention: 'self_attn', fused: null, qkNorm: true, normPlusOne: true },
   phi3: { attention: 'self_attn', fused: 'qkv_proj' },
+  smollm3: { attention: 'self_attn', fused: null, noRopeLayers: true },
   gpt_neox: { attention: 'attention', fused: 'query_key_value', output: 'dense' },
   bloom: { attention: 'self_attention', fused: 'query_key_value', output: 'dense', alibi: true },
   whisper: { attention: null, fused: null, output: 'out_proj' },
@@ -88,14 +89,39 @@ function ropeBaseAndScaling(config, family, sliding) {
   if (sliding && (family === 'gemma3' || family === 'gemma3_text'))
     return { base: configNumber(config, 'rope_local_base_freq', { optional: true }) ?? 10000, scaling: null };
   const base = configNumber(config, 'rope_theta', { optional: true }) ??
-    configNumber(config, 'rotary_emb_base', { optional: true }) ?? 10000;
+    configNumber(config, 'rotary_emb_base', { optional: true }) ?? (family === 'smollm3' ? 2000000 : 10000);  // the config classes' defaults
   return { base, scaling: ropeScaling(config.rope_scaling, 'config.rope_scaling', config) };
+}
+
+// Whether layer i rotates q and k: SmolLM3 leaves every
+// no_rope_layer_interval-th layer without RoPE ("NoPE"), by its config's
+// no_rope_layers (1: RoPE) or, without them, by that interval (default 4).
+function usesRope(config, family, layer) {
+  if (!FAMILIES[family].noRopeLayers) return true;
+  const list = config.no_rope_layers;
+  if (list !== undefined && list !== null) {
+    if (!Array.isArray(list)) throw typeError('config.no_rope_layers', 'an array of 0 and 1, one per layer', list);
+    const v = list[layer];
+    if (v !== 0 && v !== 1 && typeof v !== 'boolean')
+      throw rangeError(`config.no_rope_layers[${layer}]`, '0 or 1 (1: the layer uses RoPE)', v);
+    return Boolean(v);
+  }
+  const interval = config.no_rope_layer_interval === undefined || config.no_rope_layer_interval === null ? 4
+    : checkInteger(config.no_rope_layer_interval, 'config.no_rope_layer_interval', { min: 1 });
+  return (layer + 1) % interval !== 0;
 }
 
 // Whether layer i attends through a sliding window, by the config's
 // layer_types when it has them, else by its family's rule.
 function slidingWindow(config, family, layer) {
   const window = config.sliding_window;
+  // SmolLM3: only with use_sliding_window, and then (without layer_types) its NoPE layers.
+  if (family === 'smollm3') {
+    if (!config.use_sliding_window) return null;
+    if (!Array.isArray(config.layer_types))
+      return window === undefined || window === null || usesRope(config, family, layer) ? null
+        : checkInteger(window, 'config.sliding_window', { min: 1 });
+  }
   if (Array.isArray(config.layer_types)) {
     const type = config.layer_types[layer];
     if (type !== 'sliding_attention' && type !== 'full_attention')
@@ -142,7 +168,7 @@ export function optionsFromConfig(config, { layer, attention }) {
   if (!Number.isInteger(headDim)) throw rangeError('config.head_dim', `given, since hidden_size ${embedDim} is not a multiple of ${numHeads} heads`, 'absent');
   const options = { embedDim, numHeads, numKVHeads, headDim, weightNames: 'hf' };
   const window = slidingWindow(config, family, layer);
-  if (!whisper && !f.alibi) {
+  if (!whisper && !f.alibi && usesRope(config, family, layer)) {
     // GPT-NeoX rotates a quarter of each head unless rotary_pct says otherwise.
     const fraction = configNumber(config, 'partial_rotary_factor', { optional: true }) ??
       configNumber(config, 'rotary_pct', { optional: true }) ?? (family === 'gpt_neox' ? 0.25 : 1);

@@ -1,6 +1,6 @@
 // One attention layer of real-layout Hugging Face checkpoints, loaded with
 // MultiheadAttention.fromSafetensors(bytes, { config, layer, attention }):
-// tiny multi-layer models of ten families (tests/fixtures/models/<family>/,
+// tiny multi-layer models of eleven families (tests/fixtures/models/<family>/,
 // written by tests/fixtures/generate_models.py) in each family's own key
 // names, fused layouts and config.json fields, stored as F32, F16 or BF16,
 // next to tensors the loader must ignore. Each case checks the properties
@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { MultiheadAttention, assertClose } from './helpers.js';
 
 const modelsDir = new URL('../fixtures/models/', import.meta.url);
-const FAMILIES = ['llama', 'qwen2', 'qwen3', 'mistral', 'gemma2', 'gemma3_text', 'phi3', 'gpt_neox', 'bloom', 'whisper'];
+const FAMILIES = ['llama', 'qwen2', 'qwen3', 'mistral', 'gemma2', 'gemma3_text', 'phi3', 'smollm3', 'gpt_neox', 'bloom', 'whisper'];
 const TOLERANCE = { atol: 1e-4, rtol: 1e-4 };
 
 const readBytes = (dir, name) => readFileSync(new URL(`${dir}/${name}`, modelsDir));
@@ -113,3 +113,16 @@ for (const c of refused.cases) {
     });
   });
 }
+
+test('a SmolLM3 config whose no_rope_layers entry is not 0 or 1 is refused, naming the entry', async () => {
+  const config = { ...readJson('smollm3', 'config.json'), no_rope_layers: [1, 1, 'yes', 0] };
+  await assert.rejects(MultiheadAttention.fromSafetensors(readBytes('smollm3', 'model.safetensors'), { config, layer: 2 }), (err) => {
+    assert.ok(err instanceof RangeError, `${err}`);
+    assert.ok(err.message.includes('config.no_rope_layers[2]'), err.message);
+    return true;
+  });
+  // The other layers' entries are fine: layer 1 loads.
+  const layer = await MultiheadAttention.fromSafetensors(readBytes('smollm3', 'model.safetensors'), { config, layer: 1 });
+  assert.equal(layer.rope.base, 5000000);
+  layer.dispose();
+});
