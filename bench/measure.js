@@ -19,18 +19,17 @@
 // thread (one more instance) as one more cell: the thread-scaling targets
 // divide by that time, measured in the same rounds as the multi-thread calls.
 //
-// With more than one thread, each timed call comes after a pause and
-// untimed calls of the same peer. Why: thread pools differ in how long their
+// With more than one thread, each timed call comes after a pause and an
+// untimed call of the same peer. Why: thread pools differ in how long their
 // idle workers spin, and on 2 vCPUs a library measured right after another
 // shares a core with that one's spinning worker: onnxruntime-web's keep a
 // core busy for ~60 ms after each run, and mha-wasm at L = 128, 2 threads,
 // took 8 ms back to back but 16-17 ms interleaved with it (its 1-thread
-// time). The pause lets such workers go to sleep; the untimed calls wake the
-// measured peer's own, as back-to-back calls in an application find them.
-// One call is not enough for a short one: a woken worker runs slow for a few
-// milliseconds (a Llama-3.2-1B decode step, interleaved in one process: 1.05
-// ms back to back, 1.26 ms after the pause and one untimed call, 1.08 ms after
-// 6 ms of untimed calls), so they go on for WARM_MS. Every peer is measured so. The pause is busy (the main thread spins): an
+// time). The pause lets such workers go to sleep; the untimed call wakes the
+// measured peer's own. For a short call that leaves the workers slower than
+// back-to-back calls find them, and more untimed calls would leave the
+// call's own bytes in the cache instead (bench/limits.md, "Threads"): one
+// it is. Every peer is measured so. The pause is busy (the main thread spins): an
 // idle pause let the VM's vCPUs halt, and the next calls ran slow for
 // milliseconds after (a Llama-3.2-1B decode step: 1.9 ms back to back, 3.1-3.7
 // ms after 150 ms idle and one untimed call). It lasts until the process's
@@ -48,13 +47,12 @@ import { PROFILES, isTiny } from './profiles.js';
 import { maxAbsDiff, median, relativeSpread } from './stats.js';
 import { startContention } from './contention.js';
 import { settle } from './settle.js';
+import { createMemoryProbe, MEMORY_READ } from './memory_probe.js';
 
 const TOLERANCE = 1e-3;
 // The least pause before each multi-thread measurement; settle() then waits
 // for the process's other threads to go quiet.
 const SETTLE_MS = 5;
-// How long the untimed calls after the pause last, at least (one call).
-const WARM_MS = 6;
 
 function parseArgs(argv) {
   const args = {};
@@ -158,10 +156,18 @@ async function main() {
     }
   }
 
+  // A decode step's group also times the memory-read probe (bench/memory_probe.js)
+  // in its rounds: the bandwidth its GB/s is set against, measured meanwhile.
+  const decodeGroups = groups.filter((g) => g.shape.step === 'decode' || g.shape.step === 'cross');
+  const probe = decodeGroups.length ? await createMemoryProbe(threads) : null;
+  for (const g of decodeGroups)
+    g.cells.push({ peer: probe, shape: g.shape, id: MEMORY_READ, name: 'memory read', samples: [], spent: 0, status: 'ok', probe: true });
+
   // Warm-up and the output check, cell by cell.
   const cells = groups.flatMap((g) => g.cells.map((c) => Object.assign(c, { group: g }))).filter((c) => c.status === 'ok');
   for (const cell of cells) {
     if (cell.shape.peers) continue;  // the big memory test: below
+    if (cell.probe) { await warmUp(cell, profile); continue; }  // no output to check
     try {
       await warmUp(cell, profile);
       cell.maxDiff = maxAbsDiff(cell.peer.output(), cell.group.refOutput);
@@ -189,17 +195,18 @@ async function main() {
       const cell = timed[(i + round) % timed.length];
       if (!needsMore(cell)) continue;
       // With threads: a pause, so the previous peer's idle workers stop
-      // spinning, then untimed calls, so this peer's are awake and up to
-      // speed (see the header).
+      // spinning, then an untimed call, so this peer's are awake (see the
+      // header).
       if (threads > 1 && !isTiny(cell.shape)) {  // not tiny ones: thousands of runs, too little work to split
         settle(SETTLE_MS);
-        for (let warm = 0; warm < WARM_MS;) warm += await timeCall(cell.peer);
+        await timeCall(cell.peer);
       }
       const ms = await timeCall(cell.peer);
-      cell.samples.push(ms);
+      cell.samples.push(cell.probe ? cell.peer.lastMs : ms);  // the probe: its threads' own time, without their wake-up
       cell.spent += ms;
     }
   }
+  await probe?.dispose();
 
   // The big memory test (mha-wasm only, no reference possible): warm the code
   // up on a smaller length with the same E and H, then time the big one.
@@ -256,6 +263,7 @@ async function main() {
         minMs: samples.length ? Math.min(...samples) : null,
         spread: samples.length > 1 ? relativeSpread(samples) : null,
         samples: samples.length <= 50 ? samples : undefined,
+        ...(c.probe ? { gbps: samples.length ? probe.bytes / median(samples) / 1e6 : null } : {}),
         heapBytes: heaps[c.id] ?? null,
         heapShared: libraries[c.id]?.sharedHeap ?? null,
       })),

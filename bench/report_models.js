@@ -5,6 +5,7 @@ import { SHAPES } from './shapes.js';
 import { MODELS, bytesPerStep } from './models.js';
 import { MHA_RELAXED } from './peers/index.js';
 import { fastestOrt, fmt, modifierShare, stepGBps } from './targets.js';
+import { MEMORY_READ } from './memory_probe.js';
 
 const x = (v) => `${v.toFixed(2)}×`;
 const MIB = 2 ** 20;
@@ -69,8 +70,12 @@ export function modelSections(r, cellAt, names) {
     L.push('');
     L.push('GB/s = the bytes a step must read (every projection weight it uses, in its dtype, plus the float32 keys and values it attends over;' +
       ' int8 counted with one float32 scale per 32 weights) ÷ the median time, against the machine\'s WebAssembly memory-read bandwidth' +
-      ' (`bench/bandwidth.js`: a hand-written module streaming v128 loads over a 128 MiB buffer per thread, before and after the peers, the better kept):' +
-      (bw ? ` ${Object.entries(bw).map(([t, b]) => `${t} thread${t > 1 ? 's' : ''} ${b.gbps.toFixed(1)} GB/s (before ${b.before.toFixed(1)}, after ${b.after.toFixed(1)})`).join(', ')}.` : ' not measured in this run.'));
+      ' (`bench/bandwidth.js`\'s kernel: a hand-written module streaming v128 loads over a 128 MiB buffer per thread). That bandwidth is timed as one' +
+      ' more cell of each step\'s rounds (`bench/memory_probe.js`; its median is the "of" figure below), since this shared host\'s bandwidth moves' +
+      ' by half within a run; measured on its own before and after the peers it gave' +
+      (bw ? ` ${Object.entries(bw).map(([t, b]) => `${t} thread${t > 1 ? 's' : ''} ${b.before.toFixed(1)} and ${b.after.toFixed(1)} GB/s`).join(', ')}.` : ' nothing (not measured in this run).') +
+      ' Each 2-thread step follows a pause and one untimed call (bench/limits.md, "Threads"); a step whose bytes fit the 32 MiB last-level cache' +
+      ' (Whisper\'s 7.9 MiB) may still find some of them there.');
     L.push('');
     const dtypes = [['mha-wasm-f16', 'f16'], ['mha-wasm-bf16', 'bf16'], ['mha-wasm-int8', 'int8']];
     const missing = dtypes.map(([id]) => steps.flatMap((s) => threads.map((t) => cellAt(t, s.id, id))).find((c) => c?.status === 'n/a')).filter(Boolean);
@@ -86,8 +91,9 @@ export function modelSections(r, cellAt, names) {
           if (ms(d) == null) return cellText(d);
           return `${fmt(d.medianMs)}, ${stepGBps(d, dtype).toFixed(1)} GB/s, ${mha != null ? x(mha / d.medianMs) : ''}`;
         });
+        const limit = cellAt(t, s.id, MEMORY_READ)?.gbps ?? bw?.[t]?.gbps;
         return [s.label, (bytesPerStep(s) / MIB).toFixed(1),
-          mha == null ? cellText(c) : `${fmt(mha)}<br>${g.toFixed(1)} GB/s${bw?.[t] ? ` · ${(100 * g / bw[t].gbps).toFixed(0)}%` : ''}`,
+          mha == null ? cellText(c) : `${fmt(mha)}<br>${g.toFixed(1)} GB/s${limit ? ` · ${(100 * g / limit).toFixed(0)}% of ${limit.toFixed(1)}` : ''}`,
           ...dt, best ? `${fmt(best.ms)} (${names[best.id]})` : 'n/a', best && mha != null ? x(best.ms / mha) : 'n/a'];
       });
       if (!rows.length) continue;

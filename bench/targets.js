@@ -10,6 +10,7 @@
 import { SHAPES, byId, flops } from './shapes.js';
 import { bytesPerStep } from './models.js';
 import { ONE_THREAD_REFERENCE, MHA_RELAXED, MHA_SIMD128 } from './peers/index.js';
+import { MEMORY_READ } from './memory_probe.js';
 
 export const ORT_IDS = ['ort-attention', 'ort-mha', 'ort-gqa', 'ort-basic'];
 /** The Transformer shapes (E = 512 and 768, L = 128 to 2048) of the relaxed-SIMD targets. */
@@ -250,7 +251,8 @@ function modelTargets(cellAt, bandwidth) {
       if (!c) continue;
       const target = `${s.label}, ${t} thread${t > 1 ? 's' : ''}: float32 step ≥ 70% of the WebAssembly memory-read bandwidth`;
       const gbps = stepGBps(c);
-      const bw = bandwidth?.[t]?.gbps;
+      // The probe timed in the same rounds when the run has it, else the run's before/after figure.
+      const bw = cellAt(t, s.id, MEMORY_READ)?.gbps ?? bandwidth?.[t]?.gbps;
       if (gbps == null || !bw) { notMeasured(target, gbps == null ? `n/a: ${c.reason ?? 'no time'}` : 'n/a: bandwidth not measured'); continue; }
       const pct = (100 * gbps) / bw;
       rows.push({ target, measured: `${pct.toFixed(0)}% (${gbps.toFixed(1)} of ${bw.toFixed(1)} GB/s; ${(bytesPerStep(s) / 2 ** 20).toFixed(1)} MiB a step in ${fmt(okMs(c))})`,
