@@ -241,6 +241,22 @@ test('a layer of a 3-layer checkpoint from local files: only that layer read, nu
   await page.setInputFiles('#ckpt-files', files(config, model.subarray(0, 100)));
   await settle(page);
   assert.match(await page.textContent('#ckpt-files-msg'), /safetensors: the header claims/);
+
+  // A Phi-3 128k-style checkpoint (longrope RoPE; three tokens, within its original context of 8): the page's numbers are Node's.
+  const phiConfig = JSON.parse(fixture('phi3/config_longrope.json'));
+  const phiModel = fixture('phi3/model.safetensors');
+  await page.setInputFiles('#ckpt-files', files(phiConfig, phiModel));
+  await ready(page);
+  assert.equal(await page.textContent('#ckpt-files-msg'), '');
+  assert.match(await page.textContent('#ckpt-info'), /phi3 layer 0 of 2/);
+  const phi = await MultiheadAttention.fromSafetensors(phiModel, { config: phiConfig, layer: 0 });
+  try {
+    assert.equal(phi.rope.scaling.type, 'longrope');
+    const node = await nodeRun({ layer: phi, X: emb.data, dims: emb.dims, mask: [0, 0, 0], maskDims: [1, 3] });
+    assert.deepEqual((await lastRun(page)).result.output, node.output);
+  } finally {
+    phi.dispose();
+  }
   assert.deepEqual(errors, []);
   await page.close();
 });
