@@ -71,12 +71,21 @@ export function bandwidthModuleBytes() {
   ]);
 }
 
+/**
+ * The kernel over a buffer of its own, BUFFER_BYTES written first (pages
+ * never written would all map one zero page, which the cache serves):
+ * `read(end, passes)` (bench/memory_probe.js runs it too).
+ */
+export function bandwidthReader() {
+  const mem = new WebAssembly.Memory({ initial: BUFFER_BYTES / PAGE });
+  new Uint32Array(mem.buffer).fill(0x9e3779b9);  // touch every page
+  return new WebAssembly.Instance(new WebAssembly.Module(bandwidthModuleBytes()), { m: { mem } }).exports.read;
+}
+
 // Warms the kernel up (V8 tiers wasm up while it runs), then times `reps`
 // calls of about `seconds` each. Returns GB/s (1e9 bytes) per call.
 function timeReads(reps, seconds) {
-  const mem = new WebAssembly.Memory({ initial: BUFFER_BYTES / PAGE });
-  new Uint32Array(mem.buffer).fill(0x9e3779b9);  // touch every page
-  const read = new WebAssembly.Instance(new WebAssembly.Module(bandwidthModuleBytes()), { m: { mem } }).exports.read;
+  const read = bandwidthReader();
   const until = performance.now() + 300;
   while (performance.now() < until) read(BUFFER_BYTES >>> 2, 1);
   const t0 = performance.now();

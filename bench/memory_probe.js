@@ -5,24 +5,20 @@
 // bandwidth moved by half within a run (1 thread: 34.7 GB/s before the
 // peers, 23.8 after, in one run).
 //
-// A call streams each thread's own 128 MiB once (one WebAssembly memory per
-// thread, written first, so no page is the shared zero page); with more
+// A call streams each thread's own 128 MiB once (bandwidthReader: one
+// WebAssembly memory per thread); with more
 // than one thread, worker threads stream at once, started together through
 // a SharedArrayBuffer, and the call's time is the slowest one's, measured
 // inside the workers (their wake-up is not part of it).
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { bandwidthModuleBytes, BUFFER_BYTES } from './bandwidth.js';
+import { bandwidthReader, BUFFER_BYTES } from './bandwidth.js';
 
-const PAGE = 65536;
 // The probe's cell id in a decode group's results (not a peer: no column of its own).
 export const MEMORY_READ = 'memory-read';
 
-// One pass over a freshly written buffer: returns a function timing one
-// more pass, in ms.
+// A function timing one pass over a buffer of its own, in ms.
 function streamer() {
-  const mem = new WebAssembly.Memory({ initial: BUFFER_BYTES / PAGE });
-  new Uint32Array(mem.buffer).fill(0x9e3779b9);
-  const read = new WebAssembly.Instance(new WebAssembly.Module(bandwidthModuleBytes()), { m: { mem } }).exports.read;
+  const read = bandwidthReader();
   return () => {
     const t0 = performance.now();
     read(BUFFER_BYTES, 1);

@@ -4,8 +4,7 @@
 import { SHAPES } from './shapes.js';
 import { MODELS, bytesPerStep } from './models.js';
 import { MHA_RELAXED } from './peers/index.js';
-import { fastestOrt, fmt, modifierShare, stepGBps } from './targets.js';
-import { MEMORY_READ } from './memory_probe.js';
+import { fastestOrt, fmt, modifierShare, stepBandwidth, stepGBps } from './targets.js';
 
 const x = (v) => `${v.toFixed(2)}×`;
 const MIB = 2 ** 20;
@@ -91,7 +90,7 @@ export function modelSections(r, cellAt, names) {
           if (ms(d) == null) return cellText(d);
           return `${fmt(d.medianMs)}, ${stepGBps(d, dtype).toFixed(1)} GB/s, ${mha != null ? x(mha / d.medianMs) : ''}`;
         });
-        const limit = cellAt(t, s.id, MEMORY_READ)?.gbps ?? bw?.[t]?.gbps;
+        const limit = stepBandwidth(cellAt, bw, t, s.id);
         return [s.label, (bytesPerStep(s) / MIB).toFixed(1),
           mha == null ? cellText(c) : `${fmt(mha)}<br>${g.toFixed(1)} GB/s${limit ? ` · ${(100 * g / limit).toFixed(0)}% of ${limit.toFixed(1)}` : ''}`,
           ...dt, best ? `${fmt(best.ms)} (${names[best.id]})` : 'n/a', best && mha != null ? x(best.ms / mha) : 'n/a'];

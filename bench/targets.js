@@ -207,6 +207,15 @@ export function modifierShare(cellAt, threads, id) {
 }
 
 /**
+ * The memory-read bandwidth (GB/s) a decode step's row divides by: the probe
+ * timed in the same rounds (bench/memory_probe.js) when the run has it, else
+ * the run's better of before and after (`bandwidth`, bench/run.js).
+ */
+export function stepBandwidth(cellAt, bandwidth, threads, shapeId) {
+  return cellAt(threads, shapeId, MEMORY_READ)?.gbps ?? bandwidth?.[threads]?.gbps ?? null;
+}
+
+/**
  * Issue 20's and 21's targets, on the model layers: ≥ 1.5× onnxruntime-web's
  * fastest graph at 1 and 2 threads (prefill and decode step); the modifiers
  * under 10% of the prefill's time; a float32 decode step reading at ≥ 70% of
@@ -251,8 +260,7 @@ function modelTargets(cellAt, bandwidth) {
       if (!c) continue;
       const target = `${s.label}, ${t} thread${t > 1 ? 's' : ''}: float32 step ≥ 70% of the WebAssembly memory-read bandwidth`;
       const gbps = stepGBps(c);
-      // The probe timed in the same rounds when the run has it, else the run's before/after figure.
-      const bw = cellAt(t, s.id, MEMORY_READ)?.gbps ?? bandwidth?.[t]?.gbps;
+      const bw = stepBandwidth(cellAt, bandwidth, t, s.id);
       if (gbps == null || !bw) { notMeasured(target, gbps == null ? `n/a: ${c.reason ?? 'no time'}` : 'n/a: bandwidth not measured'); continue; }
       const pct = (100 * gbps) / bw;
       rows.push({ target, measured: `${pct.toFixed(0)}% (${gbps.toFixed(1)} of ${bw.toFixed(1)} GB/s; ${(bytesPerStep(s) / 2 ** 20).toFixed(1)} MiB a step in ${fmt(okMs(c))})`,
