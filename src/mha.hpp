@@ -62,7 +62,8 @@ struct Rope {
   double base = 10000.0;
   Layout layout = Layout::half;
   Scaling scaling = Scaling::none;
-  double factor = 1.0;                   // linear, llama3, yarn (longrope: only for its attention factor)
+  double factor = 1.0;                   // linear, llama3, yarn (longrope: unused here; index.js derives
+                                         // its default attention factor from it)
   double low_freq_factor = 1.0;          // llama3
   double high_freq_factor = 4.0;         // llama3
   double original_max_positions = 8192;  // llama3, yarn, longrope
