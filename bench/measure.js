@@ -43,7 +43,7 @@ import { createPeers, ONE_THREAD_REFERENCE } from './peers/index.js';
 import { byId, flops } from './shapes.js';
 import { makeInputs, makeWeights } from './weights.js';
 import { makeModelInputs, makeModelWeights } from './models.js';
-import { PROFILES, isTiny } from './profiles.js';
+import { PROFILES, isTiny, isStep } from './profiles.js';
 import { maxAbsDiff, median, relativeSpread } from './stats.js';
 import { startContention } from './contention.js';
 import { settle } from './settle.js';
@@ -158,7 +158,7 @@ async function main() {
 
   // A decode step's group also times the memory-read probe (bench/memory_probe.js)
   // in its rounds: the bandwidth its GB/s is set against, measured meanwhile.
-  const decodeGroups = groups.filter((g) => g.shape.step === 'decode' || g.shape.step === 'cross');
+  const decodeGroups = groups.filter((g) => isStep(g.shape));
   const probe = decodeGroups.length ? await createMemoryProbe(threads) : null;
   for (const g of decodeGroups)
     g.cells.push({ peer: probe, shape: g.shape, id: MEMORY_READ, name: 'memory read', samples: [], spent: 0, status: 'ok', probe: true });
@@ -186,7 +186,7 @@ async function main() {
   // Timed rounds, round-robin over every cell of the group.
   const timed = cells.filter((c) => c.status === 'ok' && !c.shape.peers);
   const needsMore = (c) => {
-    const l = isTiny(c.shape) ? profile.tiny : profile;
+    const l = isTiny(c.shape) ? profile.tiny : isStep(c.shape) ? profile.step : profile;
     const minReps = c.slow ? profile.slow.minReps : l.minReps;
     return c.samples.length < minReps || (c.samples.length < l.maxReps && c.spent < l.budgetMs);
   };

@@ -8,6 +8,9 @@
 // A cell whose call takes `slow.callMs` or more is warm after one call and
 // needs only `slow.minReps` timed runs.
 // "tiny" shapes (the teaching shape) measure per-call overhead: many runs.
+// Decoding steps (a token against a cache or an encoder memory) take
+// milliseconds, and a median of 21 moved by a quarter between runs on this
+// shared host: `step` gives them more runs for the same few seconds.
 
 export const PROFILES = {
   full: {
@@ -15,6 +18,7 @@ export const PROFILES = {
     minReps: 3, maxReps: 21, budgetMs: 5000,
     slow: { callMs: 8000, minReps: 2 },
     tiny: { minReps: 200, maxReps: 4000, budgetMs: 1500 },
+    step: { minReps: 3, maxReps: 101, budgetMs: 5000 },
     big: { warmupShape: 'L512', maxCalls: 2, budgetMs: 30000 },  // the L = 16384 memory test
     native: { minTime: 0.2, repetitions: 9 },
   },
@@ -23,10 +27,14 @@ export const PROFILES = {
     minReps: 3, maxReps: 7, budgetMs: 1200,
     slow: { callMs: 4000, minReps: 2 },
     tiny: { minReps: 100, maxReps: 1000, budgetMs: 400 },
+    step: { minReps: 3, maxReps: 21, budgetMs: 1200 },
     big: { warmupShape: 'L512', maxCalls: 1, budgetMs: 0 },
     native: { minTime: 0.05, repetitions: 3 },
   },
 };
+
+/** A decoding step's shape: one new token against a cache or a memory. */
+export const isStep = (shape) => shape.step === 'decode' || shape.step === 'cross';
 
 /** Shapes whose call is dominated by per-call overhead. */
 export const isTiny = (shape) => shape.B * shape.Lq * shape.E * shape.E < 1e5;

@@ -325,7 +325,7 @@ function markdown(r, svgRef) {
   L.push(`- **Interleaved**: one process per (thread count, shape group); in it, every cell (shape × peer) is warmed up (≥ ${pr.warmCalls} call and ≥ ${pr.warmMs} ms),` +
     ' then timed round-robin, one call per cell per round, each round starting one cell later.' +
     ` A cell stops after ${pr.budgetMs / 1000} s of timed calls or ${pr.maxReps} runs, with at least ${pr.minReps} (${pr.slow.minReps} when a call takes over ${pr.slow.callMs / 1000} s;` +
-    ` the teaching shape: ${pr.tiny.minReps}–${pr.tiny.maxReps} runs). Medians are reported. L = 512 and its causal twin share a process.`);
+    ` the teaching shape: ${pr.tiny.minReps}–${pr.tiny.maxReps} runs; a decoding step: up to ${pr.step.maxReps}). Medians are reported. L = 512 and its causal twin share a process.`);
   L.push('- **mha-wasm, two builds**: two instances of the library in each process, each with its own copy of `dist/` (the loaded build is module state):');
   L.push('  *' + (names[MHA_RELAXED] ?? 'mha-wasm relaxed') + '* is `init({ simd: \'auto\' })`, the package\'s default, which picks the relaxed-SIMD build (`f32x4.relaxed_madd` in the GEMM micro-kernel,');
   L.push('  the softmax polynomial and axpy) where the engine has relaxed SIMD; its output is the reference. *mha-wasm SIMD128* is `init({ simd: \'strict\' })`. Both are cells like any peer, interleaved with the others.');
