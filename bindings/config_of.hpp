@@ -108,6 +108,7 @@ inline mha::Config config_of(const emscripten::val& o) {
   c.weights = weight_format(text_field(o, "weightDtype"));
   c.sliding_window = whole(number_field(o, "slidingWindow"), "slidingWindow");
   c.qk_norm_eps = number_field(o, "qkNormEps");
+  c.sinks = flag_field(o, "sinks");
   return c;
 }
 

@@ -215,6 +215,14 @@ export interface CreateOptions {
   /** RMSNorm of q and k per head with q_norm/k_norm (Qwen3, Gemma 3); `true`: eps 1e-6. */
   qkNorm?: { eps?: number } | boolean | null;
   /**
+   * A learned logit per query head (GPT-OSS's attention sinks, the parameter
+   * `sinks` [numHeads], 0 until loaded) that joins each row's softmax as one
+   * more column weighting no value: weights = exp(sᵢ) / (Σ exp(sⱼ) + exp(sink)),
+   * so rows sum to less than 1, and a row whose every key is masked gives
+   * weights and output 0 under either `fullyMaskedRows`. Default: false.
+   */
+  sinks?: boolean;
+  /**
    * How the projection weights are stored: float32 (default), IEEE half,
    * bfloat16, or int8 quantized on load (symmetric, per output row in blocks
    * of 32 inputs: scale = max|w| / 127, q = round-half-away(w / scale)). The
@@ -445,6 +453,8 @@ export declare class MultiheadAttention {
   readonly alibi: boolean;
   readonly slidingWindow: number | null;
   readonly qkNorm: { eps: number } | null;
+  /** Whether each head has a learned sink logit (`sinks`). */
+  readonly sinks: boolean;
   /** How the projection weights are stored. */
   readonly weightDtype: WeightDtype;
   /** Bytes the layer's weights hold in WebAssembly memory, in their stored format. */

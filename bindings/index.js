@@ -134,7 +134,8 @@ export class MultiheadAttention {
   /**
    * Creates a layer: nn.MultiheadAttention's options and defaults, and those
    * of today's decoder attention (numKVHeads, headDim, rope, scale, softcap,
-   * alibi, slidingWindow, qkNorm). Initial weights are PyTorch-style, from `seed`.
+   * alibi, slidingWindow, qkNorm, sinks). Initial weights are PyTorch-style, from `seed`;
+   * sinks start at 0.
    */
   static async create(options) {
     const config = layerConfig(options);
@@ -216,6 +217,8 @@ export class MultiheadAttention {
   get alibi() { return this.#config.alibi; }
   get slidingWindow() { return this.#config.slidingWindow || null; }
   get qkNorm() { return this.#config.qkNormEps ? { eps: this.#config.qkNormEps } : null; }
+  /** Whether each head has a learned sink logit (the parameter `sinks`, GPT-OSS). */
+  get sinks() { return this.#config.sinks; }
   /** How the projection weights are stored: 'f32', 'f16', 'bf16' or 'int8'. */
   get weightDtype() { return this.#config.weightDtype; }
   /** Bytes this layer's weights hold in WebAssembly memory, in their stored format. */

@@ -6,7 +6,7 @@ import {
 } from './checks.js';
 
 export const CREATE_OPTIONS = ['embedDim', 'numHeads', 'numKVHeads', 'headDim', 'kdim', 'vdim', 'bias', 'addBiasKV',
-  'addZeroAttn', 'seed', 'weightNames', 'rope', 'scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm', 'weightDtype'];
+  'addZeroAttn', 'seed', 'weightNames', 'rope', 'scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm', 'sinks', 'weightDtype'];
 // How the projection weights are stored (src/weight_formats.hpp): int8 is
 // symmetric, per output row in blocks of 32 along the input.
 export const WEIGHT_DTYPES = ['f32', 'f16', 'bf16', 'int8'];
@@ -24,7 +24,7 @@ export function storedWeightDtype(fileDtypes) {
 }
 // The options nn.MultiheadAttention's names cannot hold, or that come from
 // today's decoders: any of them makes Hugging Face's names the default.
-const DECODER_OPTIONS = ['numKVHeads', 'headDim', 'rope', 'scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm'];
+const DECODER_OPTIONS = ['numKVHeads', 'headDim', 'rope', 'scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm', 'sinks'];
 
 function positiveNumber(value, name) {
   if (typeof value !== 'number' || !Number.isFinite(value) || !(value > 0))
@@ -146,6 +146,8 @@ export function layerConfig(options) {
     qkNormEps = q.eps === undefined ? 1e-6 : positiveNumber(q.eps, 'qkNorm.eps');
     if (weightNames === 'torch') throw rangeError('qkNorm', "weightNames 'hf' (q_norm.weight, k_norm.weight)", 'torch names');
   }
+  const sinks = o.sinks === undefined ? false : checkBoolean(o.sinks, 'sinks');
+  if (sinks && weightNames === 'torch') throw rangeError('sinks', "weightNames 'hf' (the parameter sinks)", 'torch names');
   const addBiasKV = o.addBiasKV === undefined ? false : checkBoolean(o.addBiasKV, 'addBiasKV');
   const addZeroAttn = o.addZeroAttn === undefined ? false : checkBoolean(o.addZeroAttn, 'addZeroAttn');
   if (weightNames === 'hf' && (addBiasKV || addZeroAttn))
@@ -179,6 +181,7 @@ export function layerConfig(options) {
     alibi,
     slidingWindow,
     qkNormEps,
+    sinks,
     weightDtype: o.weightDtype === undefined ? 'f32' : checkEnum(o.weightDtype, 'weightDtype', WEIGHT_DTYPES),
   };
   return Object.freeze(config);

@@ -82,7 +82,7 @@ void attend(ThreadPool& pool, const Call& c, const Projected& x, const Config& c
   };
   auto head_output = [&](std::size_t b, std::size_t h) {
     HeadOutput ho{concat + b * Lq * concat_stride + h * d, concat_stride, nullptr, 0, false, 1.0f,
-                  o.fully_masked_rows == FullyMaskedRows::nan};
+                  o.fully_masked_rows == FullyMaskedRows::nan, config.sinks, config.sinks ? p.sinks()[h] * kLog2e : 0.0f};
     if (o.need_weights == NeedWeights::per_head) {
       ho.weights = out.weights + (b * H + h) * Lq * columns + dropped;  // [B, H, Lq, columns]
       ho.weights_stride = columns;

@@ -39,6 +39,26 @@ std::size_t narrow_row(std::size_t j, std::size_t lk, std::size_t extra) { retur
 bool fully_masked(std::size_t s, float m, float l) { return s > 0 && m == kNegInf && l == 0.0f; }
 float masked_fill(const HeadOutput& out, std::size_t s) { return s > 0 && out.nan_for_fully_masked ? kNaN : 0.0f; }
 
+// How a row's softmax ends, from its max m and its sum l of 2^(score - m):
+// Z = O * inv (O the unnormalised sum of values) and weights 2^(s - m) *
+// inv; or, when `filled`, `fill` for both. A sink's 2^(sink - m) joins l
+// (inv 0 when it alone overflows: the sink took everything), and a row
+// with no key to attend to gets 0s, the sink's column taking all of it,
+// under either fully-masked policy.
+struct RowEnd {
+  float inv;
+  bool filled;
+  float fill;
+};
+RowEnd row_end(const HeadOutput& out, std::size_t s, float m, float l) {
+  if (out.has_sink) {
+    if (m == kNegInf && l == 0.0f) return {0.0f, true, 0.0f};
+    return {1.0f / (l + std::exp2(out.sink - m)), false, 0.0f};
+  }
+  if (fully_masked(s, m, l) || s == 0) return {0.0f, true, masked_fill(out, s)};
+  return {1.0f / l, false, 0.0f};
+}
+
 }  // namespace
 
 static std::size_t source_keys(const HeadInput& in) {  // S
@@ -111,7 +131,7 @@ static void attend_narrow_rows(const HeadInput& in, const float* packed, std::si
   const float* v = packed + s * d;  // V [S, d]
   float* p = sc.tile.data();        // scores, then 2^(score - max): [keys, Q]
   alignas(16) float qt[kNarrowWidth * Q], o[kNarrowWidth * Q], m[Q], l[Q];
-  const float fill = masked_fill(out, s);
+  const float fill = masked_fill(out, s);  // the kernel's, in rows row_end then overrules
   for (std::size_t i0 = row0; i0 < row1; i0 += Q) {
     const std::size_t rows = std::min(Q, row1 - i0);
     for (std::size_t c = 0; c < rows; ++c)  // Q^T
@@ -126,19 +146,20 @@ static void attend_narrow_rows(const HeadInput& in, const float* packed, std::si
     simd::narrow_softmax_values(p, keys, v, d, d, fill, m, l, o);  // o: Z^T, fill in fully masked rows
 
     for (std::size_t c = 0; c < rows; ++c) {
+      const RowEnd e = row_end(out, s, m[c], l[c]);
+      // The kernel divided by l; a sink's share of the sum is taken here.
+      const float sink_share = out.has_sink ? l[c] * e.inv : 1.0f;
       float* z = out.z + (i0 + c) * out.z_stride;
-      for (std::size_t t = 0; t < d; ++t) z[t] = o[t * Q + c];
+      for (std::size_t t = 0; t < d; ++t) z[t] = e.filled ? e.fill : out.has_sink ? o[t * Q + c] * sink_share : o[t * Q + c];
       if (out.weights == nullptr) continue;
-      const bool masked = fully_masked(s, m[c], l[c]);
       float* w = out.weights + (i0 + c) * out.weights_stride;
-      const float inv = masked ? 0.0f : 1.0f / l[c];
       auto put = [&](std::size_t j, float weight) {
         if (out.weights_add) w[j] += out.weights_scale * weight;
         else w[j] = weight;
       };
       for (std::size_t j = 0; j < s; ++j) {
         const bool computed = j < live || j >= lk;
-        put(j, masked ? fill : computed ? p[narrow_row(j, lk, extra) * Q + c] * inv : 0.0f);
+        put(j, e.filled ? e.fill : computed ? p[narrow_row(j, lk, extra) * Q + c] * e.inv : 0.0f);
       }
     }
   }
@@ -184,7 +205,6 @@ static void put_weights(const InPlaceQuery& q, const float* p, std::size_t strid
 static void attend_one_in_place(const InPlaceQuery& q, HeadScratch& sc) {
   const HeadInput& in = *q.in;
   const std::size_t d = in.d, s = in.lk;  // no bias_kv or zero key (attends_in_place)
-  const float fill = masked_fill(*q.out, s);
   float* p = sc.scores.data();  // the row's scores, then 2^(score - max)
   float* z = q.out->z + q.i * q.out->z_stride;
   const auto [first, end] = live_range(q, s);
@@ -196,14 +216,14 @@ static void attend_one_in_place(const InPlaceQuery& q, HeadScratch& sc) {
   for (std::size_t j = first; j < end; ++j)
     if (m < p[j]) m = p[j];  // a NaN is never taken
   const float l = n > 0 ? simd::exp_shifted_sum(p + first, n, softmax_shift(m)) : 0.0f;
-  const bool masked = fully_masked(s, m, l) || s == 0;
-  if (masked) {
-    std::fill(z, z + d, fill);
+  const RowEnd e = row_end(*q.out, s, m, l);
+  if (e.filled) {
+    std::fill(z, z + d, e.fill);
   } else {
     simd::weighted_rows(p + first, in.v + first * in.v_stride, in.v_stride, n, d, z);
-    simd::scale(1.0f / l, z, d);
+    simd::scale(e.inv, z, d);
   }
-  put_weights(q, p, 1, first, end, s, masked ? 0.0f : 1.0f / l, masked, fill);
+  put_weights(q, p, 1, first, end, s, e.inv, e.filled, e.fill);
 }
 
 void attend_in_place(const InPlaceQuery* queries, std::size_t n, HeadScratch& sc) {
@@ -242,11 +262,10 @@ void attend_in_place(const InPlaceQuery* queries, std::size_t n, HeadScratch& sc
   if (n == 2) simd::weighted_rows2(t + first * G, in.v + first * in.v_stride, in.v_stride, keys, d, z);
   else simd::weighted_rows4(t + first * G, in.v + first * in.v_stride, in.v_stride, keys, d, z);
   for (std::size_t c = 0; c < n; ++c) {
-    const float fill = masked_fill(*queries[c].out, s);
-    const bool masked = fully_masked(s, m[c], l[c]) || s == 0;
-    if (masked) std::fill(z[c], z[c] + d, fill);
-    else simd::scale(1.0f / l[c], z[c], d);
-    put_weights(queries[c], t + c, G, first, end, s, masked ? 0.0f : 1.0f / l[c], masked, fill);
+    const RowEnd e = row_end(*queries[c].out, s, m[c], l[c]);
+    if (e.filled) std::fill(z[c], z[c] + d, e.fill);
+    else simd::scale(e.inv, z[c], d);
+    put_weights(queries[c], t + c, G, first, end, s, e.inv, e.filled, e.fill);
   }
 }
 
@@ -258,7 +277,6 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
   const float* v_panels = packed + round_up(s, kRows) * d;
 
   const bool want_weights = out.weights != nullptr;
-  const float fill = masked_fill(out, s);
   float* q_panels = sc.q_panels.data();
   float* tile = sc.tile.data();  // S^T, then P^T: [keys, queries], rows kQueryBlock apart
   float* o = sc.out.data();      // O: [queries, d_pad]
@@ -308,20 +326,19 @@ void attend_rows(const HeadInput& in, const float* packed, std::size_t row0, std
 
     for (std::size_t r = 0; r < rows; ++r) {
       float* z = out.z + (i0 + r) * out.z_stride;
-      const bool masked = fully_masked(s, m[r], l[r]);
-      if (masked || s == 0) {
-        std::fill(z, z + d, fill);
+      const RowEnd e = row_end(out, s, m[r], l[r]);
+      if (e.filled) {
+        std::fill(z, z + d, e.fill);
       } else {
-        const float inv = 1.0f / l[r];
-        for (std::size_t t = 0; t < d; ++t) z[t] = o[r * d_pad + t] * inv;
+        for (std::size_t t = 0; t < d; ++t) z[t] = o[r * d_pad + t] * e.inv;
       }
       if (!want_weights) continue;
       float* w = sc.wide.data() + r * s;  // raw scores -> 2^(s - m) / l
-      if (masked) {
-        std::fill(w, w + s, fill);
+      if (e.filled) {
+        std::fill(w, w + s, e.fill);
       } else if (s > 0) {
         simd::exp_shifted_sum(w, s, softmax_shift(m[r]));
-        simd::scale(1.0f / l[r], w, s);
+        simd::scale(e.inv, w, s);
       }
       float* dst = out.weights + (i0 + r) * out.weights_stride;
       if (out.weights_add) simd::axpy(out.weights_scale, w, dst, s);

@@ -55,6 +55,10 @@ struct HeadOutput {
   bool weights_add;
   float weights_scale;
   bool nan_for_fully_masked;
+  // The head's sink logit (Config::sinks), in the scores' base-2 units: one
+  // more softmax column, weighting no value.
+  bool has_sink = false;
+  float sink = 0.0f;
 };
 
 // Floats pack_head writes for a head with S keys of width d.

@@ -41,6 +41,7 @@ void check_decoder_options(const Config& c) {
     range_error("nn.MultiheadAttention's names (in_proj_weight, ...) hold num_kv_heads == num_heads and head_dim == embed_dim / num_heads; use Hugging Face's names for num_kv_heads=" +
                 str(c.num_kv_heads) + ", head_dim=" + str(c.head_dim));
   if (torch && c.qk_norm_eps > 0) range_error("qk_norm needs Hugging Face's names (q_norm.weight, k_norm.weight)");
+  if (torch && c.sinks) range_error("sinks need Hugging Face's names (the parameter `sinks`)");
   if (!torch && (c.add_bias_kv || c.add_zero_attn))
     range_error("add_bias_kv and add_zero_attn are nn.MultiheadAttention's: they need its names");
   const Rope& r = c.rope;

@@ -101,6 +101,11 @@ struct Config {
   bool alibi = false;        // BLOOM's slopes, any head count
   std::int64_t sliding_window = 0;  // W keys counting the query itself; 0 = none
   double qk_norm_eps = 0;    // RMSNorm of q and k per head with q_norm/k_norm (Qwen3); 0 = none
+  // A learned logit per query head (the `sinks` parameter, GPT-OSS) joins
+  // each row's softmax as one more column that no value is weighted by:
+  // weights = exp(s_j) / (sum_k exp(s_k) + exp(sink)). A row whose every key
+  // is blocked gives weights and output 0 (the sink takes all of it).
+  bool sinks = false;
   // How the projection weights are stored (weight_formats.hpp): float32, or
   // f16, bf16 or int8, read by the GEMM as they are, never widened in memory.
   WeightFormat weights = WeightFormat::f32;

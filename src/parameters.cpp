@@ -85,15 +85,17 @@ Parameters::Parameters(const Config& c, std::uint64_t seed)
       params_.push_back({"q_norm.weight", {c.head_dim}, {}});
       params_.push_back({"k_norm.weight", {c.head_dim}, {}});
     }
+    if (c.sinks) params_.push_back({"sinks", {c.num_heads}, {}});
     for (auto& p : params_) {
-      p.values.assign(std::size_t(product(p.shape)), 1.0f);
-      if (p.name.find("_norm.") != std::string::npos) continue;
+      p.values.assign(std::size_t(product(p.shape)), p.name == "sinks" ? 0.0f : 1.0f);  // sinks start at 0
+      if (p.name.find("_norm.") != std::string::npos || p.name == "sinks") continue;
       const std::int64_t fan_in = p.name.rfind(".bias") != std::string::npos ? get(p.name.substr(0, p.name.size() - 5) + ".weight").shape[1]
                                                                               : p.shape[1];
       fill_uniform(p.values, rng, 1.0 / std::sqrt(double(fan_in)));
     }
     b_o_ = has_bias_.o ? get("o_proj.bias").values.data() : nullptr;
     k_norm_ = c.qk_norm_eps > 0 ? get("k_norm.weight").values.data() : nullptr;
+    sinks_ = c.sinks ? get("sinks").values.data() : nullptr;
     store_reduced();
     return;
   }
@@ -167,7 +169,8 @@ void Parameters::store_reduced() {
 std::uint64_t MultiheadAttention::layer_bytes(const Config& c) {
   const double e = double(c.embed_dim), qw = double(c.num_heads * c.head_dim),
                kvw = double(c.num_kv_heads * c.head_dim), d = double(c.head_dim);
-  const double others = 2 * qw + 2 * kvw + 2 * e + (c.add_bias_kv ? 2 * e : 0) + (c.qk_norm_eps > 0 ? 3 * d : 0);
+  const double others = 2 * qw + 2 * kvw + 2 * e + (c.add_bias_kv ? 2 * e : 0) + (c.qk_norm_eps > 0 ? 3 * d : 0) +
+                        (c.sinks ? double(c.num_heads) : 0);
   if (c.weights != WeightFormat::f32) {  // the weights only in their packed, reduced form
     const double packed = packed_bytes(qw, e, c.weights) + packed_bytes(kvw, double(c.kdim), c.weights) +
                           packed_bytes(kvw, double(c.vdim), c.weights) + packed_bytes(e, qw, c.weights);

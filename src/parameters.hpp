@@ -85,6 +85,8 @@ class Parameters {
   // QK-norm weights [d] (q_norm's times the score scale), or nullptr.
   const float* q_norm() const { return q_norm_.empty() ? nullptr : q_norm_.data(); }
   const float* k_norm() const { return k_norm_; }
+  // The sink logits [H] (Config::sinks), as given, or nullptr.
+  const float* sinks() const { return sinks_; }
 
  private:
   // Where the projections' weights and biases are, whatever their names.
@@ -108,7 +110,7 @@ class Parameters {
   std::vector<Parameter> params_;
   bool stale_ = true;  // a parameter changed since the last prepare()
   bool qkv_ready_ = false, separate_ready_ = false;
-  const float *b_o_ = nullptr, *bias_k_ = nullptr, *bias_v_ = nullptr, *k_norm_ = nullptr;
+  const float *b_o_ = nullptr, *bias_k_ = nullptr, *bias_v_ = nullptr, *k_norm_ = nullptr, *sinks_ = nullptr;
   std::vector<float> b_qkv_, q_norm_;
   PackedWeight packed_q_, packed_k_, packed_v_, packed_qkv_, packed_o_;
 };

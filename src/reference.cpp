@@ -29,7 +29,7 @@ Matrix linear(const float* x, std::size_t rows, std::size_t k, const float* w, s
 // values (a reduced weight's dequantized), which `owned` keeps alive.
 struct Weights {
   std::vector<std::vector<float>> owned;
-  const float *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo, *q_norm, *k_norm;
+  const float *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo, *q_norm, *k_norm, *sinks;
 };
 
 const float* optional(Weights& w, const MultiheadAttention& layer, const char* name) {
@@ -46,7 +46,7 @@ Weights weights_of(const MultiheadAttention& layer) {
     w.wq = get("q_proj.weight"), w.wk = get("k_proj.weight"), w.wv = get("v_proj.weight");
     w.wo = get("o_proj.weight"), w.bq = get("q_proj.bias"), w.bk = get("k_proj.bias");
     w.bv = get("v_proj.bias"), w.bo = get("o_proj.bias"), w.q_norm = get("q_norm.weight");
-    w.k_norm = get("k_norm.weight");
+    w.k_norm = get("k_norm.weight"), w.sinks = get("sinks");
     return w;
   }
   const std::size_t E = std::size_t(c.embed_dim);
@@ -58,7 +58,7 @@ Weights weights_of(const MultiheadAttention& layer) {
   w.wo = get("out_proj.weight");
   w.bq = b, w.bk = b ? b + E : nullptr, w.bv = b ? b + 2 * E : nullptr;
   w.bo = get("out_proj.bias");
-  w.q_norm = w.k_norm = nullptr;
+  w.q_norm = w.k_norm = w.sinks = nullptr;
   return w;
 }
 
@@ -185,8 +185,12 @@ void forward(const MultiheadAttention& layer, const ForwardInput& in, const Forw
           p[j] = s + mask_at(b, h, i, j);
           if (p[j] > mx || p[j] != p[j]) mx = p[j];  // a NaN score makes the row NaN
         }
-        const bool fully_masked = S > 0 && std::isinf(mx) && mx < 0;
-        double sum = 0.0;
+        // A sink is one more logit in the softmax, weighting no value: with
+        // it no row is fully masked (every key blocked, the sink takes all).
+        const double sink = w.sinks ? double(w.sinks[h]) : -inf;
+        const bool fully_masked = !w.sinks && S > 0 && std::isinf(mx) && mx < 0;
+        if (w.sinks && (sink > mx || std::isinf(mx))) mx = sink;
+        double sum = w.sinks ? std::exp(sink - mx) : 0.0;
         for (std::size_t j = 0; j < S; ++j) sum += (p[j] = std::exp(p[j] - mx));
         for (std::size_t j = 0; j < S; ++j) {
           if (fully_masked)

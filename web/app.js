@@ -91,7 +91,7 @@ function loadCheckpoint() {
       $('ckpt-info').textContent = `${loaded.config.model_type} layer ${layer}${loaded.layers ? ` of ${loaded.layers}` : ''}: ` +
         `E ${m.embedDim}, ${m.numHeads} heads, ${m.numKVHeads} key/value heads, d ${m.headDim}` +
         `${m.rope ? `, RoPE r ${m.rope.dim} θ ${m.rope.base}` : ''}${m.alibi ? ', ALiBi' : ''}${m.slidingWindow ? `, window ${m.slidingWindow}` : ''}` +
-        `${m.softcap ? `, softcap ${m.softcap}` : ''}${m.qkNorm ? ', q/k norm' : ''}. ` +
+        `${m.softcap ? `, softcap ${m.softcap}` : ''}${m.qkNorm ? ', q/k norm' : ''}${m.sinks ? ', sinks' : ''}. ` +
         `Read ${loaded.bytesRead.toLocaleString('en')} of ${loaded.fileBytes.toLocaleString('en')} bytes.`;
       $('ckpt-info').dataset.bytesRead = String(loaded.bytesRead);
     } catch (err) {

@@ -139,6 +139,7 @@ function readDecoder(field) {
     softcap: number('softcap', 'c'),
     alibi: $('alibi').checked,
     qkNorm: $('qk-norm').checked,
+    sinks: $('sinks').checked,
   };
 }
 

@@ -13,7 +13,7 @@ export class FieldError extends Error {
 const FIELD_OF_ARGUMENT = {
   embedDim: 'E', numHeads: 'h', seed: 'seed', numKVHeads: 'kv-heads', headDim: 'head-dim', scale: 'scale',
   'rope.dim': 'rope-dim', 'rope.base': 'rope-base', slidingWindow: 'window', softcap: 'softcap', positions: 'shift',
-  rope: 'decoder', alibi: 'decoder', qkNorm: 'decoder', weightNames: 'decoder', addBiasKV: 'decoder', addZeroAttn: 'decoder',
+  rope: 'decoder', alibi: 'decoder', qkNorm: 'decoder', sinks: 'decoder', weightNames: 'decoder', addBiasKV: 'decoder', addZeroAttn: 'decoder',
 };
 
 /** The form field a package error is about, or null when it is about no one field. */
@@ -38,6 +38,7 @@ export function createOptions(p) {
   if (d.softcap != null) o.softcap = d.softcap;
   if (d.alibi) o.alibi = true;
   if (d.qkNorm) o.qkNorm = true;
+  if (d.sinks) o.sinks = true;
   return o;
 }
 

@@ -20,7 +20,7 @@ function layerInfo(mha) {
   return {
     embedDim: mha.embedDim, numHeads: mha.numHeads, numKVHeads: mha.numKVHeads, headDim: mha.headDim,
     scale: mha.scale, rope: mha.rope, softcap: mha.softcap, alibi: mha.alibi, slidingWindow: mha.slidingWindow,
-    qkNorm: mha.qkNorm, weightNames: mha.weightNames,
+    qkNorm: mha.qkNorm, sinks: mha.sinks, weightNames: mha.weightNames,
   };
 }
 

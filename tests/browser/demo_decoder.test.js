@@ -82,7 +82,7 @@ test('key/value heads, partial RoPE with a shift, a window: groups coloured, mas
   await page.close();
 });
 
-test('softcap, ALiBi, q/k norm and a scale reach the package; refused ones are explained by the argument they name', async () => {
+test('softcap, ALiBi, q/k norm, sinks and a scale reach the package; refused ones are explained by the argument they name', async () => {
   const { page, errors } = await openDemo(browser);
   const sentence = 'softcap and alibi together';
   const E = 16, h = 4;
@@ -90,13 +90,18 @@ test('softcap, ALiBi, q/k norm and a scale reach the package; refused ones are e
   await page.fill('#softcap', '2.5');
   await page.check('#alibi');
   await page.check('#qk-norm');
+  await page.check('#sinks');
   await page.fill('#scale', '0.3');
   await ready(page);
   const emb = embedLines([sentence], E);
-  const node = await nodeRun({ E, h, decoder: { softcap: 2.5, alibi: true, qkNorm: true, scale: 0.3 }, X: emb.data, dims: emb.dims, mask: [0, 0, 0, 0], maskDims: [1, 4] });
+  const node = await nodeRun({ E, h, decoder: { softcap: 2.5, alibi: true, qkNorm: true, sinks: true, scale: 0.3 }, X: emb.data, dims: emb.dims, mask: [0, 0, 0, 0], maskDims: [1, 4] });
   const run = await lastRun(page);
   assert.equal(run.layer.softcap, 2.5);
   assert.equal(run.layer.alibi, true);
+  assert.equal(run.layer.sinks, true);
+  // A sink of 0 takes its share of every row: no row of weights sums to 1.
+  for (let r = 0; r < node.weights.length / 4; r++)
+    assert.ok(node.weights.slice(r * 4, r * 4 + 4).reduce((a, b) => a + b, 0) < 0.999, `row ${r} of the weights`);
   assert.deepEqual(run.result.output, node.output);
   assert.deepEqual(run.result.weights, node.weights);
   const good = run.result.output;

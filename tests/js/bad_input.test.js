@@ -35,6 +35,9 @@ const createRows = [
     RangeError, 'rope.scaling.shortFactor[1] must be a finite number > 0, got number 0'],
   ['longrope\'s default attention factor over an original context of 1', { embedDim: 16, numHeads: 2, rope: { scaling: { type: 'longrope', shortFactor: [1, 1, 1, 1], longFactor: [1, 1, 1, 1], originalMaxPositionEmbeddings: 1, factor: 4 } } },
     RangeError, 'rope.scaling.originalMaxPositionEmbeddings must be > 1 (the default attentionFactor divides by its logarithm), or an attentionFactor, got number 1'],
+  ['sinks not a boolean', { embedDim: 16, numHeads: 2, sinks: 'yes' }, TypeError, 'sinks must be a boolean, got the string "yes"'],
+  ['sinks under nn.MultiheadAttention\'s names', { embedDim: 16, numHeads: 2, sinks: true, weightNames: 'torch' }, RangeError,
+    "sinks must be weightNames 'hf' (the parameter sinks)"],
 ];
 
 for (const [what, options, Err, message] of createRows) {
@@ -113,7 +116,7 @@ test('the core\'s own checks reach JS with their message intact', async () => {
   const layer = new core.CoreLayer();
   const config = (embedDim, numHeads) => ({ embedDim, numHeads, numKVHeads: 0, headDim: 0, kdim: 0, vdim: 0,
     bias: { q: true, k: true, v: true, o: true }, addBiasKV: false, addZeroAttn: false, seed: 0, weightNames: 'torch',
-    rope: null, scale: 0, softcap: 0, alibi: false, slidingWindow: 0, qkNormEps: 0, weightDtype: 'f32' });
+    rope: null, scale: 0, softcap: 0, alibi: false, slidingWindow: 0, qkNormEps: 0, sinks: false, weightDtype: 'f32' });
   assert.equal(layer.configure(config(10, 3)), 2);
   assert.equal(layer.error(), 'embed_dim must be divisible by num_heads, got embed_dim=10 and num_heads=3');
   assert.equal(layer.configure({ ...config(8, 2), seed: 'seven' }), 1);

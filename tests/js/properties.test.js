@@ -37,7 +37,7 @@
 //
 // Inputs: configurations (embedDim 1..64, divisor and non-divisor heads,
 // kdim/vdim, bias, addBiasKV, addZeroAttn, seeds, and the decoder options
-// numKVHeads, headDim, rope, scale, softcap, alibi, slidingWindow, qkNorm,
+// numKVHeads, headDim, rope, scale, softcap, alibi, slidingWindow, qkNorm, sinks,
 // per-projection bias, weightNames) with hostile values for every numeric
 // argument (0, -1, 1.5, NaN, ±Infinity, 2^31, 2^53, BigInt, strings, null,
 // objects, symbols); forward shapes batched and unbatched (B 0..3, L 0..9,
@@ -338,8 +338,8 @@ function presentOptions(own, form, { unknownKey = 'isCasual', inherited = {}, ho
 // The oracle: what the documentation says about a configuration.
 
 const CREATE_KEYS = ['embedDim', 'numHeads', 'numKVHeads', 'headDim', 'kdim', 'vdim', 'bias', 'addBiasKV', 'addZeroAttn', 'seed',
-  'weightNames', 'rope', 'scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm'];
-const DECODER_KEYS = ['numKVHeads', 'headDim', 'rope', 'scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm'];
+  'weightNames', 'rope', 'scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm', 'sinks'];
+const DECODER_KEYS = ['numKVHeads', 'headDim', 'rope', 'scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm', 'sinks'];
 const isOptionsObject = (o) => o !== null && typeof o === 'object' && !Array.isArray(o) && kindOf(o) === undefined;
 const isPlainObject = (o) => o !== null && typeof o === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(o));
 const isInt = (v, min, max = MAX_DIM) => typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max;
@@ -392,7 +392,9 @@ function expectCreate(own) {
     qkNorm = true;
     if (weightNames === 'torch') either = true;
   } else if (!absent(own.qkNorm) && own.qkNorm !== false) return err;
-  for (const b of ['addBiasKV', 'addZeroAttn', 'alibi']) if (own[b] !== undefined && typeof own[b] !== 'boolean') return err;
+  for (const b of ['addBiasKV', 'addZeroAttn', 'alibi', 'sinks']) if (own[b] !== undefined && typeof own[b] !== 'boolean') return err;
+  const sinks = own.sinks === true;
+  if (sinks && weightNames === 'torch') either = true;
   let rope = false;
   if (own.rope === true || isOptionsObject(own.rope)) {
     const o = own.rope === true ? {} : own.rope;
@@ -438,12 +440,12 @@ function expectCreate(own) {
   // Past 4 GiB of weights (the generators make nothing in between).
   if (H * d * E * 2 + Hkv * d * (kdim + vdim) > 2 ** 28) return err;
   const config = {
-    embedDim: E, numHeads: H, numKVHeads: Hkv, headDim: d, kdim, vdim, bias, weightNames, qkNorm,
+    embedDim: E, numHeads: H, numKVHeads: Hkv, headDim: d, kdim, vdim, bias, weightNames, qkNorm, sinks,
     addBiasKV: own.addBiasKV ?? false, addZeroAttn: own.addZeroAttn ?? false, seed: own.seed ?? 0,
     // RoPE and ALiBi rotate or bias by position: whether cross-attention may use them, the docs do not say.
     positional: rope || own.alibi === true,
     // The float64 reference below is nn.MultiheadAttention's: none of the decoder's changes.
-    plainMha: weightNames === 'torch' && !rope && !qkNorm && !own.alibi && absent(own.scale) && absent(own.softcap) && absent(own.slidingWindow),
+    plainMha: weightNames === 'torch' && !rope && !qkNorm && !sinks && !own.alibi && absent(own.scale) && absent(own.softcap) && absent(own.slidingWindow),
   };
   return { expect: either ? 'either' : 'ok', config };
 }
@@ -463,6 +465,7 @@ function expectedShapes(c) {
     if (c.bias.v) shapes['v_proj.bias'] = [Hkv * d];
     if (c.bias.o) shapes['o_proj.bias'] = [E];
     if (c.qkNorm) Object.assign(shapes, { 'q_norm.weight': [d], 'k_norm.weight': [d] });
+    if (c.sinks) shapes.sinks = [H];
     return shapes;
   }
   if (c.kdim === E && c.vdim === E) shapes.in_proj_weight = [3 * E, E];
@@ -522,6 +525,7 @@ const decoderOptions = fc.record({
   alibi: option(fc.boolean()),
   slidingWindow: option(fc.integer({ min: 1, max: 12 })),
   qkNorm: option(fc.constantFrom(true, false, { eps: 1e-6 }, {})),
+  sinks: option(fc.boolean()),
   bias: option(fc.record({ q: option(fc.boolean()), k: option(fc.boolean()), v: option(fc.boolean()), o: option(fc.boolean()) }, { requiredKeys: [] })),
   weightNames: option(fc.constant('hf'), 4),
 });
@@ -559,7 +563,7 @@ const validConfigOf = (withDecoder) => fc.integer({ min: 1, max: 64 }).chain((E)
     }
     own.rope = decoder.rope === true && d % 2 === 0 ? true : rope;
   }
-  for (const k of ['scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm', 'bias', 'weightNames'])
+  for (const k of ['scale', 'softcap', 'alibi', 'slidingWindow', 'qkNorm', 'sinks', 'bias', 'weightNames'])
     if (decoder[k] !== undefined) own[k] = k === 'bias' ? Object.fromEntries(Object.entries(decoder.bias).filter(([, v]) => v !== undefined)) : decoder[k];
   return own;
 }));

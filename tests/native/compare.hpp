@@ -18,8 +18,10 @@
 inline void randomise_biases(mha::MultiheadAttention& layer, unsigned seed) {
   for (const auto& name : layer.parameter_names()) {
     const bool bias = name.find("bias") != std::string::npos, norm = name.find("_norm.") != std::string::npos;
-    if (!bias && !norm) continue;
-    auto v = random_vector(layer.parameter(name).size(), seed++, norm ? 0.5f : -0.5f, norm ? 1.5f : 0.5f);
+    const bool sinks = name == "sinks";
+    if (!bias && !norm && !sinks) continue;
+    auto v = random_vector(layer.parameter(name).size(), seed++, norm ? 0.5f : sinks ? -1.0f : -0.5f,
+                           norm ? 1.5f : sinks ? 2.0f : 0.5f);
     layer.set_parameter(name, v.data(), v.size());
   }
 }

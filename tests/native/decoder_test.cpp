@@ -110,6 +110,30 @@ TEST(Decoder, QkNormScaleSoftcapAndAlibiMatchReference) {
   }
 }
 
+// A sink logit per head joins each softmax (GPT-OSS): over the tiled, the
+// narrow and the in-place heads, with weights, and in rows whose every key
+// is blocked (valid length 0), which then give 0 whatever the policy.
+TEST(Decoder, SinksJoinEverySoftmaxAsReference) {
+  const std::int32_t lens[] = {0, 4};
+  for (std::int64_t d : kWidths)
+    for (bool nan_policy : {false, true}) {
+      SCOPED_TRACE("d=" + std::to_string(d) + (nan_policy ? " nan" : " zero"));
+      mha::Config c = hf(24, 6, 2, d);
+      c.sinks = true;
+      c.sliding_window = 4;
+      mha::ForwardOptions o = causal_per_head();
+      if (nan_policy) o.fully_masked_rows = mha::FullyMaskedRows::nan;
+      compare_with_reference({c, 2, 9, 9, false}, o, 370);
+      o.valid_lens = lens;
+      compare_with_reference({c, 2, 7, 7, false}, o, 371);
+      o.need_weights = mha::NeedWeights::average;
+      compare_with_reference({c, 2, 2, 40, true}, o, 372);  // few queries: in place when d > kNarrowWidth
+      o.valid_lens = nullptr;
+      o.bottom_right = true;
+      compare_with_reference({c, 2, 1, 40, true}, o, 373);
+    }
+}
+
 // Windows of W keys counting the query, alone and with causal masking, over
 // sequences long enough that whole key blocks fall before every window.
 TEST(Decoder, SlidingWindowsSkipOnlyKeysNoQuerySeesAndMatchReference) {
@@ -165,6 +189,9 @@ TEST(DecoderChecks, ImpossibleDecoderConfigurationsAreNamed) {
   c = hf(16, 4, 2, 4);
   c.softcap = -1;
   refuses(c, "softcap");
+  c = mha::Config{};
+  c.embed_dim = 8, c.num_heads = 2, c.sinks = true;  // nn.MultiheadAttention's names
+  refuses(c, "sinks");
   c = hf(16, 4, 2, 4);
   c.sliding_window = -2;
   refuses(c, "sliding_window");
