@@ -1,7 +1,7 @@
 // One attention layer of a Hugging Face checkpoint: a model's config.json
 // object turned into create options, and the layer's tensors, found under
 // the model family's key names, turned into the layer's Hugging Face state
-// dict (q_proj, k_proj, v_proj, o_proj, q_norm, k_norm). What a family does
+// dict (q_proj, k_proj, v_proj, o_proj, q_norm, k_norm, sinks). What a family does
 // follows its modelling code in `transformers`; shared/DECODER_ATTENTION.md
 // says which model does what. A config feature we do not implement is
 // refused by name, never ignored.
@@ -20,6 +20,10 @@ const FAMILIES = {
   gemma3_text: { attention: 'self_attn', fused: null, qkNorm: true, normPlusOne: true },
   phi3: { attention: 'self_attn', fused: 'qkv_proj' },
   smollm3: { attention: 'self_attn', fused: null, noRopeLayers: true },
+  // GptOssConfig's defaults fill what a config leaves out (withDefaults).
+  gpt_oss: { attention: 'self_attn', fused: null, sinks: true, defaults: {
+    head_dim: 64, num_key_value_heads: 8, sliding_window: 128,
+    rope_scaling: { rope_type: 'yarn', factor: 32, beta_fast: 32, beta_slow: 1, truncate: false, original_max_position_embeddings: 4096 } } },
   gpt_neox: { attention: 'attention', fused: 'query_key_value', output: 'dense' },
   bloom: { attention: 'self_attention', fused: 'query_key_value', output: 'dense', alibi: true },
   whisper: { attention: null, fused: null, output: 'out_proj' },
@@ -27,6 +31,19 @@ const FAMILIES = {
 FAMILIES.gemma3 = FAMILIES.gemma3_text;
 
 const SUPPORTED = Object.keys(FAMILIES).join(', ');
+// rope_theta where a config (or its rope_parameters) has none: the config
+// classes' defaults.
+const DEFAULT_THETA = { smollm3: 2000000, gpt_oss: 150000 };
+const defaultTheta = (family) => DEFAULT_THETA[family] ?? 10000;
+
+// A config with its family's class defaults for the keys it leaves out.
+// A null rope_scaling is the default too, as transformers 5 reads it
+// (null elsewhere keeps its meaning: head_dim from hidden_size, no window).
+function withDefaults(config, defaults) {
+  const filled = { ...defaults, ...config };
+  if (config.rope_scaling === null && defaults.rope_scaling !== undefined) filled.rope_scaling = defaults.rope_scaling;
+  return filled;
+}
 
 function configNumber(config, name, { integer = false, optional = false } = {}) {
   const v = config[name];
@@ -84,12 +101,12 @@ function ropeBaseAndScaling(config, family, sliding) {
     const type = sliding ? 'sliding_attention' : 'full_attention';
     const params = Object.hasOwn(p, type) ? p[type] : p;
     const where = Object.hasOwn(p, type) ? `config.rope_parameters.${type}` : 'config.rope_parameters';
-    return { base: configNumber(params, 'rope_theta', { optional: true }) ?? 10000, scaling: ropeScaling(params, where, config) };
+    return { base: configNumber(params, 'rope_theta', { optional: true }) ?? defaultTheta(family), scaling: ropeScaling(params, where, config) };
   }
   if (sliding && (family === 'gemma3' || family === 'gemma3_text'))
     return { base: configNumber(config, 'rope_local_base_freq', { optional: true }) ?? 10000, scaling: null };
   const base = configNumber(config, 'rope_theta', { optional: true }) ??
-    configNumber(config, 'rotary_emb_base', { optional: true }) ?? (family === 'smollm3' ? 2000000 : 10000);  // the config classes' defaults
+    configNumber(config, 'rotary_emb_base', { optional: true }) ?? defaultTheta(family);
   return { base, scaling: ropeScaling(config.rope_scaling, 'config.rope_scaling', config) };
 }
 
@@ -131,7 +148,7 @@ function slidingWindow(config, family, layer) {
   if (window === undefined || window === null) return null;
   switch (family) {
     case 'mistral': case 'phi3': return checkInteger(window, 'config.sliding_window', { min: 1 });
-    case 'gemma2': return layer % 2 === 0 ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
+    case 'gemma2': case 'gpt_oss': return layer % 2 === 0 ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
     case 'gemma3': case 'gemma3_text': {
       const pattern = config.sliding_window_pattern ?? 6;
       return (layer + 1) % pattern !== 0 ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
@@ -158,6 +175,7 @@ export function optionsFromConfig(config, { layer, attention }) {
     throw rangeError('config.model_type', `one of ${SUPPORTED}`, String(family),
       `config.model_type ${JSON.stringify(family)} is not a family mha-wasm knows (${SUPPORTED})`);
   const f = FAMILIES[family];
+  if (f.defaults) config = withDefaults(config, f.defaults);
   const whisper = family === 'whisper';
   // BLOOM's configs name these n_embed and n_head as often as not.
   const embedDim = configNumber(config, whisper ? 'd_model' : family === 'bloom' && config.hidden_size === undefined ? 'n_embed' : 'hidden_size', { integer: true });
@@ -182,6 +200,7 @@ export function optionsFromConfig(config, { layer, attention }) {
   const scalar = configNumber(config, 'query_pre_attn_scalar', { optional: true });
   if (scalar !== undefined) options.scale = scalar ** -0.5;
   if (f.qkNorm) options.qkNorm = { eps: configNumber(config, 'rms_norm_eps', { optional: true }) ?? 1e-6 };
+  if (f.sinks) options.sinks = true;
   return { family, options };
 }
 
@@ -269,6 +288,7 @@ export function stateDictFromModel(tensors, { family, options }, { layer, attent
       dict[`${p}_norm.weight`] = f.normPlusOne ? { data: t.data.map((x) => 1 + x), dims: t.dims } : t;
     }
   }
+  if (options.sinks) dict.sinks = need('sinks');
   // The biases the file has decide which the layer has (the config's
   // attention_bias says the same, or less: Qwen2 and Whisper set their own).
   const bias = {};

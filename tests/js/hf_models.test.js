@@ -1,6 +1,6 @@
 // One attention layer of real-layout Hugging Face checkpoints, loaded with
 // MultiheadAttention.fromSafetensors(bytes, { config, layer, attention }):
-// tiny multi-layer models of eleven families (tests/fixtures/models/<family>/,
+// tiny multi-layer models of twelve families (tests/fixtures/models/<family>/,
 // written by tests/fixtures/generate_models.py) in each family's own key
 // names, fused layouts and config.json fields, stored as F32, F16 or BF16,
 // next to tensors the loader must ignore. Each case checks the properties
@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { MultiheadAttention, assertClose } from './helpers.js';
 
 const modelsDir = new URL('../fixtures/models/', import.meta.url);
-const FAMILIES = ['llama', 'qwen2', 'qwen3', 'mistral', 'gemma2', 'gemma3_text', 'phi3', 'smollm3', 'gpt_neox', 'bloom', 'whisper'];
+const FAMILIES = ['llama', 'qwen2', 'qwen3', 'mistral', 'gemma2', 'gemma3_text', 'phi3', 'smollm3', 'gpt_oss', 'gpt_neox', 'bloom', 'whisper'];
 const TOLERANCE = { atol: 1e-4, rtol: 1e-4 };
 
 const readBytes = (dir, name) => readFileSync(new URL(`${dir}/${name}`, modelsDir));
@@ -54,11 +54,12 @@ function checkProperties(mha, p) {
   assert.equal(mha.slidingWindow, p.slidingWindow, 'slidingWindow');
   assert.deepEqual(mha.qkNorm, p.qkNorm, 'qkNorm');
   assert.deepEqual(mha.bias, p.bias, 'bias');
+  assert.equal(mha.sinks, p.sinks ?? false, 'sinks');
 }
 
 const manifests = Object.fromEntries(FAMILIES.map((family) => [family, readJson(family, 'expected.json')]));
 
-test('the model fixtures cover ten families, every storage dtype, a prefixed file and explicit positions', () => {
+test('the model fixtures cover every family, every storage dtype, a prefixed file and explicit positions', () => {
   assert.deepEqual(Object.values(manifests).map((m) => m.family), FAMILIES);
   const dtypes = new Set(FAMILIES.flatMap((family) => [...fileDtypes(readBytes(family, 'model.safetensors'))]));
   assert.deepEqual([...dtypes].sort(), ['BF16', 'F16', 'F32']);
