@@ -189,7 +189,7 @@ void forward(const MultiheadAttention& layer, const ForwardInput& in, const Forw
         // it no row is fully masked (every key blocked, the sink takes all).
         const double sink = w.sinks ? double(w.sinks[h]) : -inf;
         const bool fully_masked = !w.sinks && S > 0 && std::isinf(mx) && mx < 0;
-        if (w.sinks && (sink > mx || std::isinf(mx))) mx = sink;
+        if (w.sinks && (sink > mx || mx == -inf)) mx = sink;  // a NaN or +inf score stays
         double sum = w.sinks ? std::exp(sink - mx) : 0.0;
         for (std::size_t j = 0; j < S; ++j) sum += (p[j] = std::exp(p[j] - mx));
         for (std::size_t j = 0; j < S; ++j) {
