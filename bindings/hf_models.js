@@ -24,6 +24,12 @@ const FAMILIES = {
   gpt_oss: { attention: 'self_attn', fused: null, sinks: true, defaults: {
     head_dim: 64, num_key_value_heads: 8, sliding_window: 128,
     rope_scaling: { rope_type: 'yarn', factor: 32, beta_fast: 32, beta_slow: 1, truncate: false, original_max_position_embeddings: 4096 } } },
+  // Llama's attention, scaled by attention_multiplier (GraniteConfig: 1.0).
+  granite: { attention: 'self_attn', fused: null, defaults: { attention_multiplier: 1 } },
+  // Mistral's attention; MixtralConfig's defaults.
+  mixtral: { attention: 'self_attn', fused: null, defaults: { num_key_value_heads: 8 } },
+  qwen2_moe: { attention: 'self_attn', fused: null, defaults: { num_key_value_heads: 16, sliding_window: 4096, max_window_layers: 28 } },
+  qwen3_moe: { attention: 'self_attn', fused: null, qkNorm: true, defaults: { num_key_value_heads: 4, sliding_window: 4096 } },
   gpt_neox: { attention: 'attention', fused: 'query_key_value', output: 'dense' },
   bloom: { attention: 'self_attention', fused: 'query_key_value', output: 'dense', alibi: true },
   whisper: { attention: null, fused: null, output: 'out_proj' },
@@ -33,7 +39,7 @@ FAMILIES.gemma3 = FAMILIES.gemma3_text;
 const SUPPORTED = Object.keys(FAMILIES).join(', ');
 // rope_theta where a config (or its rope_parameters) has none: the config
 // classes' defaults.
-const DEFAULT_THETA = { smollm3: 2000000, gpt_oss: 150000 };
+const DEFAULT_THETA = { smollm3: 2000000, gpt_oss: 150000, mixtral: 1000000 };
 const defaultTheta = (family) => DEFAULT_THETA[family] ?? 10000;
 
 // A config with its family's class defaults for the keys it leaves out.
@@ -129,9 +135,19 @@ function usesRope(config, family, layer) {
 }
 
 // Whether layer i attends through a sliding window, by the config's
-// layer_types when it has them, else by its family's rule.
+// layer_types when it has them, else by its family's rule. Some families
+// never read layer_types: Granite has no window; Mixtral and Qwen3-MoE give
+// every layer the config's window (Qwen3-MoE's only with use_sliding_window).
 function slidingWindow(config, family, layer) {
   const window = config.sliding_window;
+  const every = (on) => on && window !== undefined && window !== null ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
+  if (family === 'granite') return null;
+  if (family === 'mixtral') return every(true);
+  if (family === 'qwen3_moe') return every(Boolean(config.use_sliding_window));
+  // Qwen2-MoE's config makes its window 0 without use_sliding_window, which
+  // would block every key of a layer layer_types calls sliding.
+  if (family === 'qwen2_moe' && Array.isArray(config.layer_types) && config.layer_types[layer] === 'sliding_attention' && !config.use_sliding_window)
+    throw rangeError(`config.layer_types[${layer}]`, "'full_attention' without use_sliding_window (Qwen2MoeConfig makes the window 0 then)", 'sliding_attention');
   // SmolLM3: only with use_sliding_window, and then (without layer_types) its NoPE layers.
   if (family === 'smollm3') {
     if (!config.use_sliding_window) return null;
@@ -155,6 +171,9 @@ function slidingWindow(config, family, layer) {
     }
     case 'qwen2': case 'qwen3':
       return config.use_sliding_window && layer >= (config.max_window_layers ?? 0)
+        ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
+    case 'qwen2_moe':  // the even layers below max_window_layers
+      return config.use_sliding_window && layer % 2 === 0 && layer < config.max_window_layers
         ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
     default: return null;
   }
@@ -199,6 +218,7 @@ export function optionsFromConfig(config, { layer, attention }) {
   if (softcap !== undefined) options.softcap = softcap;
   const scalar = configNumber(config, 'query_pre_attn_scalar', { optional: true });
   if (scalar !== undefined) options.scale = scalar ** -0.5;
+  if (family === 'granite') options.scale = configNumber(config, 'attention_multiplier');
   if (f.qkNorm) options.qkNorm = { eps: configNumber(config, 'rms_norm_eps', { optional: true }) ?? 1e-6 };
   if (f.sinks) options.sinks = true;
   return { family, options };

@@ -359,8 +359,9 @@ export type HuggingFaceConfig = Record<string, unknown> & { model_type: string }
 /**
  * Options of {@link MultiheadAttention.fromSafetensors} for one layer of a
  * Hugging Face checkpoint (llama, mistral, qwen2, qwen3, gemma, gemma2,
- * gemma3_text, phi3, smollm3, gpt_oss, gpt_neox, bloom, whisper): its config.json says the
- * rest. Config features mha-wasm does not implement are refused by name.
+ * gemma3_text, phi3, smollm3, gpt_oss, granite, mixtral, qwen2_moe, qwen3_moe,
+ * gpt_neox, bloom, whisper): its config.json says the rest. Config features
+ * mha-wasm does not implement are refused by name.
  */
 export interface FromHuggingFaceOptions {
   config: HuggingFaceConfig;

@@ -1,6 +1,6 @@
 // One attention layer of real-layout Hugging Face checkpoints, loaded with
 // MultiheadAttention.fromSafetensors(bytes, { config, layer, attention }):
-// tiny multi-layer models of twelve families (tests/fixtures/models/<family>/,
+// tiny multi-layer models of sixteen families (tests/fixtures/models/<family>/,
 // written by tests/fixtures/generate_models.py) in each family's own key
 // names, fused layouts and config.json fields, stored as F32, F16 or BF16,
 // next to tensors the loader must ignore. Each case checks the properties
@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { MultiheadAttention, assertClose } from './helpers.js';
 
 const modelsDir = new URL('../fixtures/models/', import.meta.url);
-const FAMILIES = ['llama', 'qwen2', 'qwen3', 'mistral', 'gemma2', 'gemma3_text', 'phi3', 'smollm3', 'gpt_oss', 'gpt_neox', 'bloom', 'whisper'];
+const FAMILIES = ['llama', 'qwen2', 'qwen3', 'mistral', 'gemma2', 'gemma3_text', 'phi3', 'smollm3', 'gpt_oss', 'granite', 'mixtral', 'qwen2_moe', 'qwen3_moe', 'gpt_neox', 'bloom', 'whisper'];
 const TOLERANCE = { atol: 1e-4, rtol: 1e-4 };
 
 const readBytes = (dir, name) => readFileSync(new URL(`${dir}/${name}`, modelsDir));
@@ -125,5 +125,19 @@ test('a SmolLM3 config whose no_rope_layers entry is not 0 or 1 is refused, nami
   // The other layers' entries are fine: layer 1 loads.
   const layer = await MultiheadAttention.fromSafetensors(readBytes('smollm3', 'model.safetensors'), { config, layer: 1 });
   assert.equal(layer.rope.base, 5000000);
+  layer.dispose();
+});
+
+test('a Qwen2-MoE layer that layer_types calls sliding without use_sliding_window is refused, naming the entry', async () => {
+  // Qwen2MoeConfig makes the window 0 then: every key of that layer blocked.
+  const base = readJson('qwen2_moe', 'config_transformers5.json');
+  const config = { ...base, use_sliding_window: false, layer_types: ['sliding_attention', 'full_attention', 'full_attention', 'full_attention'] };
+  await assert.rejects(MultiheadAttention.fromSafetensors(readBytes('qwen2_moe', 'model.safetensors'), { config, layer: 0 }), (err) => {
+    assert.ok(err instanceof RangeError, `${err}`);
+    assert.ok(err.message.includes('config.layer_types[0]'), err.message);
+    return true;
+  });
+  const layer = await MultiheadAttention.fromSafetensors(readBytes('qwen2_moe', 'model.safetensors'), { config, layer: 1 });
+  assert.equal(layer.slidingWindow, null);
   layer.dispose();
 });
