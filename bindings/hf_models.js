@@ -144,6 +144,9 @@ function slidingWindow(config, family, layer) {
   if (family === 'granite') return null;
   if (family === 'mixtral') return every(true);
   if (family === 'qwen3_moe') return every(Boolean(config.use_sliding_window));
+  // Qwen2Config and Qwen3Config drop the window without use_sliding_window,
+  // whatever layer_types says.
+  if ((family === 'qwen2' || family === 'qwen3') && !config.use_sliding_window) return null;
   // Qwen2-MoE's config makes its window 0 without use_sliding_window, which
   // would block every key of a layer layer_types calls sliding.
   if (family === 'qwen2_moe' && Array.isArray(config.layer_types) && config.layer_types[layer] === 'sliding_attention' && !config.use_sliding_window)

@@ -141,3 +141,16 @@ test('a Qwen2-MoE layer that layer_types calls sliding without use_sliding_windo
   assert.equal(layer.slidingWindow, null);
   layer.dispose();
 });
+
+test('Qwen2 and Qwen3 layers slide only with use_sliding_window, whatever layer_types says', async () => {
+  for (const family of ['qwen2', 'qwen3']) {
+    const base = readJson(family, 'config.json');
+    const layerTypes = Array.from({ length: base.num_hidden_layers }, () => 'sliding_attention');
+    for (const use of [false, true]) {
+      const config = { ...base, sliding_window: 3, use_sliding_window: use, layer_types: layerTypes };
+      const layer = await MultiheadAttention.fromSafetensors(readBytes(family, 'model.safetensors'), { config, layer: 0 });
+      assert.equal(layer.slidingWindow, use ? 3 : null, `${family}, use_sliding_window ${use}`);
+      layer.dispose();
+    }
+  }
+});
