@@ -136,13 +136,14 @@ function usesRope(config, family, layer) {
 
 // Whether layer i attends through a sliding window, by the config's
 // layer_types when it has them, else by its family's rule. Some families
-// never read layer_types: Granite has no window; Mixtral and Qwen3-MoE give
-// every layer the config's window (Qwen3-MoE's only with use_sliding_window).
+// never read layer_types: Granite has no window; Mistral, Mixtral, Phi-3 and
+// Qwen3-MoE give every layer the config's window (one mask for all layers;
+// Qwen3-MoE's only with use_sliding_window).
 function slidingWindow(config, family, layer) {
   const window = config.sliding_window;
   const every = (on) => on && window !== undefined && window !== null ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
   if (family === 'granite') return null;
-  if (family === 'mixtral') return every(true);
+  if (family === 'mistral' || family === 'mixtral' || family === 'phi3') return every(true);
   if (family === 'qwen3_moe') return every(Boolean(config.use_sliding_window));
   // Qwen2Config and Qwen3Config drop the window without use_sliding_window,
   // whatever layer_types says.
@@ -166,7 +167,6 @@ function slidingWindow(config, family, layer) {
   }
   if (window === undefined || window === null) return null;
   switch (family) {
-    case 'mistral': case 'phi3': return checkInteger(window, 'config.sliding_window', { min: 1 });
     case 'gemma2': case 'gpt_oss': return layer % 2 === 0 ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
     case 'gemma3': case 'gemma3_text': {
       const pattern = config.sliding_window_pattern ?? 6;

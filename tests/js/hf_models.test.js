@@ -154,3 +154,13 @@ test('Qwen2 and Qwen3 layers slide only with use_sliding_window, whatever layer_
     }
   }
 });
+
+test('Mistral and Phi-3 give every layer the config\'s window: one mask for all layers, layer_types unread', async () => {
+  for (const family of ['mistral', 'phi3']) {
+    const base = readJson(family, 'config.json');
+    const config = { ...base, sliding_window: 3, layer_types: Array.from({ length: base.num_hidden_layers }, () => 'full_attention') };
+    const layer = await MultiheadAttention.fromSafetensors(readBytes(family, 'model.safetensors'), { config, layer: 0 });
+    assert.equal(layer.slidingWindow, 3, family);
+    layer.dispose();
+  }
+});
