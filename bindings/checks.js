@@ -95,6 +95,10 @@ export function checkBoolean(value, name) {
   return value;
 }
 
+/** 'a', 'b' or 'c': names quoted, the last joined by `last` ('or', 'and'). */
+export const quotedList = (names, last = 'or') =>
+  names.length < 2 ? names.map((n) => `'${n}'`).join('') : `${names.slice(0, -1).map((n) => `'${n}'`).join(', ')} ${last} '${names.at(-1)}'`;
+
 export function checkEnum(value, name, allowed) {
   if (!allowed.includes(value))
     throw rangeError(name, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, value);

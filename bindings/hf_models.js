@@ -5,31 +5,51 @@
 // follows its modelling code in `transformers`; shared/DECODER_ATTENTION.md
 // says which model does what. A config feature we do not implement is
 // refused by name, never ignored.
-import { typeError, rangeError, checkInteger } from './checks.js';
-import { yarnAttentionFactor, longropeAttentionFactor } from './layer_config.js';
+import { typeError, rangeError, checkInteger, quotedList } from './checks.js';
+import { yarnAttentionFactor, longropeAttentionFactor, ROPE_SCALINGS } from './layer_config.js';
 
 // Per family: where layer i's attention lives, how its projections are
-// stored, and which of the config's options apply.
+// stored, and which of the config's options apply:
+//   defaults: its config class's values for the keys a config.json leaves
+//     out (withDefaults), rope_theta included (else 10000);
+//   window: which layers attend through config.sliding_window, as its
+//     modelling code decides; a family without one never slides, whatever
+//     the config says (Llama, Gemma, Granite, GPT-NeoX, BLOOM, Whisper):
+//       slides(config, i): the family's own rule;
+//       layerTypes: config.layer_types, when given, decides instead;
+//       gated: no layer slides without use_sliding_window (the config class
+//         drops the window); 'refuse': Qwen2-MoE's class makes the window 0
+//         instead, which would block every key, so such a layer is refused;
+//   scale: the config key holding the score scale itself.
+const EVERY_LAYER = { slides: () => true };  // one mask for all layers; layer_types unread
+const EVEN_LAYERS = { layerTypes: true, slides: (c, i) => i % 2 === 0 };
+const QWEN2_LAYERS = { layerTypes: true, gated: true, slides: (c, i) => i >= (c.max_window_layers ?? 0) };
 const FAMILIES = {
   llama: { attention: 'self_attn', fused: null },
-  mistral: { attention: 'self_attn', fused: null },
-  qwen2: { attention: 'self_attn', fused: null },
-  qwen3: { attention: 'self_attn', fused: null, qkNorm: true },
+  mistral: { attention: 'self_attn', fused: null, window: EVERY_LAYER },
+  qwen2: { attention: 'self_attn', fused: null, window: QWEN2_LAYERS },
+  qwen3: { attention: 'self_attn', fused: null, qkNorm: true, window: QWEN2_LAYERS },
   gemma: { attention: 'self_attn', fused: null },
-  gemma2: { attention: 'self_attn', fused: null },
-  gemma3_text: { attention: 'self_attn', fused: null, qkNorm: true, normPlusOne: true },
-  phi3: { attention: 'self_attn', fused: 'qkv_proj' },
-  smollm3: { attention: 'self_attn', fused: null, noRopeLayers: true },
-  // GptOssConfig's defaults fill what a config leaves out (withDefaults).
-  gpt_oss: { attention: 'self_attn', fused: null, sinks: true, defaults: {
-    head_dim: 64, num_key_value_heads: 8, sliding_window: 128,
+  gemma2: { attention: 'self_attn', fused: null, window: EVEN_LAYERS },
+  gemma3_text: { attention: 'self_attn', fused: null, qkNorm: true, normPlusOne: true,
+    window: { layerTypes: true, slides: (c, i) => (i + 1) % (c.sliding_window_pattern ?? 6) !== 0 } },
+  phi3: { attention: 'self_attn', fused: 'qkv_proj', window: EVERY_LAYER },
+  // SmolLM3 slides only its RoPE-less layers.
+  smollm3: { attention: 'self_attn', fused: null, noRopeLayers: true, defaults: { rope_theta: 2000000 },
+    window: { layerTypes: true, gated: true, slides: (c, i) => !usesRope(c, 'smollm3', i) } },
+  gpt_oss: { attention: 'self_attn', fused: null, sinks: true, window: EVEN_LAYERS, defaults: {
+    head_dim: 64, num_key_value_heads: 8, sliding_window: 128, rope_theta: 150000,
     rope_scaling: { rope_type: 'yarn', factor: 32, beta_fast: 32, beta_slow: 1, truncate: false, original_max_position_embeddings: 4096 } } },
-  // Llama's attention, scaled by attention_multiplier (GraniteConfig: 1.0).
-  granite: { attention: 'self_attn', fused: null, defaults: { attention_multiplier: 1 } },
-  // Mistral's attention; MixtralConfig's defaults.
-  mixtral: { attention: 'self_attn', fused: null, defaults: { num_key_value_heads: 8 } },
-  qwen2_moe: { attention: 'self_attn', fused: null, defaults: { num_key_value_heads: 16, sliding_window: 4096, max_window_layers: 28 } },
-  qwen3_moe: { attention: 'self_attn', fused: null, qkNorm: true, defaults: { num_key_value_heads: 4, sliding_window: 4096 } },
+  // Llama's attention, scaled by attention_multiplier.
+  granite: { attention: 'self_attn', fused: null, scale: 'attention_multiplier', defaults: { attention_multiplier: 1 } },
+  // Mistral's attention.
+  mixtral: { attention: 'self_attn', fused: null, window: EVERY_LAYER, defaults: { num_key_value_heads: 8, rope_theta: 1000000 } },
+  // Qwen2's attention; the even layers below max_window_layers slide.
+  qwen2_moe: { attention: 'self_attn', fused: null, defaults: { num_key_value_heads: 16, sliding_window: 4096, max_window_layers: 28 },
+    window: { layerTypes: true, gated: 'refuse', slides: (c, i) => i % 2 === 0 && i < c.max_window_layers } },
+  // Qwen3's attention; every layer slides with use_sliding_window.
+  qwen3_moe: { attention: 'self_attn', fused: null, qkNorm: true, defaults: { num_key_value_heads: 4, sliding_window: 4096 },
+    window: { gated: true, slides: () => true } },
   gpt_neox: { attention: 'attention', fused: 'query_key_value', output: 'dense' },
   bloom: { attention: 'self_attention', fused: 'query_key_value', output: 'dense', alibi: true },
   whisper: { attention: null, fused: null, output: 'out_proj' },
@@ -37,10 +57,8 @@ const FAMILIES = {
 FAMILIES.gemma3 = FAMILIES.gemma3_text;
 
 const SUPPORTED = Object.keys(FAMILIES).join(', ');
-// rope_theta where a config (or its rope_parameters) has none: the config
-// classes' defaults.
-const DEFAULT_THETA = { smollm3: 2000000, gpt_oss: 150000, mixtral: 1000000 };
-const defaultTheta = (family) => DEFAULT_THETA[family] ?? 10000;
+// rope_theta where a config (or its rope_parameters) has none: the config class's.
+const defaultTheta = (family) => FAMILIES[family].defaults?.rope_theta ?? 10000;
 
 // A config with its family's class defaults for the keys it leaves out.
 // A null rope_scaling is the default too, as transformers 5 reads it
@@ -92,8 +110,8 @@ function ropeScaling(s, where, config) {
     return { type, shortFactor: s.short_factor, longFactor: s.long_factor, originalMaxPositionEmbeddings: original, factor,
       attentionFactor: s.attention_factor ?? longropeAttentionFactor(factor, original) };
   }
-  throw rangeError(where, "rope_type 'linear', 'llama3', 'yarn' or 'longrope' (the RoPE scalings mha-wasm implements)", String(type),
-    `${where} has rope_type ${JSON.stringify(type)}, which mha-wasm does not implement (it implements 'linear', 'llama3', 'yarn' and 'longrope')`);
+  throw rangeError(where, `rope_type ${quotedList(ROPE_SCALINGS)} (the RoPE scalings mha-wasm implements)`, String(type),
+    `${where} has rope_type ${JSON.stringify(type)}, which mha-wasm does not implement (it implements ${quotedList(ROPE_SCALINGS, 'and')})`);
 }
 
 // RoPE's base and scaling for a layer: transformers 5's rope_parameters
@@ -134,52 +152,23 @@ function usesRope(config, family, layer) {
   return (layer + 1) % interval !== 0;
 }
 
-// Whether layer i attends through a sliding window, by the config's
-// layer_types when it has them, else by its family's rule. Some families
-// never read layer_types: Granite has no window; Mistral, Mixtral, Phi-3 and
-// Qwen3-MoE give every layer the config's window (one mask for all layers;
-// Qwen3-MoE's only with use_sliding_window).
+// The window layer i attends through (FAMILIES' `window`), or null.
 function slidingWindow(config, family, layer) {
-  const window = config.sliding_window;
-  const every = (on) => on && window !== undefined && window !== null ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
-  if (family === 'granite') return null;
-  if (family === 'mistral' || family === 'mixtral' || family === 'phi3') return every(true);
-  if (family === 'qwen3_moe') return every(Boolean(config.use_sliding_window));
-  // Qwen2Config and Qwen3Config drop the window without use_sliding_window,
-  // whatever layer_types says.
-  if ((family === 'qwen2' || family === 'qwen3') && !config.use_sliding_window) return null;
-  // Qwen2-MoE's config makes its window 0 without use_sliding_window, which
-  // would block every key of a layer layer_types calls sliding.
-  if (family === 'qwen2_moe' && Array.isArray(config.layer_types) && config.layer_types[layer] === 'sliding_attention' && !config.use_sliding_window)
-    throw rangeError(`config.layer_types[${layer}]`, "'full_attention' without use_sliding_window (Qwen2MoeConfig makes the window 0 then)", 'sliding_attention');
-  // SmolLM3: only with use_sliding_window, and then (without layer_types) its NoPE layers.
-  if (family === 'smollm3') {
-    if (!config.use_sliding_window) return null;
-    if (!Array.isArray(config.layer_types))
-      return window === undefined || window === null || usesRope(config, family, layer) ? null
-        : checkInteger(window, 'config.sliding_window', { min: 1 });
-  }
-  if (Array.isArray(config.layer_types)) {
+  const rule = FAMILIES[family].window;
+  if (!rule) return null;
+  const off = rule.gated && !config.use_sliding_window;
+  if (off && rule.gated !== 'refuse') return null;
+  const window = () => checkInteger(config.sliding_window, 'config.sliding_window', { min: 1 });
+  if (rule.layerTypes && Array.isArray(config.layer_types)) {
     const type = config.layer_types[layer];
     if (type !== 'sliding_attention' && type !== 'full_attention')
       throw rangeError(`config.layer_types[${layer}]`, "'sliding_attention' or 'full_attention'", String(type));
-    return type === 'sliding_attention' ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
+    if (type === 'full_attention') return null;
+    if (off) throw rangeError(`config.layer_types[${layer}]`, "'full_attention' without use_sliding_window (Qwen2MoeConfig makes the window 0 then)", type);
+    return window();
   }
-  if (window === undefined || window === null) return null;
-  switch (family) {
-    case 'gemma2': case 'gpt_oss': return layer % 2 === 0 ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
-    case 'gemma3': case 'gemma3_text': {
-      const pattern = config.sliding_window_pattern ?? 6;
-      return (layer + 1) % pattern !== 0 ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
-    }
-    case 'qwen2': case 'qwen3':
-      return config.use_sliding_window && layer >= (config.max_window_layers ?? 0)
-        ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
-    case 'qwen2_moe':  // the even layers below max_window_layers
-      return config.use_sliding_window && layer % 2 === 0 && layer < config.max_window_layers
-        ? checkInteger(window, 'config.sliding_window', { min: 1 }) : null;
-    default: return null;
-  }
+  if (off || config.sliding_window === undefined || config.sliding_window === null || !rule.slides(config, layer)) return null;
+  return window();
 }
 
 /**
@@ -221,7 +210,7 @@ export function optionsFromConfig(config, { layer, attention }) {
   if (softcap !== undefined) options.softcap = softcap;
   const scalar = configNumber(config, 'query_pre_attn_scalar', { optional: true });
   if (scalar !== undefined) options.scale = scalar ** -0.5;
-  if (family === 'granite') options.scale = configNumber(config, 'attention_multiplier');
+  if (f.scale) options.scale = configNumber(config, f.scale);
   if (f.qkNorm) options.qkNorm = { eps: configNumber(config, 'rms_norm_eps', { optional: true }) ?? 1e-6 };
   if (f.sinks) options.sinks = true;
   return { family, options };

@@ -2,7 +2,7 @@
 // option checked (read once, own properties only), defaults applied, and the
 // result frozen. The core checks the same invariants again (src/checks.cpp).
 import {
-  readOptions, checkInteger, checkBoolean, checkEnum, typeError, rangeError, MAX_DIM,
+  readOptions, checkInteger, checkBoolean, checkEnum, typeError, rangeError, quotedList, MAX_DIM,
 } from './checks.js';
 
 export const CREATE_OPTIONS = ['embedDim', 'numHeads', 'numKVHeads', 'headDim', 'kdim', 'vdim', 'bias', 'addBiasKV',
@@ -62,6 +62,8 @@ const SCALINGS = {
   },
 };
 const SCALING_OPTIONS = [...new Set(Object.values(SCALINGS).flatMap((t) => [...t.required, ...Object.keys(t.optional)]))];
+/** The RoPE scalings the layer implements, by their Hugging Face names. */
+export const ROPE_SCALINGS = Object.keys(SCALINGS);
 
 /** YaRN's default attention factor (Hugging Face's get_mscale). */
 export function yarnAttentionFactor(factor, mscale = 1) {
@@ -85,7 +87,7 @@ function readScaling(value, dim) {
   const s = readOptions(value, ['type', ...SCALING_OPTIONS], 'rope.scaling');
   const type = s.type;
   if (!Object.hasOwn(SCALINGS, type))
-    throw rangeError('rope.scaling.type', "'linear', 'llama3', 'yarn' or 'longrope' (other RoPE scalings are not implemented)", type);
+    throw rangeError('rope.scaling.type', `${quotedList(ROPE_SCALINGS)} (other RoPE scalings are not implemented)`, type);
   const { required, optional } = SCALINGS[type];
   const extra = SCALING_OPTIONS.find((name) => s[name] !== undefined && !required.includes(name) && !Object.hasOwn(optional, name));
   if (extra) throw rangeError(`rope.scaling.${extra}`, `absent with type '${type}'`, s[extra]);

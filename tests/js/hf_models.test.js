@@ -164,3 +164,14 @@ test('Mistral and Phi-3 give every layer the config\'s window: one mask for all 
     layer.dispose();
   }
 });
+
+test('Llama and Granite layers never slide, whatever sliding_window and layer_types say', async () => {
+  for (const family of ['llama', 'granite']) {
+    const base = readJson(family, 'config.json');
+    const config = { ...base, sliding_window: 3, use_sliding_window: true,
+      layer_types: Array.from({ length: base.num_hidden_layers }, () => 'sliding_attention') };
+    const layer = await MultiheadAttention.fromSafetensors(readBytes(family, 'model.safetensors'), { config, layer: 0 });
+    assert.equal(layer.slidingWindow, null, family);
+    layer.dispose();
+  }
+});
